@@ -1,0 +1,274 @@
+//! The durable backend: sled 0.34 under one writer thread with group commit.
+//!
+//! Writers queue their writes; the writer thread takes everything queued (up to a batch limit),
+//! checks it against the index, applies it to sled as one atomic batch, `fsync`s once for the
+//! whole group, and only then makes the batch visible in the index and answers the writers.
+//! Reads and watches are served from the index and never touch sled, so no sled call ever runs
+//! on an async worker thread.
+//!
+//! On disk, in sled's default tree: `d<key>` holds `revision (8 bytes, big-endian) ++ value`
+//! and `m/revision` the store revision, written in the same batch as the data it versions
+//! (a deletion leaves no data behind, but must still advance the revision).
+
+use crate::index::{Index, IndexOptions, Outcome, Write};
+use crate::memory::{expect_deleted, expect_written};
+use crate::{
+    Encoder, Error, Filter, KeyValue, ListOptions, ListResult, Result, Revision, Store, Watch,
+    WatchStart,
+};
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+const DATA_PREFIX: &[u8] = b"d";
+const META_REVISION: &[u8] = b"m/revision";
+
+/// Tuning of the sled backend.
+#[derive(Clone, Copy, Debug)]
+pub struct SledOptions {
+    /// Bytes of sled's page cache. Reads are served from the index, so this mostly buffers writes.
+    pub cache_capacity: u64,
+    /// Most writes committed with one `fsync`.
+    pub max_batch: usize,
+    /// Writes waiting for the writer thread before writers wait for room.
+    pub queue: usize,
+    /// History and fan-out sizes of the index.
+    pub index: IndexOptions,
+}
+
+impl Default for SledOptions {
+    fn default() -> Self {
+        SledOptions {
+            cache_capacity: 16 * 1024 * 1024,
+            max_batch: 1024,
+            queue: 8192,
+            index: IndexOptions::default(),
+        }
+    }
+}
+
+struct Request {
+    write: Write,
+    reply: oneshot::Sender<Result<Outcome>>,
+}
+
+/// A store persisted in a sled database directory.
+pub struct SledStore {
+    index: Arc<Index>,
+    queue: Option<mpsc::Sender<Request>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `path` and loads it into the index. This blocks on disk
+    /// I/O: call it from a blocking context (`spawn_blocking` or before the runtime starts).
+    pub fn open(path: &Path, options: SledOptions) -> Result<SledStore> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(options.cache_capacity)
+            .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(None)
+            .open()?;
+        let revision = match db.get(META_REVISION)? {
+            Some(raw) => decode_revision(&raw)?,
+            None => 0,
+        };
+        let mut data = Vec::new();
+        for item in db.scan_prefix(DATA_PREFIX) {
+            let (key, raw) = item?;
+            let key = std::str::from_utf8(&key[DATA_PREFIX.len()..])
+                .map_err(|e| Error::Backend(format!("stored key is not UTF-8: {e}")))?;
+            let (rev, value) = decode_entry(&raw)?;
+            if rev > revision {
+                return Err(Error::Backend(format!(
+                    "key {key:?} has revision {rev}, newer than the store revision {revision}"
+                )));
+            }
+            data.push(KeyValue {
+                key: Arc::from(key),
+                value,
+                revision: rev,
+            });
+        }
+        let index = Arc::new(Index::new(data, revision, options.index));
+        let (tx, rx) = mpsc::channel(options.queue.max(1));
+        let writer_index = index.clone();
+        let max_batch = options.max_batch.max(1);
+        let writer = std::thread::Builder::new()
+            .name("sled-writer".into())
+            .spawn(move || run_writer(db, writer_index, rx, max_batch))
+            .map_err(|e| Error::Backend(format!("cannot start the writer thread: {e}")))?;
+        Ok(SledStore {
+            index,
+            queue: Some(tx),
+            writer: Some(writer),
+        })
+    }
+
+    async fn write(&self, write: Write) -> Result<Outcome> {
+        let queue = self
+            .queue
+            .as_ref()
+            .ok_or_else(|| Error::Unavailable("store is closed".into()))?;
+        let (reply, answer) = oneshot::channel();
+        queue
+            .send(Request { write, reply })
+            .await
+            .map_err(|_| Error::Unavailable("the writer thread has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| Error::Unavailable("the writer thread has stopped".into()))?
+    }
+}
+
+impl Drop for SledStore {
+    fn drop(&mut self) {
+        // Closing the queue ends the writer after it has committed what was queued.
+        self.queue.take();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+fn run_writer(db: sled::Db, index: Arc<Index>, mut rx: mpsc::Receiver<Request>, max_batch: usize) {
+    // Once a commit fails, what is on disk is uncertain: refuse every later write.
+    let mut failed: Option<String> = None;
+    while let Some(first) = rx.blocking_recv() {
+        let mut requests = vec![first];
+        while requests.len() < max_batch {
+            match rx.try_recv() {
+                Ok(request) => requests.push(request),
+                Err(_) => break,
+            }
+        }
+        if let Some(reason) = &failed {
+            for request in requests {
+                let _ = request.reply.send(Err(Error::Unavailable(reason.clone())));
+            }
+            continue;
+        }
+        let prepared = index.prepare(
+            requests
+                .into_iter()
+                .map(|r| (r.write, r.reply))
+                .collect::<Vec<_>>(),
+        );
+        if !prepared.changes.is_empty() {
+            let mut batch = sled::Batch::default();
+            for change in &prepared.changes {
+                let key = data_key(&change.key);
+                match &change.value {
+                    Some(value) => batch.insert(key, encode_entry(change.revision, value)),
+                    None => batch.remove(key),
+                }
+            }
+            batch.insert(META_REVISION, &prepared.revision.to_be_bytes()[..]);
+            let committed = db.apply_batch(batch).and_then(|()| db.flush().map(|_| ()));
+            if let Err(err) = committed {
+                let reason = format!("commit failed: {err}");
+                tracing::error!(error = %err, "sled commit failed; refusing further writes");
+                for (reply, _) in prepared.outcomes {
+                    let _ = reply.send(Err(Error::Backend(reason.clone())));
+                }
+                failed = Some(reason);
+                continue;
+            }
+            index.apply(prepared.changes);
+        }
+        for (reply, outcome) in prepared.outcomes {
+            let _ = reply.send(outcome);
+        }
+    }
+    if let Err(err) = db.flush() {
+        tracing::error!(error = %err, "final sled flush failed");
+    }
+}
+
+fn data_key(key: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(DATA_PREFIX.len() + key.len());
+    out.extend_from_slice(DATA_PREFIX);
+    out.extend_from_slice(key.as_bytes());
+    out
+}
+
+fn encode_entry(revision: Revision, value: &Bytes) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + value.len());
+    out.extend_from_slice(&revision.to_be_bytes());
+    out.extend_from_slice(value);
+    out
+}
+
+fn decode_revision(raw: &[u8]) -> Result<Revision> {
+    let bytes: [u8; 8] = raw
+        .try_into()
+        .map_err(|_| Error::Backend(format!("stored revision has {} bytes", raw.len())))?;
+    Ok(Revision::from_be_bytes(bytes))
+}
+
+fn decode_entry(raw: &[u8]) -> Result<(Revision, Bytes)> {
+    if raw.len() < 8 {
+        return Err(Error::Backend(format!(
+            "stored entry has {} bytes, fewer than its revision",
+            raw.len()
+        )));
+    }
+    let revision = decode_revision(&raw[..8])?;
+    Ok((revision, Bytes::copy_from_slice(&raw[8..])))
+}
+
+#[async_trait]
+impl Store for SledStore {
+    async fn create(&self, key: &str, value: Encoder) -> Result<KeyValue> {
+        expect_written(
+            self.write(Write::Create {
+                key: key.to_string(),
+                encode: value,
+            })
+            .await,
+        )
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
+        Ok(self.index.get(key))
+    }
+
+    async fn update(&self, key: &str, expected: Revision, value: Encoder) -> Result<KeyValue> {
+        expect_written(
+            self.write(Write::Update {
+                key: key.to_string(),
+                expected,
+                encode: value,
+            })
+            .await,
+        )
+    }
+
+    async fn delete(&self, key: &str, expected: Revision) -> Result<(KeyValue, Revision)> {
+        expect_deleted(
+            self.write(Write::Delete {
+                key: key.to_string(),
+                expected,
+            })
+            .await,
+        )
+    }
+
+    async fn list(&self, options: ListOptions, filter: Option<Filter<'_>>) -> Result<ListResult> {
+        self.index.list(&options, filter)
+    }
+
+    async fn watch(&self, prefix: &str, start: WatchStart) -> Result<Watch> {
+        self.index.watch(prefix, start)
+    }
+
+    fn current_revision(&self) -> Revision {
+        self.index.revision()
+    }
+
+    fn oldest_revision(&self) -> Revision {
+        self.index.oldest()
+    }
+}
