@@ -1,0 +1,634 @@
+//! The one API error type. Every failure a client can see becomes a Kubernetes `Status`, worded
+//! as kube-apiserver words it (`k8s.io/apimachinery/pkg/api/errors`), in exactly one place:
+//! [`ApiError::into_response`]. Storage errors are translated in [`ApiError::from_storage`].
+
+use crate::kinds::Kind;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ListMeta, Status, StatusCause, StatusDetails};
+
+/// One field validation failure, as `k8s.io/apimachinery/pkg/util/validation/field.Error`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FieldError {
+    /// `FieldValueInvalid`, `FieldValueRequired`, ...
+    pub reason: &'static str,
+    /// The field path, e.g. `spec.replicas`.
+    pub field: String,
+    /// What `ErrorBody()` renders: `Invalid value: 15: spec.replicas in body should be ...`.
+    pub body: String,
+}
+
+/// A JSON value rendered the way Go's `field.Error` renders a bad value.
+pub fn bad_value(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => go_quote(s),
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::Bool(b) => b.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Quotes a string like Go's `%q` / `strconv.Quote` for the characters that matter in messages.
+pub fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+impl FieldError {
+    /// `field.Invalid(path, value, detail)`.
+    pub fn invalid(field: impl Into<String>, value: &serde_json::Value, detail: &str) -> Self {
+        let mut body = format!("Invalid value: {}", bad_value(value));
+        if !detail.is_empty() {
+            body.push_str(": ");
+            body.push_str(detail);
+        }
+        FieldError {
+            reason: "FieldValueInvalid",
+            field: field.into(),
+            body,
+        }
+    }
+
+    /// `field.TypeInvalid(path, value, detail)`.
+    pub fn type_invalid(field: impl Into<String>, value: &serde_json::Value, detail: &str) -> Self {
+        FieldError {
+            reason: "FieldValueTypeInvalid",
+            ..FieldError::invalid(field, value, detail)
+        }
+    }
+
+    /// `field.Required(path, detail)`.
+    pub fn required(field: impl Into<String>, detail: &str) -> Self {
+        FieldError {
+            reason: "FieldValueRequired",
+            field: field.into(),
+            body: with_detail("Required value", detail),
+        }
+    }
+
+    /// `field.Forbidden(path, detail)`.
+    pub fn forbidden(field: impl Into<String>, detail: &str) -> Self {
+        FieldError {
+            reason: "FieldValueForbidden",
+            field: field.into(),
+            body: with_detail("Forbidden", detail),
+        }
+    }
+
+    /// `field.NotSupported(path, value, valid)`.
+    pub fn not_supported(field: impl Into<String>, value: &serde_json::Value, valid: &[String]) -> Self {
+        let mut body = format!("Unsupported value: {}", bad_value(value));
+        if !valid.is_empty() {
+            let quoted: Vec<String> = valid.iter().map(|v| go_quote(v)).collect();
+            body.push_str(": supported values: ");
+            body.push_str(&quoted.join(", "));
+        }
+        FieldError {
+            reason: "FieldValueNotSupported",
+            field: field.into(),
+            body,
+        }
+    }
+
+    /// `field.TooLong(path, value, max)` (bytes).
+    pub fn too_long(field: impl Into<String>, max: usize) -> Self {
+        FieldError {
+            reason: "FieldValueTooLong",
+            field: field.into(),
+            body: format!(
+                "Too long: may not be more than {max} {}",
+                if max == 1 { "byte" } else { "bytes" }
+            ),
+        }
+    }
+
+    /// `field.TooMany(path, actual, max)`.
+    pub fn too_many(field: impl Into<String>, actual: usize, max: usize) -> Self {
+        FieldError {
+            reason: "FieldValueTooMany",
+            field: field.into(),
+            body: format!(
+                "Too many: {actual}: must have at most {max} {}",
+                if max == 1 { "item" } else { "items" }
+            ),
+        }
+    }
+
+    /// `field.Duplicate(path, value)`.
+    pub fn duplicate(field: impl Into<String>, value: &serde_json::Value) -> Self {
+        FieldError {
+            reason: "FieldValueDuplicate",
+            field: field.into(),
+            body: format!("Duplicate value: {}", bad_value(value)),
+        }
+    }
+
+    /// What `field.Error.Error()` renders: `<field>: <body>`.
+    pub fn message(&self) -> String {
+        if self.field.is_empty() {
+            self.body.clone()
+        } else {
+            format!("{}: {}", self.field, self.body)
+        }
+    }
+}
+
+fn with_detail(head: &str, detail: &str) -> String {
+    if detail.is_empty() {
+        head.to_string()
+    } else {
+        format!("{head}: {detail}")
+    }
+}
+
+/// Joins field errors like `utilerrors.NewAggregate(...).Error()`: one error alone, several in
+/// brackets, duplicates once.
+pub fn aggregate(errors: &[FieldError]) -> String {
+    let mut seen: Vec<String> = Vec::new();
+    for e in errors {
+        let m = e.message();
+        if !seen.contains(&m) {
+            seen.push(m);
+        }
+    }
+    match seen.len() {
+        0 => String::new(),
+        1 => seen.remove(0),
+        _ => format!("[{}]", seen.join(", ")),
+    }
+}
+
+/// An error answered to the client as a `Status`.
+#[derive(Clone, Debug)]
+pub struct ApiError {
+    status: Status,
+    retry_after: Option<u32>,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.code(),
+            self.status.reason.as_deref().unwrap_or(""),
+            self.status.message.as_deref().unwrap_or("")
+        )
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// Group and plural resource, as Go's `schema.GroupResource` prints it (`apps.admission.example.com`).
+fn qualified(kind: &Kind) -> String {
+    format!("{}.{}", kind.plural, kind.group)
+}
+
+fn details(kind: &Kind, name: &str) -> StatusDetails {
+    StatusDetails {
+        group: Some(kind.group.to_string()),
+        kind: Some(kind.plural.to_string()),
+        name: Some(name.to_string()).filter(|n| !n.is_empty()),
+        ..Default::default()
+    }
+}
+
+impl ApiError {
+    fn new(code: u16, reason: &str, message: String, details: Option<StatusDetails>) -> ApiError {
+        ApiError {
+            status: Status {
+                status: Some("Failure".into()),
+                code: Some(code.into()),
+                reason: Some(reason.to_string()).filter(|r| !r.is_empty()),
+                message: Some(message),
+                details,
+                metadata: ListMeta::default(),
+            },
+            retry_after: None,
+        }
+    }
+
+    /// The HTTP status code.
+    pub fn code(&self) -> u16 {
+        self.status.code.unwrap_or(500) as u16
+    }
+
+    /// The `Status` reason (`NotFound`, `Conflict`, ...).
+    pub fn reason(&self) -> &str {
+        self.status.reason.as_deref().unwrap_or("")
+    }
+
+    /// The human message.
+    pub fn message(&self) -> &str {
+        self.status.message.as_deref().unwrap_or("")
+    }
+
+    /// The `Status` object itself (watch `ERROR` events carry it).
+    pub fn status(&self) -> &Status {
+        &self.status
+    }
+
+    /// 404 for a named object.
+    pub fn not_found(kind: &Kind, name: &str) -> ApiError {
+        ApiError::new(
+            404,
+            "NotFound",
+            format!("{} {} not found", qualified(kind), go_quote(name)),
+            Some(details(kind, name)),
+        )
+    }
+
+    /// 404 for a path the server does not serve (go-restful's answer).
+    pub fn path_not_found() -> ApiError {
+        ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource".into(),
+            Some(StatusDetails::default()),
+        )
+    }
+
+    /// 409 for a create of an existing name.
+    pub fn already_exists(kind: &Kind, name: &str) -> ApiError {
+        ApiError::new(
+            409,
+            "AlreadyExists",
+            format!("{} {} already exists", qualified(kind), go_quote(name)),
+            Some(details(kind, name)),
+        )
+    }
+
+    /// 409 for a write that lost an optimistic-concurrency race or failed a precondition.
+    pub fn conflict(kind: &Kind, name: &str, why: &str) -> ApiError {
+        ApiError::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {} {}: {why}",
+                qualified(kind),
+                go_quote(name)
+            ),
+            Some(details(kind, name)),
+        )
+    }
+
+    /// 409 for a stale resourceVersion, in kube-apiserver's words.
+    pub fn stale(kind: &Kind, name: &str) -> ApiError {
+        ApiError::conflict(
+            kind,
+            name,
+            "the object has been modified; please apply your changes to the latest version and try again",
+        )
+    }
+
+    /// 409 of a server-side apply that conflicts with other managers.
+    pub fn apply_conflict(message: String, causes: Vec<StatusCause>) -> ApiError {
+        ApiError::new(
+            409,
+            "Conflict",
+            message,
+            Some(StatusDetails {
+                causes: Some(causes),
+                ..Default::default()
+            }),
+        )
+    }
+
+    /// 422 with one cause per field error (`errors.NewInvalid`).
+    pub fn invalid(group: &str, kind: &str, name: &str, errors: &[FieldError]) -> ApiError {
+        let qualified_kind = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{group}")
+        };
+        let message = if errors.is_empty() {
+            format!("{qualified_kind} {} is invalid", go_quote(name))
+        } else {
+            format!(
+                "{qualified_kind} {} is invalid: {}",
+                go_quote(name),
+                aggregate(errors)
+            )
+        };
+        let causes = errors
+            .iter()
+            .map(|e| StatusCause {
+                reason: Some(e.reason.to_string()),
+                message: Some(e.body.clone()),
+                field: Some(e.field.clone()),
+            })
+            .collect();
+        ApiError::new(
+            422,
+            "Invalid",
+            message,
+            Some(StatusDetails {
+                group: Some(group.to_string()).filter(|g| !g.is_empty()),
+                kind: Some(kind.to_string()).filter(|k| !k.is_empty()),
+                name: Some(name.to_string()).filter(|n| !n.is_empty()),
+                causes: Some(causes),
+                ..Default::default()
+            }),
+        )
+    }
+
+    /// 422 for an object of one of our kinds.
+    pub fn invalid_object(kind: &Kind, name: &str, errors: &[FieldError]) -> ApiError {
+        ApiError::invalid(kind.group, kind.kind, name, errors)
+    }
+
+    /// 400 with a message.
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(400, "BadRequest", message.into(), None)
+    }
+
+    /// 401.
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(401, "Unauthorized", "Unauthorized".into(), None)
+    }
+
+    /// 403 (`errors.NewForbidden`).
+    pub fn forbidden(group: &str, resource: &str, name: &str, why: &str) -> ApiError {
+        let gr = match (resource.is_empty(), group.is_empty()) {
+            (true, _) => String::new(),
+            (false, true) => resource.to_string(),
+            (false, false) => format!("{resource}.{group}"),
+        };
+        let message = if gr.is_empty() {
+            format!("forbidden: {why}")
+        } else if name.is_empty() {
+            format!("{gr} is forbidden: {why}")
+        } else {
+            format!("{gr} {} is forbidden: {why}", go_quote(name))
+        };
+        ApiError::new(
+            403,
+            "Forbidden",
+            message,
+            Some(StatusDetails {
+                group: Some(group.to_string()).filter(|g| !g.is_empty()),
+                kind: Some(resource.to_string()).filter(|r| !r.is_empty()),
+                name: Some(name.to_string()).filter(|n| !n.is_empty()),
+                ..Default::default()
+            }),
+        )
+    }
+
+    /// 405 (go-restful's answer for a method a path does not serve).
+    pub fn method_not_allowed() -> ApiError {
+        ApiError::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource".into(),
+            Some(StatusDetails::default()),
+        )
+    }
+
+    /// 405 for a verb a resource does not support (`errors.NewMethodNotSupported`).
+    pub fn method_not_supported(group: &str, resource: &str, action: &str) -> ApiError {
+        ApiError::new(
+            405,
+            "MethodNotAllowed",
+            format!("{action} is not supported on resources of kind \"{resource}.{group}\""),
+            Some(StatusDetails {
+                group: Some(group.to_string()),
+                kind: Some(resource.to_string()),
+                ..Default::default()
+            }),
+        )
+    }
+
+    /// 406 when no acceptable media type can be served.
+    pub fn not_acceptable(accepted: &[&str]) -> ApiError {
+        ApiError::new(
+            406,
+            "NotAcceptable",
+            format!(
+                "only the following media types are accepted: {}",
+                accepted.join(", ")
+            ),
+            None,
+        )
+    }
+
+    /// 415 when the body's media type is not one we decode.
+    pub fn unsupported_media_type(accepted: &[&str]) -> ApiError {
+        ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: {}",
+                accepted.join(", ")
+            ),
+            None,
+        )
+    }
+
+    /// 410 `Expired` (a resourceVersion or continue token outside the history window).
+    pub fn expired(message: impl Into<String>) -> ApiError {
+        ApiError::new(410, "Expired", message.into(), None)
+    }
+
+    /// 413 for a body over the limit.
+    pub fn too_large(message: &str) -> ApiError {
+        ApiError::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: {message}"),
+            None,
+        )
+    }
+
+    /// 429 when the server sheds load.
+    pub fn too_many_requests(message: &str, retry_after: u32) -> ApiError {
+        let mut e = ApiError::new(
+            429,
+            "TooManyRequests",
+            format!("Too many requests: {message}"),
+            Some(StatusDetails {
+                retry_after_seconds: Some(retry_after as i32),
+                ..Default::default()
+            }),
+        );
+        e.retry_after = Some(retry_after);
+        e
+    }
+
+    /// 504 (`errors.NewTimeoutError`).
+    pub fn timeout(message: &str, retry_after: u32) -> ApiError {
+        let mut e = ApiError::new(
+            504,
+            "Timeout",
+            format!("Timeout: {message}"),
+            Some(StatusDetails {
+                retry_after_seconds: Some(retry_after as i32),
+                ..Default::default()
+            }),
+        );
+        e.retry_after = Some(retry_after);
+        e
+    }
+
+    /// 503.
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError::new(503, "ServiceUnavailable", message.into(), None)
+    }
+
+    /// 500. The cause is logged; the client gets kube-apiserver's generic wording.
+    pub fn internal(cause: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %cause, "internal error");
+        let message = cause.to_string();
+        ApiError::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {message}"),
+            Some(StatusDetails {
+                causes: Some(vec![StatusCause {
+                    message: Some(message),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+        )
+    }
+
+    /// Sets `metadata.continue` (an inconsistent-continue token on a 410).
+    pub fn with_continue(mut self, token: String) -> ApiError {
+        self.status.metadata.continue_ = Some(token);
+        self
+    }
+
+    /// Sets the `uid` in the details.
+    pub fn with_uid(mut self, uid: Option<String>) -> ApiError {
+        if let Some(d) = self.status.details.as_mut() {
+            d.uid = uid;
+        }
+        self
+    }
+
+    /// Translates a storage error about an object of `kind` named `name`.
+    pub fn from_storage(kind: &Kind, name: &str, err: storage::Error) -> ApiError {
+        match err {
+            storage::Error::NotFound(_) => ApiError::not_found(kind, name),
+            storage::Error::AlreadyExists(_) => ApiError::already_exists(kind, name),
+            storage::Error::Conflict { .. } => ApiError::stale(kind, name),
+            storage::Error::TooOld { requested, oldest } => {
+                ApiError::expired(format!("too old resource version: {requested} ({oldest})"))
+            }
+            storage::Error::Lagged => ApiError::expired("the watch fell behind; please re-list"),
+            storage::Error::FutureRevision { requested, current } => ApiError::timeout(
+                &format!("Too large resource version: {requested}, current: {current}"),
+                1,
+            ),
+            storage::Error::Unavailable(why) => ApiError::unavailable(why),
+            storage::Error::Backend(why) => ApiError::internal(why),
+        }
+    }
+
+    /// The `Status` as JSON bytes.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&StatusBody(&self.status)).unwrap_or_else(|_| b"{}".to_vec())
+    }
+}
+
+/// Serializes a `Status` with `kind` and `apiVersion` (k8s-openapi leaves them to the caller).
+pub struct StatusBody<'a>(pub &'a Status);
+
+impl serde::Serialize for StatusBody<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut value = serde_json::to_value(self.0).map_err(serde::ser::Error::custom)?;
+        if let Some(obj) = value.as_object_mut() {
+            obj.insert("kind".into(), "Status".into());
+            obj.insert("apiVersion".into(), "v1".into());
+        }
+        value.serialize(serializer)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = StatusCode::from_u16(self.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (code, self.to_json()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache, private"),
+        );
+        if let Some(seconds) = self.retry_after
+            && let Ok(v) = HeaderValue::from_str(&seconds.to_string())
+        {
+            headers.insert(header::RETRY_AFTER, v);
+        }
+        response
+    }
+}
+
+/// What handlers return.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn field_errors_render_like_go() {
+        let cases = [
+            (
+                FieldError::invalid("spec.replicas", &json!(15), "spec.replicas in body should be less than or equal to 10"),
+                "spec.replicas: Invalid value: 15: spec.replicas in body should be less than or equal to 10",
+            ),
+            (
+                FieldError::not_supported("spec.version", &json!("v1.0.2"), &["v1.0.0".into(), "v1.0.1".into()]),
+                "spec.version: Unsupported value: \"v1.0.2\": supported values: \"v1.0.0\", \"v1.0.1\"",
+            ),
+            (
+                FieldError::required("metadata.name", "name or generateName is required"),
+                "metadata.name: Required value: name or generateName is required",
+            ),
+            (FieldError::forbidden("x", ""), "x: Forbidden"),
+            (FieldError::too_long("a", 63), "a: Too long: may not be more than 63 bytes"),
+        ];
+        for (err, want) in cases {
+            assert_eq!(err.message(), want);
+        }
+    }
+
+    #[test]
+    fn aggregate_brackets_only_several() {
+        let a = FieldError::required("a", "");
+        let b = FieldError::required("b", "");
+        assert_eq!(aggregate(std::slice::from_ref(&a)), "a: Required value");
+        assert_eq!(aggregate(&[a.clone(), b]), "[a: Required value, b: Required value]");
+        assert_eq!(aggregate(&[a.clone(), a]), "a: Required value");
+    }
+
+    #[test]
+    fn status_json_has_kind_and_api_version() {
+        let body: serde_json::Value =
+            serde_json::from_slice(&ApiError::bad_request("nope").to_json()).unwrap();
+        assert_eq!(
+            body,
+            json!({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"nope","reason":"BadRequest","code":400})
+        );
+    }
+}

@@ -1,0 +1,5 @@
+//! Field ownership: field sets, comparisons along a schema, and `managedFields`.
+
+pub mod managed;
+pub mod set;
+pub mod walk;
