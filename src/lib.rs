@@ -4,4 +4,5 @@ pub mod api;
 pub mod fields;
 pub mod kinds;
 pub mod object;
+pub mod registry;
 pub mod schema;

@@ -1,3 +1,10 @@
 //! The HTTP API: errors, request parsing, negotiation, discovery, OpenAPI and the REST verbs.
 
+pub mod discovery;
 pub mod error;
+pub mod negotiation;
+pub mod openapi;
+pub mod query;
+pub mod render;
+pub mod request_info;
+pub mod selectors;

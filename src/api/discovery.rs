@@ -1,0 +1,280 @@
+//! Discovery: `/api`, `/apis`, `/apis/<group>`, `/apis/<group>/<version>`, and aggregated
+//! discovery (`apidiscovery.k8s.io/v2`) with ETag/304, as kube-apiserver serves them for a group.
+//! The documents are built once at startup from the kind descriptions.
+
+use super::negotiation::parse_accept;
+use crate::kinds::{GROUP, GROUP_VERSION, Kind, Resource, VERSION};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha512};
+use std::sync::Arc;
+
+/// The discovery documents, serialized once.
+pub struct Discovery {
+    /// `/apis` as `APIGroupList`.
+    pub group_list: Vec<u8>,
+    /// `/apis/<group>` as `APIGroup`.
+    pub group: Vec<u8>,
+    /// `/apis/<group>/<version>` as `APIResourceList`.
+    pub resource_list: Vec<u8>,
+    /// `/api` as `APIVersions` (this server serves no core group).
+    pub legacy_versions: Vec<u8>,
+    /// `/apis` as `APIGroupDiscoveryList` v2 and v2beta1, with their ETags.
+    pub aggregated: [(Vec<u8>, String); 2],
+    /// `/api` as an empty `APIGroupDiscoveryList` v2 and v2beta1, with their ETags.
+    pub aggregated_legacy: [(Vec<u8>, String); 2],
+}
+
+/// A resource of the group that is not stored (the admission review endpoints).
+pub struct ExtraResource {
+    /// Plural name.
+    pub plural: &'static str,
+    /// Singular name.
+    pub singular: &'static str,
+    /// Kind of the objects posted.
+    pub kind: &'static str,
+    /// Verbs served.
+    pub verbs: &'static [&'static str],
+}
+
+/// The verbs of a stored kind, in the order kube-apiserver lists them for a CRD.
+const KIND_VERBS: &[&str] = &[
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "create",
+    "update",
+    "watch",
+];
+const SUBRESOURCE_VERBS: &[&str] = &["get", "patch", "update"];
+
+fn group_version() -> Value {
+    json!({"groupVersion": GROUP_VERSION, "version": VERSION})
+}
+
+fn api_group() -> Value {
+    json!({
+        "name": GROUP,
+        "versions": [group_version()],
+        "preferredVersion": group_version(),
+    })
+}
+
+fn resource_entries(kind: &Kind) -> Vec<Value> {
+    let mut out = vec![json!({
+        "name": kind.plural,
+        "singularName": kind.singular,
+        "namespaced": kind.namespaced,
+        "kind": kind.kind,
+        "verbs": KIND_VERBS,
+    })];
+    if let Some(Value::Object(main)) = out.first_mut() {
+        if !kind.short_names.is_empty() {
+            main.insert("shortNames".into(), json!(kind.short_names));
+        }
+        if !kind.categories.is_empty() {
+            main.insert("categories".into(), json!(kind.categories));
+        }
+        main.insert("storageVersionHash".into(), json!(kind.storage_version_hash));
+    }
+    if kind.status_subresource {
+        out.push(json!({
+            "name": format!("{}/status", kind.plural),
+            "singularName": "",
+            "namespaced": kind.namespaced,
+            "kind": kind.kind,
+            "verbs": SUBRESOURCE_VERBS,
+        }));
+    }
+    if kind.scale.is_some() {
+        out.push(json!({
+            "name": format!("{}/scale", kind.plural),
+            "singularName": "",
+            "namespaced": kind.namespaced,
+            "group": "autoscaling",
+            "version": "v1",
+            "kind": "Scale",
+            "verbs": SUBRESOURCE_VERBS,
+        }));
+    }
+    out
+}
+
+fn aggregated_entry(kind: &Kind) -> Value {
+    let response_kind = json!({"group": GROUP, "version": VERSION, "kind": kind.kind});
+    let mut subresources = Vec::new();
+    if kind.status_subresource {
+        subresources.push(json!({"subresource": "status", "responseKind": response_kind, "verbs": SUBRESOURCE_VERBS}));
+    }
+    if kind.scale.is_some() {
+        subresources.push(json!({
+            "subresource": "scale",
+            "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
+            "verbs": SUBRESOURCE_VERBS,
+        }));
+    }
+    let mut entry = json!({
+        "resource": kind.plural,
+        "responseKind": response_kind,
+        "scope": if kind.namespaced { "Namespaced" } else { "Cluster" },
+        "singularResource": kind.singular,
+        "verbs": KIND_VERBS,
+    });
+    if let Value::Object(m) = &mut entry {
+        if !kind.short_names.is_empty() {
+            m.insert("shortNames".into(), json!(kind.short_names));
+        }
+        if !kind.categories.is_empty() {
+            m.insert("categories".into(), json!(kind.categories));
+        }
+        if !subresources.is_empty() {
+            m.insert("subresources".into(), Value::Array(subresources));
+        }
+    }
+    entry
+}
+
+fn etag(bytes: &[u8]) -> String {
+    let digest = Sha512::digest(bytes);
+    format!("\"{}\"", hex_upper(&digest))
+}
+
+/// Upper-case hex, as kube-apiserver prints discovery and OpenAPI hashes.
+pub fn hex_upper(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+fn serialized(value: &Value) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+impl Discovery {
+    /// Builds every document for the served kinds and the extra (non-stored) resources.
+    pub fn new(resources: &[Arc<Resource>], extra: &[ExtraResource]) -> Discovery {
+        let mut kinds: Vec<&Kind> = resources.iter().map(|r| r.kind).collect();
+        kinds.sort_by_key(|k| k.plural);
+        let mut entries: Vec<Value> = kinds.iter().flat_map(|k| resource_entries(k)).collect();
+        let mut aggregated_resources: Vec<Value> = kinds.iter().map(|k| aggregated_entry(k)).collect();
+        for e in extra {
+            entries.push(json!({
+                "name": e.plural,
+                "singularName": e.singular,
+                "namespaced": false,
+                "kind": e.kind,
+                "verbs": e.verbs,
+            }));
+            aggregated_resources.push(json!({
+                "resource": e.plural,
+                "responseKind": {"group": GROUP, "version": VERSION, "kind": e.kind},
+                "scope": "Cluster",
+                "singularResource": e.singular,
+                "verbs": e.verbs,
+            }));
+        }
+        let group_list = json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [api_group()]});
+        let mut group = api_group();
+        if let Value::Object(m) = &mut group {
+            m.insert("kind".into(), json!("APIGroup"));
+            m.insert("apiVersion".into(), json!("v1"));
+        }
+        let resource_list = json!({
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": GROUP_VERSION,
+            "resources": entries,
+        });
+        let aggregated = |version: &str, items: Value| {
+            let doc = json!({
+                "kind": "APIGroupDiscoveryList",
+                "apiVersion": format!("apidiscovery.k8s.io/{version}"),
+                "metadata": {},
+                "items": items,
+            });
+            let bytes = serialized(&doc);
+            let tag = etag(&bytes);
+            (bytes, tag)
+        };
+        let items = json!([{
+            "metadata": {"name": GROUP, "creationTimestamp": null},
+            "versions": [{"version": VERSION, "resources": aggregated_resources, "freshness": "Current"}],
+        }]);
+        Discovery {
+            group_list: serialized(&group_list),
+            group: serialized(&group),
+            resource_list: serialized(&resource_list),
+            legacy_versions: serialized(&json!({"kind": "APIVersions", "versions": [], "serverAddressByClientCIDRs": []})),
+            aggregated: [aggregated("v2", items.clone()), aggregated("v2beta1", items)],
+            aggregated_legacy: [aggregated("v2", json!([])), aggregated("v2beta1", json!([]))],
+        }
+    }
+}
+
+/// What an `Accept` header on `/api` or `/apis` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiscoveryFormat {
+    /// `APIGroupDiscoveryList` (index 0: v2, 1: v2beta1).
+    Aggregated(usize),
+    /// The legacy unaggregated document.
+    Legacy,
+    /// Nothing acceptable.
+    None,
+}
+
+/// Chooses between aggregated and legacy discovery.
+pub fn discovery_format(accept: Option<&str>) -> DiscoveryFormat {
+    let header = accept.unwrap_or("").trim();
+    if header.is_empty() {
+        return DiscoveryFormat::Legacy;
+    }
+    for range in parse_accept(header) {
+        let json = (range.type_ == "application" || range.type_ == "*")
+            && (range.subtype == "json" || range.subtype == "*");
+        if !json {
+            continue;
+        }
+        match (range.param("as"), range.param("g"), range.param("v")) {
+            (Some("APIGroupDiscoveryList"), Some("apidiscovery.k8s.io"), Some("v2")) => {
+                return DiscoveryFormat::Aggregated(0);
+            }
+            (Some("APIGroupDiscoveryList"), Some("apidiscovery.k8s.io"), Some("v2beta1")) => {
+                return DiscoveryFormat::Aggregated(1);
+            }
+            (None, _, _) => return DiscoveryFormat::Legacy,
+            _ => {}
+        }
+    }
+    DiscoveryFormat::None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Value {
+        let path = format!("{}/../shared/fixtures/kube-1.36/crd-oracle/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn resource_list_and_aggregated_entry_match_the_crd_oracle() {
+        let d = Discovery::new(&crate::kinds::load().unwrap(), &[]);
+        let got: Value = serde_json::from_slice(&d.resource_list).unwrap();
+        assert_eq!(got, fixture("14-discovery-resourcelist.json")["response"]["body"]);
+        let got: Value = serde_json::from_slice(&d.aggregated[0].0).unwrap();
+        let want = &fixture("15-aggregated-discovery-v2-entry.json")["response"]["item_for_this_group"][0];
+        let mut item = got["items"][0].clone();
+        item["metadata"].as_object_mut().unwrap().remove("creationTimestamp");
+        assert_eq!(&item, want);
+    }
+
+    #[test]
+    fn aggregator_accept_header_gets_v2() {
+        let h = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList";
+        assert_eq!(discovery_format(Some(h)), DiscoveryFormat::Aggregated(0));
+        assert_eq!(discovery_format(Some(&format!("{h},application/json"))), DiscoveryFormat::Aggregated(0));
+        assert_eq!(discovery_format(Some("application/json")), DiscoveryFormat::Legacy);
+        assert_eq!(discovery_format(None), DiscoveryFormat::Legacy);
+        assert_eq!(discovery_format(Some("text/plain")), DiscoveryFormat::None);
+    }
+}

@@ -1,0 +1,241 @@
+//! Content negotiation: which representation an `Accept` header asks for, and which decoder a
+//! `Content-Type` needs. Unsupported choices become 406 and 415 as kube-apiserver words them.
+
+use super::error::{ApiError, ApiResult};
+
+/// One media range of an `Accept` header.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MediaRange {
+    /// `application`
+    pub type_: String,
+    /// `json`
+    pub subtype: String,
+    /// Parameters other than `q`, lower-cased names.
+    pub params: Vec<(String, String)>,
+    /// Quality.
+    pub q: f32,
+}
+
+impl MediaRange {
+    /// A parameter value.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn is(&self, t: &str, s: &str) -> bool {
+        (self.type_ == t || self.type_ == "*") && (self.subtype == s || self.subtype == "*")
+    }
+}
+
+/// Parses an `Accept` header into media ranges, best first (stable for equal quality).
+pub fn parse_accept(header: &str) -> Vec<MediaRange> {
+    let mut ranges: Vec<MediaRange> = header
+        .split(',')
+        .filter_map(|part| {
+            let mut pieces = part.split(';');
+            let mime = pieces.next()?.trim().to_ascii_lowercase();
+            let (type_, subtype) = mime.split_once('/')?;
+            let mut q = 1.0;
+            let mut params = Vec::new();
+            for p in pieces {
+                let Some((k, v)) = p.split_once('=') else {
+                    continue;
+                };
+                let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().trim_matches('"').to_string());
+                if k == "q" {
+                    q = v.parse().unwrap_or(0.0);
+                } else {
+                    params.push((k, v));
+                }
+            }
+            Some(MediaRange {
+                type_: type_.trim().to_string(),
+                subtype: subtype.trim().to_string(),
+                params,
+                q,
+            })
+        })
+        .filter(|r| r.q > 0.0)
+        .collect();
+    ranges.sort_by(|a, b| b.q.partial_cmp(&a.q).unwrap_or(std::cmp::Ordering::Equal));
+    ranges
+}
+
+/// What a response is made of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// One object (get, create, update, patch, delete).
+    Object,
+    /// A collection (list).
+    List,
+    /// A watch stream.
+    Watch,
+}
+
+/// The representation chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// The object(s) as JSON.
+    Json,
+    /// The object(s) as YAML.
+    Yaml,
+    /// A `meta.k8s.io` Table (`v1beta1` when asked so).
+    Table {
+        /// Asked for `v1beta1`.
+        beta: bool,
+    },
+    /// `PartialObjectMetadata` (or the List form for collections).
+    Metadata {
+        /// Asked for `v1beta1`.
+        beta: bool,
+    },
+}
+
+const ACCEPTED: &[&str] = &["application/json", "application/yaml"];
+
+/// Chooses the representation an `Accept` header asks for.
+pub fn negotiate(accept: Option<&str>, target: Target) -> ApiResult<Output> {
+    let header = accept.unwrap_or("").trim();
+    if header.is_empty() {
+        return Ok(Output::Json);
+    }
+    for range in parse_accept(header) {
+        let as_ = range.param("as");
+        let meta_group = range.param("g") == Some("meta.k8s.io");
+        let beta = match range.param("v") {
+            Some("v1") => Some(false),
+            Some("v1beta1") => Some(true),
+            _ => None,
+        };
+        match as_ {
+            None => {
+                if range.is("application", "json") {
+                    return Ok(Output::Json);
+                }
+                if range.is("application", "yaml") && target != Target::Watch {
+                    return Ok(Output::Yaml);
+                }
+            }
+            Some("Table") if meta_group && range.is("application", "json") => {
+                if let Some(beta) = beta {
+                    return Ok(Output::Table { beta });
+                }
+            }
+            Some("PartialObjectMetadata")
+                if meta_group && range.is("application", "json") && target != Target::List =>
+            {
+                if let Some(beta) = beta {
+                    return Ok(Output::Metadata { beta });
+                }
+            }
+            Some("PartialObjectMetadataList")
+                if meta_group && range.is("application", "json") && target == Target::List =>
+            {
+                if let Some(beta) = beta {
+                    return Ok(Output::Metadata { beta });
+                }
+            }
+            _ => {}
+        }
+    }
+    Err(ApiError::not_acceptable(ACCEPTED))
+}
+
+/// How a request body is encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyFormat {
+    /// `application/json`
+    Json,
+    /// `application/yaml`
+    Yaml,
+}
+
+fn mime_of(content_type: Option<&str>) -> String {
+    content_type
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// The decoder for the body of a create or update.
+pub fn body_format(content_type: Option<&str>) -> ApiResult<BodyFormat> {
+    match mime_of(content_type).as_str() {
+        "" | "application/json" => Ok(BodyFormat::Json),
+        "application/yaml" => Ok(BodyFormat::Yaml),
+        _ => Err(ApiError::unsupported_media_type(ACCEPTED)),
+    }
+}
+
+/// The patch types served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PatchType {
+    /// RFC 6902.
+    Json,
+    /// RFC 7386.
+    Merge,
+    /// Server-side apply.
+    Apply,
+}
+
+/// The patch type of a PATCH body. Strategic merge patch is refused as for a custom resource.
+pub fn patch_type(content_type: Option<&str>) -> ApiResult<PatchType> {
+    match mime_of(content_type).as_str() {
+        "application/json-patch+json" => Ok(PatchType::Json),
+        "application/merge-patch+json" => Ok(PatchType::Merge),
+        "application/apply-patch+yaml" => Ok(PatchType::Apply),
+        _ => Err(ApiError::unsupported_media_type(&[
+            "application/json-patch+json",
+            "application/merge-patch+json",
+            "application/apply-patch+yaml",
+        ])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubectl_table_accept_header_picks_v1_table() {
+        let h = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+        assert_eq!(negotiate(Some(h), Target::List).unwrap(), Output::Table { beta: false });
+        assert_eq!(negotiate(Some(h), Target::Watch).unwrap(), Output::Table { beta: false });
+    }
+
+    #[test]
+    fn negotiation_table() {
+        let cases = [
+            (None, Target::Object, Some(Output::Json)),
+            (Some("*/*"), Target::Object, Some(Output::Json)),
+            (Some("application/yaml"), Target::List, Some(Output::Yaml)),
+            (Some("application/yaml"), Target::Watch, None),
+            (Some("application/vnd.kubernetes.protobuf, application/json"), Target::Object, Some(Output::Json)),
+            (Some("application/vnd.kubernetes.protobuf"), Target::Object, None),
+            (Some("text/html"), Target::Object, None),
+            (Some("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"), Target::Watch, Some(Output::Metadata { beta: false })),
+            (Some("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"), Target::List, Some(Output::Metadata { beta: false })),
+            (Some("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"), Target::List, None),
+            (Some("application/json;q=0.5,application/yaml"), Target::Object, Some(Output::Yaml)),
+        ];
+        for (accept, target, want) in cases {
+            assert_eq!(negotiate(accept, target).ok(), want, "{accept:?} {target:?}");
+        }
+        assert_eq!(negotiate(Some("text/html"), Target::Object).unwrap_err().code(), 406);
+    }
+
+    #[test]
+    fn strategic_merge_patch_is_415_like_a_crd() {
+        let err = patch_type(Some("application/strategic-merge-patch+json")).unwrap_err();
+        assert_eq!(err.code(), 415);
+        assert_eq!(
+            err.message(),
+            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+        );
+    }
+}

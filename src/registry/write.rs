@@ -1,0 +1,400 @@
+//! Writes: create, update (and every kind of write that is an update underneath: patch, status,
+//! scale, finalizer removal), and delete, with kube-apiserver's semantics.
+
+use super::strategy::{self, prune};
+use super::{Registry, WriteOptions, decode_stored, encoder, key, to_bytes};
+use crate::api::error::{ApiError, ApiResult};
+use crate::fields::managed;
+use crate::kinds::Resource;
+use crate::object::meta;
+use bytes::Bytes;
+use serde_json::Value;
+
+/// Which part of an object a write addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subresource {
+    /// The object itself.
+    Main,
+    /// `/status`: only `status` changes.
+    Status,
+    /// `/scale`: only the replica count changes.
+    Scale,
+}
+
+impl Subresource {
+    /// The name recorded in `managedFields[].subresource`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Subresource::Main => "",
+            Subresource::Status => "status",
+            Subresource::Scale => "scale",
+        }
+    }
+}
+
+/// The result of a write.
+#[derive(Debug)]
+pub struct Written {
+    /// The object as stored (or as it would be, on a dry run).
+    pub body: Bytes,
+    /// Whether the write created the object (201 rather than 200).
+    pub created: bool,
+    /// `Warning` headers to send.
+    pub warnings: Vec<String>,
+}
+
+/// The result of a delete.
+#[derive(Debug)]
+pub enum Deleted {
+    /// The object is gone; its uid.
+    Gone {
+        /// uid of the deleted object.
+        uid: String,
+    },
+    /// Finalizers hold the object: it is marked for deletion and returned as it is now.
+    Pending(Bytes),
+}
+
+/// Delete options (`DeleteOptions` body or query).
+#[derive(Clone, Debug, Default)]
+pub struct DeleteOptions {
+    /// `preconditions.uid`.
+    pub uid: Option<String>,
+    /// `preconditions.resourceVersion`.
+    pub resource_version: Option<String>,
+    /// `propagationPolicy`: `Orphan`, `Background` or `Foreground`.
+    pub propagation_policy: Option<String>,
+    /// Deprecated `orphanDependents`.
+    pub orphan_dependents: Option<bool>,
+    /// `dryRun=All`.
+    pub dry_run: bool,
+}
+
+/// How an update computes the new object from the stored one. It may run more than once when
+/// it loses a race with another writer.
+pub type Transform<'a> = dyn FnMut(&Value, &mut Vec<String>) -> ApiResult<Value> + Send + 'a;
+
+const FINALIZER_ORPHAN: &str = "orphan";
+const FINALIZER_FOREGROUND: &str = "foregroundDeletion";
+
+/// Checks that a body names the object of the URL (and its namespace), filling them in when absent.
+pub fn check_identity(resource: &Resource, obj: &mut Value, namespace: &str, name: Option<&str>) -> ApiResult<()> {
+    if !obj.is_object() {
+        return Err(ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: the body must be a JSON object",
+            resource.kind.kind, resource.kind.version, resource.kind.kind
+        )));
+    }
+    let body_ns = meta::namespace(obj).to_string();
+    if resource.kind.namespaced {
+        if !body_ns.is_empty() && body_ns != namespace {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        meta::set(obj, "namespace", Some(Value::String(namespace.to_string())));
+    } else if !body_ns.is_empty() {
+        meta::set(obj, "namespace", None);
+    }
+    if let Some(url_name) = name {
+        let body_name = meta::name(obj).to_string();
+        if body_name.is_empty() {
+            meta::set(obj, "name", Some(Value::String(url_name.to_string())));
+        } else if body_name != url_name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({url_name})"
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Registry {
+    /// Creates an object (POST to the collection).
+    pub async fn create(
+        &self,
+        resource: &Resource,
+        namespace: &str,
+        mut obj: Value,
+        options: &WriteOptions,
+    ) -> ApiResult<Written> {
+        check_identity(resource, &mut obj, namespace, None)?;
+        let mut warnings = Vec::new();
+        prune(resource, &mut obj, options.field_validation, &mut warnings)?;
+        let generated = meta::name(&obj).is_empty();
+        strategy::prepare_create(resource, &mut obj);
+        strategy::validate_create(resource, &obj)?;
+        let empty = serde_json::json!({
+            "apiVersion": resource.kind.api_version(),
+            "kind": resource.kind.kind,
+        });
+        meta::set(&mut obj, "managedFields", None);
+        managed::update(
+            &resource.schema.root,
+            &empty,
+            &mut obj,
+            &options.field_manager,
+            "",
+            &resource.kind.api_version(),
+        );
+        if options.dry_run {
+            return Ok(Written {
+                body: to_bytes(&obj),
+                created: true,
+                warnings,
+            });
+        }
+        // A generated name that collides is generated again, a few times.
+        let mut attempts = 0;
+        loop {
+            let name = meta::name(&obj).to_string();
+            let k = key(resource, namespace, &name);
+            match self.store().create(&k, encoder(obj.clone())).await {
+                Ok(kv) => {
+                    return Ok(Written {
+                        body: kv.value,
+                        created: true,
+                        warnings,
+                    });
+                }
+                Err(e) if e.is_already_exists() && generated && attempts < 8 => {
+                    attempts += 1;
+                    let base = meta::str_field(&obj, "generateName").to_string();
+                    meta::set(&mut obj, "name", Some(Value::String(strategy::generate_name(&base))));
+                }
+                Err(e) => return Err(ApiError::from_storage(resource.kind, &name, e)),
+            }
+        }
+    }
+
+    /// Replaces an object or one of its subresources with what `transform` makes of the stored
+    /// one, retrying when another write got in between (`GuaranteedUpdate`).
+    pub async fn update_with(
+        &self,
+        resource: &Resource,
+        namespace: &str,
+        name: &str,
+        subresource: Subresource,
+        options: &WriteOptions,
+        transform: &mut Transform<'_>,
+    ) -> ApiResult<Written> {
+        let k = key(resource, namespace, name);
+        loop {
+            let kv = self.get(resource, namespace, name).await?;
+            let existing = decode_stored(&kv)?;
+            let mut warnings = Vec::new();
+            let mut new = transform(&existing, &mut warnings)?;
+            check_identity(resource, &mut new, namespace, Some(name))?;
+            let body_rv = meta::resource_version(&new).to_string();
+            if body_rv.is_empty() {
+                return Err(ApiError::invalid(
+                    resource.kind.group,
+                    resource.kind.plural,
+                    name,
+                    &[crate::api::error::FieldError::invalid(
+                        "metadata.resourceVersion",
+                        &Value::from(0),
+                        "must be specified for an update",
+                    )],
+                ));
+            }
+            if body_rv != meta::resource_version(&existing) {
+                return Err(ApiError::stale(resource.kind, name));
+            }
+            let body_uid = meta::uid(&new);
+            if !body_uid.is_empty() && body_uid != meta::uid(&existing) {
+                return Err(ApiError::conflict(
+                    resource.kind,
+                    name,
+                    &format!(
+                        "Precondition failed: UID in precondition: {body_uid}, UID in object meta: {}",
+                        meta::uid(&existing)
+                    ),
+                ));
+            }
+            prune(resource, &mut new, options.field_validation, &mut warnings)?;
+            match subresource {
+                // A scale write arrives as the whole object with a new replica count.
+                Subresource::Main | Subresource::Scale => {
+                    strategy::prepare_update(resource, &mut new, &existing)
+                }
+                Subresource::Status => strategy::prepare_status_update(&mut new, &existing),
+            }
+            strategy::validate_update(resource, &new, &existing)?;
+            managed::update(
+                &resource.schema.root,
+                &existing,
+                &mut new,
+                &options.field_manager,
+                subresource.name(),
+                &resource.kind.api_version(),
+            );
+            if new == existing {
+                return Ok(Written {
+                    body: kv.value,
+                    created: false,
+                    warnings,
+                });
+            }
+            if meta::is_deleting(&new) && meta::finalizers(&new).is_empty() {
+                if options.dry_run {
+                    return Ok(Written {
+                        body: to_bytes(&new),
+                        created: false,
+                        warnings,
+                    });
+                }
+                match self.store().delete(&k, kv.revision).await {
+                    Ok(_) => {
+                        return Ok(Written {
+                            body: to_bytes(&new),
+                            created: false,
+                            warnings,
+                        });
+                    }
+                    Err(e) if e.is_conflict() => continue,
+                    Err(e) => return Err(ApiError::from_storage(resource.kind, name, e)),
+                }
+            }
+            if options.dry_run {
+                return Ok(Written {
+                    body: to_bytes(&new),
+                    created: false,
+                    warnings,
+                });
+            }
+            match self.store().update(&k, kv.revision, encoder(new)).await {
+                Ok(stored) => {
+                    return Ok(Written {
+                        body: stored.value,
+                        created: false,
+                        warnings,
+                    });
+                }
+                Err(e) if e.is_conflict() => continue,
+                Err(e) => return Err(ApiError::from_storage(resource.kind, name, e)),
+            }
+        }
+    }
+
+    /// Deletes an object, or marks it for deletion while finalizers hold it.
+    pub async fn delete(
+        &self,
+        resource: &Resource,
+        namespace: &str,
+        name: &str,
+        options: &DeleteOptions,
+    ) -> ApiResult<Deleted> {
+        let k = key(resource, namespace, name);
+        loop {
+            let kv = self.get(resource, namespace, name).await?;
+            let existing = decode_stored(&kv)?;
+            let uid = meta::uid(&existing).to_string();
+            if let Some(want) = &options.uid
+                && *want != uid
+            {
+                return Err(ApiError::conflict(
+                    resource.kind,
+                    name,
+                    &format!("Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"),
+                ));
+            }
+            if let Some(want) = &options.resource_version
+                && want != meta::resource_version(&existing)
+            {
+                return Err(ApiError::conflict(
+                    resource.kind,
+                    name,
+                    &format!(
+                        "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {}",
+                        meta::resource_version(&existing)
+                    ),
+                ));
+            }
+            let current = meta::finalizers(&existing);
+            let finalizers = finalizers_for_policy(&current, options);
+            if finalizers.is_empty() {
+                if options.dry_run {
+                    return Ok(Deleted::Gone { uid });
+                }
+                match self.store().delete(&k, kv.revision).await {
+                    Ok(_) => return Ok(Deleted::Gone { uid }),
+                    Err(e) if e.is_conflict() => continue,
+                    Err(e) => return Err(ApiError::from_storage(resource.kind, name, e)),
+                }
+            }
+            let already = meta::is_deleting(&existing);
+            if already && finalizers == current {
+                return Ok(Deleted::Pending(kv.value));
+            }
+            let mut marked = existing.clone();
+            meta::set(
+                &mut marked,
+                "finalizers",
+                Some(Value::Array(finalizers.into_iter().map(Value::String).collect())),
+            );
+            if !already {
+                meta::set(&mut marked, "deletionTimestamp", Some(Value::String(meta::now())));
+                meta::set(&mut marked, "deletionGracePeriodSeconds", Some(Value::from(0)));
+                let generation = meta::generation(&existing);
+                meta::set(&mut marked, "generation", Some(Value::from(generation + 1)));
+            }
+            if options.dry_run {
+                return Ok(Deleted::Pending(to_bytes(&marked)));
+            }
+            match self.store().update(&k, kv.revision, encoder(marked)).await {
+                Ok(stored) => return Ok(Deleted::Pending(stored.value)),
+                Err(e) if e.is_conflict() => continue,
+                Err(e) => return Err(ApiError::from_storage(resource.kind, name, e)),
+            }
+        }
+    }
+}
+
+/// The finalizers an object gets when deleted with a propagation policy
+/// (`deletionFinalizersForGarbageCollection`).
+fn finalizers_for_policy(current: &[String], options: &DeleteOptions) -> Vec<String> {
+    let orphan = match (&options.propagation_policy, options.orphan_dependents) {
+        (_, Some(o)) => Some(o),
+        (Some(p), None) => Some(p == "Orphan"),
+        (None, None) => None,
+    };
+    let Some(orphan) = orphan else {
+        return current.to_vec();
+    };
+    let foreground = options.propagation_policy.as_deref() == Some("Foreground");
+    let mut out: Vec<String> = current
+        .iter()
+        .filter(|f| *f != FINALIZER_ORPHAN && *f != FINALIZER_FOREGROUND)
+        .cloned()
+        .collect();
+    if orphan {
+        out.push(FINALIZER_ORPHAN.into());
+    }
+    if foreground {
+        out.push(FINALIZER_FOREGROUND.into());
+    }
+    let (mut a, mut b) = (out.clone(), current.to_vec());
+    a.sort();
+    b.sort();
+    if a == b { current.to_vec() } else { out }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn propagation_policies_set_gc_finalizers() {
+        let cur = vec!["x/y".to_string()];
+        let opts = |p: Option<&str>| DeleteOptions {
+            propagation_policy: p.map(str::to_string),
+            ..Default::default()
+        };
+        assert_eq!(finalizers_for_policy(&cur, &opts(None)), cur);
+        assert_eq!(finalizers_for_policy(&cur, &opts(Some("Background"))), cur);
+        assert_eq!(finalizers_for_policy(&cur, &opts(Some("Orphan"))), ["x/y", "orphan"]);
+        assert_eq!(finalizers_for_policy(&[], &opts(Some("Foreground"))), ["foregroundDeletion"]);
+        assert!(finalizers_for_policy(&["orphan".into()], &opts(Some("Background"))).is_empty());
+    }
+}
