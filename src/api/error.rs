@@ -352,6 +352,23 @@ impl ApiError {
         ApiError::invalid(kind.group, kind.kind, name, errors)
     }
 
+    /// 422 without field details (`errors.NewGenericServerResponse(422, ...)`); the reason why is
+    /// kept as the one cause.
+    pub fn invalid_generic(why: &str) -> ApiError {
+        ApiError::new(
+            422,
+            "Invalid",
+            "the server rejected our request due to an error in our request".into(),
+            Some(StatusDetails {
+                causes: Some(vec![StatusCause {
+                    message: Some(why.to_string()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+        )
+    }
+
     /// 400 with a message.
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(400, "BadRequest", message.into(), None)

@@ -1,8 +1,10 @@
 //! The HTTP API: errors, request parsing, negotiation, discovery, OpenAPI and the REST verbs.
 
 pub mod discovery;
+pub mod handlers;
 pub mod error;
 pub mod negotiation;
+pub mod nonresource;
 pub mod openapi;
 pub mod query;
 pub mod render;

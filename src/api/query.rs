@@ -127,6 +127,7 @@ pub fn write_options(
             field_manager
         },
         field_validation,
+        ownership: Default::default(),
     })
 }
 

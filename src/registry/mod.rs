@@ -32,9 +32,21 @@ pub enum FieldValidation {
     Strict,
 }
 
+/// How a write records who owns the fields it sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Ownership {
+    /// An `Update` by the field manager: `managedFields` are computed from the change.
+    #[default]
+    Update,
+    /// Server-side apply already set `managedFields` on the object.
+    Applied,
+}
+
 /// Options every write carries.
 #[derive(Clone, Debug, Default)]
 pub struct WriteOptions {
+    /// How field ownership is recorded.
+    pub ownership: Ownership,
     /// `dryRun=All`: run everything but the storage write.
     pub dry_run: bool,
     /// `fieldManager`, or the one derived from the user agent.

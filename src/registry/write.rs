@@ -2,7 +2,7 @@
 //! scale, finalizer removal), and delete, with kube-apiserver's semantics.
 
 use super::strategy::{self, prune};
-use super::{Registry, WriteOptions, decode_stored, encoder, key, to_bytes};
+use super::{Ownership, Registry, WriteOptions, decode_stored, encoder, key, to_bytes};
 use crate::api::error::{ApiError, ApiResult};
 use crate::fields::managed;
 use crate::kinds::Resource;
@@ -128,15 +128,17 @@ impl Registry {
             "apiVersion": resource.kind.api_version(),
             "kind": resource.kind.kind,
         });
-        meta::set(&mut obj, "managedFields", None);
-        managed::update(
-            &resource.schema.root,
-            &empty,
-            &mut obj,
-            &options.field_manager,
-            "",
-            &resource.kind.api_version(),
-        );
+        if options.ownership == Ownership::Update {
+            meta::set(&mut obj, "managedFields", None);
+            managed::update(
+                &resource.schema.root,
+                &empty,
+                &mut obj,
+                &options.field_manager,
+                "",
+                &resource.kind.api_version(),
+            );
+        }
         if options.dry_run {
             return Ok(Written {
                 body: to_bytes(&obj),
@@ -221,14 +223,16 @@ impl Registry {
                 Subresource::Status => strategy::prepare_status_update(&mut new, &existing),
             }
             strategy::validate_update(resource, &new, &existing)?;
-            managed::update(
-                &resource.schema.root,
-                &existing,
-                &mut new,
-                &options.field_manager,
-                subresource.name(),
-                &resource.kind.api_version(),
-            );
+            if options.ownership == Ownership::Update {
+                managed::update(
+                    &resource.schema.root,
+                    &existing,
+                    &mut new,
+                    &options.field_manager,
+                    subresource.name(),
+                    &resource.kind.api_version(),
+                );
+            }
             if new == existing {
                 return Ok(Written {
                     body: kv.value,

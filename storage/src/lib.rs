@@ -40,6 +40,10 @@ pub use watch::Watch;
 /// A position in the store's history: the revision of the write that produced a value.
 pub type Revision = u64;
 
+/// The revision of an empty store. As in etcd, the first write gets revision 2, so revisions
+/// (and the resourceVersions built on them) number the same way on every backend.
+pub const FIRST_REVISION: Revision = 1;
+
 /// Turns the revision a write is given into the bytes to store. It runs inside the write, so the
 /// stored value can carry its own revision (the API server's `metadata.resourceVersion`).
 pub type Encoder = Box<dyn FnOnce(Revision) -> Vec<u8> + Send>;

@@ -18,7 +18,7 @@ impl MemoryStore {
     /// An empty store.
     pub fn new(options: IndexOptions) -> MemoryStore {
         MemoryStore {
-            index: Index::new(Vec::new(), 0, options),
+            index: Index::new(Vec::new(), crate::FIRST_REVISION, options),
         }
     }
 

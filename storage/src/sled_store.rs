@@ -73,7 +73,7 @@ impl SledStore {
             .open()?;
         let revision = match db.get(META_REVISION)? {
             Some(raw) => decode_revision(&raw)?,
-            None => 0,
+            None => crate::FIRST_REVISION,
         };
         let mut data = Vec::new();
         for item in db.scan_prefix(DATA_PREFIX) {

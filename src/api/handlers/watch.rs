@@ -1,0 +1,374 @@
+//! Watch streams: chunked `WatchEvent`s in the negotiated representation (JSON objects, Tables,
+//! `PartialObjectMetadata`), from a resourceVersion or from the current state, with selectors,
+//! bookmarks, the initial-events-end bookmark of streaming lists, server-chosen timeouts, and a
+//! 410 `ERROR` event when the requested history is gone.
+
+use super::Call;
+use super::read::{parse_resource_version, selected};
+use crate::api::error::{ApiError, ApiResult, StatusBody};
+use crate::api::negotiation::{Output, Target, negotiate};
+use crate::api::query::{ListOptions, VersionMatch};
+use crate::api::render::{self, IncludeObject};
+use crate::kinds::Resource;
+use crate::object::meta;
+use crate::server::state::AppState;
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{HeaderValue, StatusCode, header};
+use rand::Rng;
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+use storage::{EventKind, KeyValue, WatchStart};
+use tokio::time::Instant;
+
+/// How often an idle watch that allows bookmarks gets one.
+const BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Renders watch events for one client.
+pub struct EventEncoder {
+    resource: Arc<Resource>,
+    output: Output,
+    include: IncludeObject,
+    /// Table column definitions go only in the first Table event.
+    columns_sent: bool,
+}
+
+fn frame(event_type: &str, object: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(object.len() + 32);
+    out.put_slice(b"{\"type\":\"");
+    out.put_slice(event_type.as_bytes());
+    out.put_slice(b"\",\"object\":");
+    out.put_slice(object);
+    out.put_slice(b"}\n");
+    out.freeze()
+}
+
+impl EventEncoder {
+    /// An encoder for a negotiated representation.
+    pub fn new(resource: Arc<Resource>, output: Output, include: IncludeObject) -> EventEncoder {
+        EventEncoder {
+            resource,
+            output,
+            include,
+            columns_sent: false,
+        }
+    }
+
+    /// An `ADDED`/`MODIFIED`/`DELETED` event for an object as stored.
+    pub fn object(&mut self, event_type: &str, stored: &[u8]) -> ApiResult<Bytes> {
+        if self.output == Output::Json {
+            return Ok(frame(event_type, stored));
+        }
+        let obj: Value = serde_json::from_slice(stored).map_err(|e| ApiError::internal(e.to_string()))?;
+        self.value(event_type, &obj)
+    }
+
+    /// An event for an already parsed object.
+    pub fn value(&mut self, event_type: &str, obj: &Value) -> ApiResult<Bytes> {
+        let rendered = match self.output {
+            Output::Json | Output::Yaml => obj.clone(),
+            Output::Metadata { beta } => render::partial_metadata(obj, beta),
+            Output::Table { beta } => {
+                let t = render::table(
+                    &self.resource,
+                    std::slice::from_ref(obj),
+                    json!({"resourceVersion": meta::resource_version(obj)}),
+                    self.include,
+                    beta,
+                    !self.columns_sent,
+                );
+                self.columns_sent = true;
+                t
+            }
+        };
+        Ok(frame(event_type, &serde_json::to_vec(&rendered).unwrap_or_default()))
+    }
+
+    /// A `BOOKMARK` at a revision, optionally marking the end of the initial events.
+    pub fn bookmark(&self, revision: u64, initial_events_end: bool) -> Bytes {
+        let mut metadata = json!({"resourceVersion": revision.to_string()});
+        if initial_events_end {
+            metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        let object = match self.output {
+            Output::Json | Output::Yaml => json!({
+                "kind": self.resource.kind.kind,
+                "apiVersion": self.resource.kind.api_version(),
+                "metadata": metadata,
+            }),
+            Output::Metadata { beta } => json!({
+                "kind": "PartialObjectMetadata",
+                "apiVersion": if beta { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" },
+                "metadata": metadata,
+            }),
+            Output::Table { beta } => json!({
+                "kind": "Table",
+                "apiVersion": if beta { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" },
+                "metadata": {"resourceVersion": revision.to_string()},
+                "columnDefinitions": null,
+                "rows": [],
+            }),
+        };
+        frame("BOOKMARK", &serde_json::to_vec(&object).unwrap_or_default())
+    }
+
+    /// An `ERROR` event carrying a `Status`.
+    pub fn error(&self, err: &ApiError) -> Bytes {
+        frame("ERROR", &serde_json::to_vec(&StatusBody(err.status())).unwrap_or_default())
+    }
+}
+
+/// The parsed watch request.
+pub struct WatchPlan {
+    /// Where the storage watch starts.
+    pub start: WatchStart,
+    /// Send the initial state as ADDED events.
+    pub initial: bool,
+    /// Mark the end of the initial events with a bookmark.
+    pub initial_end_bookmark: bool,
+    /// Send periodic bookmarks.
+    pub bookmarks: bool,
+    /// When the stream ends.
+    pub timeout: Duration,
+    /// The revision asked for (0 when none).
+    pub requested: u64,
+}
+
+/// Decides how a watch starts from its options (kube-apiserver's `sendInitialEvents` defaults).
+pub fn plan(options: &ListOptions, min_request_timeout: Duration) -> ApiResult<WatchPlan> {
+    let rv = parse_resource_version(&options.resource_version)?;
+    let legacy_initial = options.resource_version.is_empty() || options.resource_version == "0";
+    let initial = options.send_initial_events.unwrap_or(legacy_initial);
+    let start = if initial {
+        WatchStart::Snapshot
+    } else if rv == 0 {
+        WatchStart::Now
+    } else {
+        WatchStart::After(rv)
+    };
+    let timeout = match options.timeout_seconds {
+        Some(s) if s > 0 => Duration::from_secs(s as u64),
+        _ => {
+            let min = min_request_timeout.as_secs_f64().max(1.0);
+            Duration::from_secs_f64(rand::rng().random_range(min..2.0 * min))
+        }
+    };
+    Ok(WatchPlan {
+        start,
+        initial,
+        initial_end_bookmark: options.send_initial_events == Some(true)
+            && options.version_match == VersionMatch::NotOlderThan
+            && options.allow_bookmarks,
+        bookmarks: options.allow_bookmarks,
+        timeout,
+        requested: rv,
+    })
+}
+
+struct Stream {
+    watch: Option<storage::Watch>,
+    initial: VecDeque<KeyValue>,
+    pending: VecDeque<Bytes>,
+    encoder: EventEncoder,
+    options: ListOptions,
+    plan: WatchPlan,
+    deadline: Instant,
+    next_bookmark: Instant,
+    /// Newest revision delivered (for bookmarks).
+    revision: u64,
+    done: bool,
+}
+
+impl Stream {
+    /// The event a change is for this watcher, given its selectors (`None`: not visible).
+    fn classify(&self, kind: EventKind, now: Option<&[u8]>, before: Option<&[u8]>) -> Option<&'static str> {
+        let sel = |b: Option<&[u8]>| b.is_some_and(|b| selected(b, &self.options.labels, &self.options.fields));
+        match (kind, sel(now), sel(before)) {
+            (EventKind::Added, true, _) => Some("ADDED"),
+            (EventKind::Modified, true, true) => Some("MODIFIED"),
+            (EventKind::Modified, true, false) => Some("ADDED"),
+            (EventKind::Modified, false, true) => Some("DELETED"),
+            (EventKind::Deleted, _, true) => Some("DELETED"),
+            _ => None,
+        }
+    }
+
+    fn encode_event(&mut self, event: &storage::Event) -> ApiResult<Option<Bytes>> {
+        let before = event.prev.as_ref().map(|p| p.value.as_ref());
+        let Some(t) = self.classify(event.kind, event.value.as_deref(), before) else {
+            return Ok(None);
+        };
+        match (&event.value, &event.prev) {
+            (Some(now), _) => self.encoder.object(t, now).map(Some),
+            (None, Some(prev)) => {
+                // A deleted object is reported as it was, at the revision of its deletion.
+                let mut obj: Value =
+                    serde_json::from_slice(&prev.value).map_err(|e| ApiError::internal(e.to_string()))?;
+                meta::set(&mut obj, "resourceVersion", Some(Value::String(event.revision.to_string())));
+                self.encoder.value(t, &obj).map(Some)
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
+    async fn next(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(b) = self.pending.pop_front() {
+                return Some(b);
+            }
+            if self.done {
+                return None;
+            }
+            if let Some(kv) = self.initial.pop_front() {
+                if selected(&kv.value, &self.options.labels, &self.options.fields) {
+                    match self.encoder.object("ADDED", &kv.value) {
+                        Ok(b) => return Some(b),
+                        Err(e) => {
+                            self.done = true;
+                            return Some(self.encoder.error(&e));
+                        }
+                    }
+                }
+                if self.initial.is_empty() && self.plan.initial_end_bookmark {
+                    self.pending.push_back(self.encoder.bookmark(self.revision, true));
+                }
+                continue;
+            }
+            let Some(watch) = self.watch.as_mut() else {
+                self.done = true;
+                continue;
+            };
+            let bookmark_at = if self.plan.bookmarks {
+                self.next_bookmark.min(self.deadline)
+            } else {
+                self.deadline
+            };
+            tokio::select! {
+                event = watch.next() => match event {
+                    Some(Ok(event)) => {
+                        self.revision = event.revision;
+                        match self.encode_event(&event) {
+                            Ok(Some(b)) => return Some(b),
+                            Ok(None) => continue,
+                            Err(e) => {
+                                self.done = true;
+                                return Some(self.encoder.error(&e));
+                            }
+                        }
+                    }
+                    Some(Err(e)) => {
+                        self.done = true;
+                        let err = ApiError::from_storage(self.encoder.resource.kind, "", e);
+                        return Some(self.encoder.error(&err));
+                    }
+                    None => self.done = true,
+                },
+                _ = tokio::time::sleep_until(bookmark_at) => {
+                    if Instant::now() >= self.deadline {
+                        self.done = true;
+                        continue;
+                    }
+                    self.next_bookmark = Instant::now() + BOOKMARK_INTERVAL;
+                    return Some(self.encoder.bookmark(self.revision, false));
+                }
+            }
+        }
+    }
+}
+
+/// A watch request.
+pub async fn watch(state: &AppState, call: &Call) -> ApiResult<Response> {
+    let options = ListOptions::parse(&call.query)?;
+    let output = negotiate(call.header("accept"), Target::Watch)?;
+    let include = IncludeObject::parse(call.query.first("includeObject"))?;
+    let plan = plan(&options, state.min_request_timeout)?;
+    if options.send_initial_events == Some(true) && plan.requested > 0 {
+        state.wait_for_revision(plan.requested).await?;
+    }
+    let encoder = EventEncoder::new(call.resource.clone(), output, include);
+    let started = state
+        .registry
+        .watch(&call.resource, &call.info.namespace, plan.start)
+        .await;
+    let now = Instant::now();
+    let mut stream = Stream {
+        watch: None,
+        initial: VecDeque::new(),
+        pending: VecDeque::new(),
+        encoder,
+        options,
+        deadline: now + plan.timeout,
+        next_bookmark: now + BOOKMARK_INTERVAL,
+        revision: state.registry.current_revision(),
+        plan,
+        done: false,
+    };
+    match started {
+        Ok(mut w) => {
+            stream.revision = w.start_revision().max(stream.plan.requested);
+            let initial = w.take_initial();
+            if stream.plan.initial && initial.is_empty() && stream.plan.initial_end_bookmark {
+                stream.pending.push_back(stream.encoder.bookmark(stream.revision, true));
+            }
+            stream.initial = initial.into();
+            stream.watch = Some(w);
+        }
+        Err(storage::Error::TooOld { requested, oldest }) => {
+            let err = ApiError::expired(format!("too old resource version: {requested} ({oldest})"));
+            stream.pending.push_back(stream.encoder.error(&err));
+            stream.done = true;
+        }
+        Err(e) => return Err(ApiError::from_storage(call.resource.kind, "", e)),
+    }
+    let body = futures_util::stream::unfold(stream, |mut s| async move {
+        s.next()
+            .await
+            .map(|b| (Ok::<Bytes, std::convert::Infallible>(b), s))
+    });
+    let mut response = (StatusCode::OK, Body::from_stream(body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json;stream=watch"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::query::Query;
+
+    fn plan_for(q: &str) -> WatchPlan {
+        plan(&ListOptions::parse(&Query::parse(q)).unwrap(), Duration::from_secs(1800)).unwrap()
+    }
+
+    #[test]
+    fn start_points_follow_kube_defaults() {
+        assert_eq!(plan_for("watch=1").start, WatchStart::Snapshot);
+        assert_eq!(plan_for("watch=1&resourceVersion=0").start, WatchStart::Snapshot);
+        assert_eq!(plan_for("watch=1&resourceVersion=42").start, WatchStart::After(42));
+        let streaming = plan_for("watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true");
+        assert_eq!(streaming.start, WatchStart::Snapshot);
+        assert!(streaming.initial_end_bookmark);
+        assert_eq!(plan_for("watch=1&timeoutSeconds=5").timeout, Duration::from_secs(5));
+        let t = plan_for("watch=1").timeout.as_secs();
+        assert!((1800..3600).contains(&t), "{t}");
+    }
+
+    #[test]
+    fn bookmarks_carry_kind_and_api_version() {
+        let app = crate::kinds::load().unwrap().into_iter().find(|r| r.kind.kind == "App").unwrap();
+        let enc = EventEncoder::new(app, Output::Json, IncludeObject::Metadata);
+        let b: Value = serde_json::from_slice(&enc.bookmark(225, true)).unwrap();
+        assert_eq!(
+            b,
+            json!({"type": "BOOKMARK", "object": {"kind": "App", "apiVersion": "admission.example.com/v1",
+                "metadata": {"resourceVersion": "225", "annotations": {"k8s.io/initial-events-end": "true"}}}})
+        );
+    }
+}

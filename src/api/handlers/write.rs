@@ -1,0 +1,294 @@
+//! create, update, patch, delete and deletecollection.
+
+use super::{Call, patch as patching, read, respond};
+use crate::api::error::{ApiError, ApiResult, FieldError};
+use crate::api::negotiation::{BodyFormat, PatchType, Target, body_format, negotiate, patch_type};
+use crate::api::query::{ListOptions, Query, write_options};
+use crate::api::render::{self, Body, IncludeObject};
+use crate::kinds::Resource;
+use crate::registry::write::{DeleteOptions, Deleted, Subresource, Written};
+use crate::server::state::AppState;
+use axum::response::Response;
+use bytes::Bytes;
+use http::StatusCode;
+use serde_json::{Value, json};
+
+/// Parses a create or update body (JSON or YAML) and checks it is an object of this kind's
+/// apiVersion (400 otherwise, as kube-apiserver's decoder answers).
+pub fn decode_object(resource: &Resource, content_type: Option<&str>, body: &[u8]) -> ApiResult<Value> {
+    let kind = resource.kind;
+    let value: Value = match body_format(content_type)? {
+        BodyFormat::Json => serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the object provided is unrecognized (must be of type {}): couldn't get version/kind; json parse error: {e}",
+                kind.kind
+            ))
+        })?,
+        BodyFormat::Yaml => serde_yaml_ng::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the object provided is unrecognized (must be of type {}): couldn't get version/kind; yaml parse error: {e}",
+                kind.kind
+            ))
+        })?,
+    };
+    let Value::Object(map) = &value else {
+        return Err(ApiError::bad_request(format!(
+            "the object provided is unrecognized (must be of type {}): couldn't get version/kind; json parse error: expected an object",
+            kind.kind
+        )));
+    };
+    let summary = || String::from_utf8_lossy(&body[..body.len().min(200)]).to_string();
+    match map.get("apiVersion").and_then(Value::as_str) {
+        None | Some("") => {
+            return Err(ApiError::bad_request(format!("Object 'apiVersion' is missing in '{}'", summary())));
+        }
+        Some(v) if v != kind.api_version() => {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({v}) does not match the expected API version ({})",
+                kind.api_version()
+            )));
+        }
+        Some(_) => {}
+    }
+    if map.get("kind").and_then(Value::as_str).unwrap_or("").is_empty() {
+        return Err(ApiError::bad_request(format!("Object 'Kind' is missing in '{}'", summary())));
+    }
+    Ok(value)
+}
+
+fn respond_written(call: &Call, written: Written, created_code: StatusCode) -> ApiResult<Response> {
+    let output = negotiate(call.header("accept"), Target::Object)?;
+    let code = if written.created { created_code } else { StatusCode::OK };
+    Ok(respond(
+        code,
+        render::object(&call.resource, &written.body, output, IncludeObject::Metadata)?,
+        &written.warnings,
+    ))
+}
+
+/// POST to a collection.
+pub async fn create(state: &AppState, call: &Call) -> ApiResult<Response> {
+    let options = write_options(&call.query, "CreateOptions", call.user_agent(), false)?;
+    negotiate(call.header("accept"), Target::Object)?;
+    let obj = decode_object(&call.resource, call.header("content-type"), &call.body)?;
+    let written = state
+        .registry
+        .create(&call.resource, &call.info.namespace, obj, &options)
+        .await?;
+    respond_written(call, written, StatusCode::CREATED)
+}
+
+async fn update_sub(state: &AppState, call: &Call, subresource: Subresource) -> ApiResult<Response> {
+    let options = write_options(&call.query, "UpdateOptions", call.user_agent(), false)?;
+    negotiate(call.header("accept"), Target::Object)?;
+    let obj = decode_object(&call.resource, call.header("content-type"), &call.body)?;
+    let written = state
+        .registry
+        .update_with(
+            &call.resource,
+            &call.info.namespace,
+            &call.info.name,
+            subresource,
+            &options,
+            &mut |_, _| Ok(obj.clone()),
+        )
+        .await?;
+    respond_written(call, written, StatusCode::CREATED)
+}
+
+/// PUT of an object.
+pub async fn update(state: &AppState, call: &Call) -> ApiResult<Response> {
+    update_sub(state, call, Subresource::Main).await
+}
+
+/// PUT of `/status`.
+pub async fn update_status(state: &AppState, call: &Call) -> ApiResult<Response> {
+    update_sub(state, call, Subresource::Status).await
+}
+
+/// Applies a JSON or merge patch body to an object.
+pub fn apply_simple_patch(kind: PatchType, existing: &Value, body: &[u8]) -> ApiResult<Value> {
+    match kind {
+        PatchType::Json => patching::json_patch(existing, body),
+        PatchType::Merge => patching::merge_patch(existing, body),
+        PatchType::Apply => Err(ApiError::internal("apply patches are handled by the field manager")),
+    }
+}
+
+/// PATCH of an object or its status.
+pub async fn patch(state: &AppState, call: &Call) -> ApiResult<Response> {
+    let kind = patch_type(call.header("content-type"))?;
+    let apply = kind == PatchType::Apply;
+    let options = write_options(&call.query, "PatchOptions", call.user_agent(), apply)?;
+    negotiate(call.header("accept"), Target::Object)?;
+    let subresource = if call.info.subresource == "status" {
+        Subresource::Status
+    } else {
+        Subresource::Main
+    };
+    if apply {
+        let force = call.query.flag("force").unwrap_or(false);
+        let written = crate::api::handlers::apply::apply(state, call, subresource, &options, force).await?;
+        return respond_written(call, written, StatusCode::CREATED);
+    }
+    let body = call.body.clone();
+    let written = state
+        .registry
+        .update_with(
+            &call.resource,
+            &call.info.namespace,
+            &call.info.name,
+            subresource,
+            &options,
+            &mut |existing, _| apply_simple_patch(kind, existing, &body),
+        )
+        .await?;
+    respond_written(call, written, StatusCode::CREATED)
+}
+
+/// `DeleteOptions` from the body (if any) and the query, validated.
+pub fn delete_options(body: &[u8], query: &Query) -> ApiResult<DeleteOptions> {
+    let parsed: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
+    };
+    if !parsed.is_object() {
+        return Err(ApiError::bad_request("decoded object cannot be converted to DeleteOptions"));
+    }
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+    let mut options = DeleteOptions {
+        uid: text(parsed.pointer("/preconditions/uid")),
+        resource_version: text(parsed.pointer("/preconditions/resourceVersion")),
+        propagation_policy: text(parsed.get("propagationPolicy")),
+        orphan_dependents: parsed.get("orphanDependents").and_then(Value::as_bool),
+        dry_run: false,
+    };
+    if let Some(p) = query.first("propagationPolicy") {
+        options.propagation_policy = Some(p.to_string());
+    }
+    if let Some(o) = query.flag("orphanDependents") {
+        options.orphan_dependents = Some(o);
+    }
+    query.int("gracePeriodSeconds")?;
+    let mut dry_run: Vec<String> = query.all("dryRun").into_iter().map(str::to_string).collect();
+    if let Some(body_dry_run) = parsed.get("dryRun").and_then(Value::as_array) {
+        dry_run.extend(body_dry_run.iter().filter_map(|v| v.as_str().map(str::to_string)));
+    }
+    let mut errs = Vec::new();
+    if options.orphan_dependents.is_some() && options.propagation_policy.is_some() {
+        errs.push(FieldError::invalid(
+            "propagationPolicy",
+            &Value::String(options.propagation_policy.clone().unwrap_or_default()),
+            "orphanDependents and deletionPropagation cannot be both set",
+        ));
+    }
+    if let Some(p) = &options.propagation_policy
+        && !["Foreground", "Background", "Orphan"].contains(&p.as_str())
+    {
+        errs.push(FieldError::not_supported(
+            "propagationPolicy",
+            &Value::String(p.clone()),
+            &["Foreground".into(), "Background".into(), "Orphan".into(), "nil".into()],
+        ));
+    }
+    if dry_run.iter().any(|d| d != "All") {
+        errs.push(FieldError::not_supported(
+            "dryRun",
+            &Value::Array(dry_run.iter().map(|d| Value::String(d.clone())).collect()),
+            &["All".into()],
+        ));
+    }
+    if !errs.is_empty() {
+        return Err(ApiError::invalid("meta.k8s.io", "DeleteOptions", "", &errs));
+    }
+    options.dry_run = !dry_run.is_empty();
+    Ok(options)
+}
+
+/// The `Status` kube-apiserver answers when an object is gone.
+fn success_status(resource: &Resource, name: &str, uid: &str) -> Bytes {
+    Bytes::from(
+        serde_json::to_vec(&json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "details": {"name": name, "group": resource.kind.group, "kind": resource.kind.plural, "uid": uid},
+        }))
+        .unwrap_or_default(),
+    )
+}
+
+/// DELETE of an object.
+pub async fn delete(state: &AppState, call: &Call) -> ApiResult<Response> {
+    let options = delete_options(&call.body, &call.query)?;
+    let output = negotiate(call.header("accept"), Target::Object)?;
+    let result = state
+        .registry
+        .delete(&call.resource, &call.info.namespace, &call.info.name, &options)
+        .await?;
+    let body = match result {
+        Deleted::Gone { uid } => Body {
+            content_type: "application/json",
+            bytes: success_status(&call.resource, &call.info.name, &uid),
+        },
+        Deleted::Pending(bytes) => render::object(&call.resource, &bytes, output, IncludeObject::Metadata)?,
+    };
+    Ok(respond(StatusCode::OK, body, &[]))
+}
+
+/// DELETE of a collection: every selected object, as `delete` would; answers the list of them.
+pub async fn delete_collection(state: &AppState, call: &Call) -> ApiResult<Response> {
+    let options = delete_options(&call.body, &call.query)?;
+    let list = ListOptions::parse(&call.query)?;
+    let output = negotiate(call.header("accept"), Target::List)?;
+    let filter = |kv: &storage::KeyValue| read::selected(&kv.value, &list.labels, &list.fields);
+    let page = state
+        .registry
+        .list(&call.resource, &call.info.namespace, None, None, None, Some(&filter))
+        .await
+        .map_err(|e| ApiError::from_storage(call.resource.kind, "", e))?;
+    let mut deleted = Vec::new();
+    for kv in page.items {
+        let obj = crate::registry::decode_stored(&kv)?;
+        let name = crate::object::meta::name(&obj).to_string();
+        let namespace = crate::object::meta::namespace(&obj).to_string();
+        match state
+            .registry
+            .delete(&call.resource, &namespace, &name, &options)
+            .await
+        {
+            Ok(Deleted::Gone { .. }) => deleted.push(kv.value),
+            Ok(Deleted::Pending(bytes)) => deleted.push(bytes),
+            // Deleted meanwhile by someone else: nothing left to do for it.
+            Err(e) if e.code() == 404 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let meta = render::list_meta(state.registry.current_revision(), None, None);
+    Ok(respond(
+        StatusCode::OK,
+        render::list(&call.resource, &deleted, meta, output, IncludeObject::Metadata)?,
+        &[],
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::error::go_quote;
+
+    #[test]
+    fn delete_options_from_body_and_query() {
+        let o = delete_options(br#"{"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Foreground","preconditions":{"uid":"u"}}"#, &Query::parse("")).unwrap();
+        assert_eq!(o.propagation_policy.as_deref(), Some("Foreground"));
+        assert_eq!(o.uid.as_deref(), Some("u"));
+        let o = delete_options(b"", &Query::parse("propagationPolicy=Orphan&dryRun=All")).unwrap();
+        assert!(o.dry_run);
+        let e = delete_options(b"", &Query::parse("propagationPolicy=Sideways")).unwrap_err();
+        assert_eq!(e.code(), 422);
+        assert!(e.message().contains(&go_quote("Sideways")));
+        assert_eq!(delete_options(b"[", &Query::parse("")).unwrap_err().code(), 400);
+    }
+}

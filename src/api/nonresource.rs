@@ -1,0 +1,180 @@
+//! Non-resource paths: discovery, OpenAPI, version and health.
+
+use super::discovery::{DiscoveryFormat, discovery_format};
+use super::error::{ApiError, ApiResult};
+use super::query::Query;
+use crate::kinds::{GROUP, GROUP_VERSION};
+use crate::server::state::AppState;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+
+fn json(bytes: Vec<u8>, cache: &'static str) -> Response {
+    let mut r = (StatusCode::OK, bytes).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    r
+}
+
+fn not_modified(etag: &str) -> Response {
+    let mut r = StatusCode::NOT_MODIFIED.into_response();
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        r.headers_mut().insert(header::ETAG, v);
+    }
+    r
+}
+
+fn matches_etag(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+}
+
+fn with_etag(mut r: Response, etag: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        r.headers_mut().insert(header::ETAG, v);
+    }
+    r
+}
+
+fn aggregated(headers: &HeaderMap, doc: &(Vec<u8>, String), version: usize) -> Response {
+    let (bytes, etag) = doc;
+    if matches_etag(headers, etag) {
+        return not_modified(etag);
+    }
+    let content_type = if version == 0 {
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    } else {
+        "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
+    };
+    let mut r = (StatusCode::OK, bytes.clone()).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public"));
+    h.insert(header::VARY, HeaderValue::from_static("Accept"));
+    with_etag(r, etag)
+}
+
+fn discovery_root(
+    headers: &HeaderMap,
+    aggregated_docs: &[(Vec<u8>, String); 2],
+    legacy: &[u8],
+) -> ApiResult<Response> {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    match discovery_format(accept) {
+        DiscoveryFormat::Aggregated(i) => Ok(aggregated(headers, &aggregated_docs[i], i)),
+        DiscoveryFormat::Legacy => Ok(json(legacy.to_vec(), "no-cache, private")),
+        DiscoveryFormat::None => Err(ApiError::not_acceptable(&[
+            "application/json",
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+        ])),
+    }
+}
+
+fn openapi(headers: &HeaderMap, bytes: &[u8], hash: &str, immutable: bool) -> Response {
+    let etag = format!("\"{hash}\"");
+    if matches_etag(headers, &etag) {
+        return not_modified(&etag);
+    }
+    let cache = if immutable {
+        "public, immutable"
+    } else {
+        "no-cache, private"
+    };
+    with_etag(json(bytes.to_vec(), cache), &etag)
+}
+
+fn version() -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "major": "1",
+        "minor": "36",
+        "gitVersion": format!("v1.36.0+admission-apiserver-{}", env!("CARGO_PKG_VERSION")),
+        "gitCommit": "",
+        "gitTreeState": "clean",
+        "buildDate": "",
+        "goVersion": "",
+        "compiler": "rustc",
+        "platform": format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),
+    }))
+    .unwrap_or_default()
+}
+
+/// Health checks: `/healthz`, `/livez`, `/readyz`, each with `/ping` and `?verbose`.
+pub fn health(state: &AppState, path: &str, query: &Query) -> Option<Response> {
+    let trimmed = path.trim_start_matches('/').trim_end_matches('/');
+    let (base, check) = match trimmed.split_once('/') {
+        Some((b, c)) => (b, Some(c)),
+        None => (trimmed, None),
+    };
+    if !["healthz", "livez", "readyz"].contains(&base) {
+        return None;
+    }
+    let checks: Vec<(&str, bool)> = vec![("ping", true), ("storage", state.registry.current_revision() >= state.registry.store().oldest_revision())];
+    let text = |code: StatusCode, body: String| {
+        let mut r = (code, body).into_response();
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+        r
+    };
+    if let Some(name) = check {
+        return Some(match checks.iter().find(|(n, _)| *n == name) {
+            Some((_, true)) => text(StatusCode::OK, "ok".into()),
+            Some((_, false)) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("[-]{name} failed: reason withheld\n")),
+            None => ApiError::path_not_found().into_response(),
+        });
+    }
+    let healthy = checks.iter().all(|(_, ok)| *ok);
+    let verbose = query.first("verbose").is_some();
+    if verbose || !healthy {
+        let mut body = String::new();
+        for (name, ok) in &checks {
+            body.push_str(&if *ok { format!("[+]{name} ok\n") } else { format!("[-]{name} failed: reason withheld\n") });
+        }
+        body.push_str(&format!("{base} check {}\n", if healthy { "passed" } else { "failed" }));
+        let code = if healthy { StatusCode::OK } else { StatusCode::INTERNAL_SERVER_ERROR };
+        return Some(text(code, body));
+    }
+    Some(text(StatusCode::OK, "ok".into()))
+}
+
+/// Serves a non-resource path (already authenticated and authorized).
+pub fn serve(state: &AppState, method: &Method, path: &str, query: &Query, headers: &HeaderMap) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        return ApiError::method_not_allowed().into_response();
+    }
+    if let Some(r) = health(state, path, query) {
+        return r;
+    }
+    let d = &state.discovery;
+    let o = &state.openapi;
+    let group_path = format!("/apis/{GROUP}");
+    let gv_path = format!("/apis/{GROUP_VERSION}");
+    let v3_path = format!("/openapi/v3/apis/{GROUP_VERSION}");
+    let trimmed = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+    let result = match trimmed {
+        "/apis" => discovery_root(headers, &d.aggregated, &d.group_list),
+        "/api" => discovery_root(headers, &d.aggregated_legacy, &d.legacy_versions),
+        p if p == group_path => Ok(json(d.group.clone(), "no-cache, private")),
+        p if p == gv_path => Ok(json(d.resource_list.clone(), "no-cache, private")),
+        "/version" => Ok(json(version(), "no-cache, private")),
+        "/openapi/v2" => Ok(openapi(headers, &o.v2, &o.v2_hash, false)),
+        "/openapi/v3" => Ok(openapi(headers, &o.v3_root, &o.v3_root_hash, false)),
+        p if p == v3_path => match query.first("hash") {
+            Some(h) if h != o.v3_hash => {
+                let mut r = StatusCode::MOVED_PERMANENTLY.into_response();
+                if let Ok(v) = HeaderValue::from_str(&format!("{v3_path}?hash={}", o.v3_hash)) {
+                    r.headers_mut().insert(header::LOCATION, v);
+                }
+                Ok(r)
+            }
+            Some(_) => Ok(openapi(headers, &o.v3_group, &o.v3_hash, true)),
+            None => Ok(openapi(headers, &o.v3_group, &o.v3_hash, false)),
+        },
+        _ => Err(ApiError::path_not_found()),
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}

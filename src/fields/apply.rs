@@ -1,0 +1,479 @@
+//! Server-side apply: merging an applied configuration into the live object, taking ownership of
+//! the fields it sets, refusing to take them from other managers unless forced, and removing
+//! fields the applier stopped applying when nobody else owns them — structured-merge-diff's
+//! `Updater.Apply`, with kube-apiserver's layers around it (stripped fields, reset fields of
+//! subresources, `before-first-apply`, kubectl's client-side-apply upgrade).
+
+use super::managed::{APPLY, Entry, Managed, UPDATE, stripped};
+use super::set::{FieldSet, field, path_string};
+use super::walk::{compare, item_element, to_field_set};
+use crate::object::meta;
+use crate::schema::{ListType, Node};
+use serde_json::{Map, Value};
+
+/// The annotation kubectl's client-side apply keeps its last applied configuration in.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// One field another manager owns that the apply would change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conflict {
+    /// The manager as kube-apiserver prints it (`"alice"`, `"bob" using v1 at <time>`).
+    pub manager: String,
+    /// The field path (`.spec.replicas`).
+    pub path: String,
+}
+
+/// Renders conflicts as kube-apiserver's apply-conflict message.
+pub fn conflict_message(conflicts: &[Conflict]) -> String {
+    if let [one] = conflicts {
+        return format!("Apply failed with 1 conflict: conflict with {}: {}", one.manager, one.path);
+    }
+    let mut managers: Vec<&str> = conflicts.iter().map(|c| c.manager.as_str()).collect();
+    managers.sort_unstable();
+    managers.dedup();
+    let mut lines = Vec::new();
+    for m in managers {
+        lines.push(format!("conflicts with {m}:"));
+        for c in conflicts.iter().filter(|c| c.manager == m) {
+            lines.push(format!("- {}", c.path));
+        }
+    }
+    format!("Apply failed with {} conflicts: {}", conflicts.len(), lines.join("\n"))
+}
+
+fn display_manager(e: &Entry) -> String {
+    let mut s = crate::api::error::go_quote(&e.manager);
+    if !e.subresource.is_empty() {
+        s = format!("{s} with subresource {}", crate::api::error::go_quote(&e.subresource));
+    }
+    if e.operation == UPDATE {
+        match &e.time {
+            Some(t) => s = format!("{s} using {} at {t}", e.api_version),
+            None => s = format!("{s} using {}", e.api_version),
+        }
+    }
+    s
+}
+
+/// What the subresource may change: every other field is reset from the live object and
+/// owned by nobody through this operation.
+pub enum Scope {
+    /// The main resource of a kind with a status subresource: everything but `status`.
+    MainWithStatus,
+    /// The main resource of a kind without one: everything.
+    Main,
+    /// `/status`: only `status`.
+    Status,
+}
+
+impl Scope {
+    fn restrict(&self, set: &FieldSet) -> FieldSet {
+        let mut status = FieldSet::new();
+        status.insert(&[field("status")]);
+        match self {
+            Scope::MainWithStatus => set.remove_subtrees(&status),
+            Scope::Main => set.clone(),
+            Scope::Status => set.keep_subtrees(&status),
+        }
+    }
+
+    fn subresource(&self) -> &'static str {
+        match self {
+            Scope::Status => "status",
+            _ => "",
+        }
+    }
+}
+
+/// Merges `config` into `live` along the schema (`typed.Merge`).
+pub fn merge(node: Option<&Node>, live: Option<&Value>, config: Option<&Value>) -> Option<Value> {
+    let (l, c) = match (live, config) {
+        (_, None) => return live.cloned(),
+        (None, Some(c)) => return Some(c.clone()),
+        (Some(l), Some(c)) => (l, c),
+    };
+    match (l, c) {
+        (Value::Object(lm), Value::Object(cm)) if !node.is_some_and(|n| n.atomic_map) => {
+            let mut out = lm.clone();
+            for (k, v) in cm {
+                let child = node.and_then(|n| n.properties.get(k).or(n.additional.as_deref()));
+                match merge(child, lm.get(k), Some(v)) {
+                    Some(m) => out.insert(k.clone(), m),
+                    None => out.remove(k),
+                };
+            }
+            Some(Value::Object(out))
+        }
+        (Value::Array(la), Value::Array(ca)) => match node {
+            Some(n) if n.list_type != ListType::Atomic => Some(Value::Array(merge_list(n, la, ca))),
+            _ => Some(c.clone()),
+        },
+        _ => Some(c.clone()),
+    }
+}
+
+/// Merges granular lists keeping the order structured-merge-diff produces: live-only items stay
+/// where they were, applied items come in the applied order.
+fn merge_list(node: &Node, live: &[Value], config: &[Value]) -> Vec<Value> {
+    let key = |v: &Value| item_element(&node.list_type, v);
+    let lpes: Vec<Option<String>> = live.iter().map(key).collect();
+    let rpes: Vec<Option<String>> = config.iter().map(key).collect();
+    let in_r = |pe: &Option<String>| rpes.contains(pe);
+    let in_l = |pe: &Option<String>| lpes.contains(pe);
+    let find_l = |pe: &Option<String>| lpes.iter().position(|p| p == pe).map(|i| &live[i]);
+    let mut shared: std::collections::VecDeque<Option<String>> = rpes.iter().filter(|p| in_l(p)).cloned().collect();
+    let mut next_shared = shared.pop_front();
+    let mut merged_r: Vec<Option<String>> = Vec::new();
+    let mut out = Vec::new();
+    let items = node.items.as_deref();
+    let (mut li, mut ri) = (0, 0);
+    while li < live.len() || ri < config.len() {
+        if li < live.len() && ri < config.len() {
+            let pe = &lpes[li];
+            if *pe == rpes[ri] {
+                merged_r.push(pe.clone());
+                if let Some(m) = merge(items, Some(&live[li]), Some(&config[ri])) {
+                    out.push(m);
+                }
+                li += 1;
+                ri += 1;
+                next_shared = shared.pop_front();
+                continue;
+            }
+            if in_r(pe) && next_shared.as_ref().is_some_and(|n| n != pe) {
+                li += 1;
+                continue;
+            }
+        }
+        if li < live.len() {
+            let pe = &lpes[li];
+            if !in_r(pe) {
+                out.push(live[li].clone());
+                li += 1;
+                continue;
+            } else if merged_r.contains(pe) {
+                li += 1;
+            }
+        }
+        if ri < config.len() {
+            let pe = &rpes[ri];
+            merged_r.push(pe.clone());
+            if let Some(m) = merge(items, find_l(pe), Some(&config[ri])) {
+                out.push(m);
+            }
+            ri += 1;
+            if next_shared.as_ref() == Some(pe) {
+                next_shared = shared.pop_front();
+            }
+        }
+    }
+    out
+}
+
+/// Whether `path` or anything below it is in the set.
+fn owned_at_or_below(set: &FieldSet, path: &[String]) -> bool {
+    let Some((first, rest)) = path.split_first() else {
+        return !set.is_empty();
+    };
+    if rest.is_empty() {
+        return set.member(first) || set.child(first).is_some_and(|c| !c.is_empty());
+    }
+    set.child(first).is_some_and(|c| owned_at_or_below(c, rest))
+}
+
+/// Removes the value at a field path from an object.
+pub fn remove_path(value: &mut Value, path: &[String]) {
+    let Some((first, rest)) = path.split_first() else {
+        return;
+    };
+    if let Some(name) = first.strip_prefix("f:") {
+        let Value::Object(m) = value else { return };
+        if rest.is_empty() {
+            m.remove(name);
+        } else if let Some(child) = m.get_mut(name) {
+            remove_path(child, rest);
+        }
+        return;
+    }
+    let Value::Array(items) = value else { return };
+    let position = if let Some(i) = first.strip_prefix("i:") {
+        i.parse::<usize>().ok().filter(|i| *i < items.len())
+    } else if let Some(v) = first.strip_prefix("v:") {
+        let target: Value = serde_json::from_str(v).unwrap_or(Value::Null);
+        items.iter().position(|x| *x == target)
+    } else if let Some(k) = first.strip_prefix("k:") {
+        let keys: Map<String, Value> = serde_json::from_str(k).unwrap_or_default();
+        items
+            .iter()
+            .position(|x| keys.iter().all(|(name, v)| x.get(name) == Some(v)))
+    } else {
+        None
+    };
+    let Some(i) = position else { return };
+    if rest.is_empty() {
+        items.remove(i);
+    } else {
+        remove_path(&mut items[i], rest);
+    }
+}
+
+/// The result of an apply.
+pub enum Applied {
+    /// The new object, with `metadata.managedFields` set.
+    Object(Value),
+    /// Other managers own fields the apply would change.
+    Conflicts(Vec<Conflict>),
+}
+
+/// Applies `config` as `manager` to `live` (an empty object of the kind when creating).
+pub fn apply(
+    schema: &Node,
+    live: &Value,
+    config: &Value,
+    manager: &str,
+    scope: Scope,
+    api_version: &str,
+    force: bool,
+) -> Result<Applied, String> {
+    let subresource = scope.subresource();
+    let strip = stripped();
+    let mut managed = Managed::decode(live)?;
+    let mut live_bare = live.clone();
+    meta::set(&mut live_bare, "managedFields", None);
+    if managed.entries.is_empty() && !meta::uid(live).is_empty() {
+        // An object no one manages yet: its current fields belong to `before-first-apply`, so
+        // the first apply conflicts with what was there rather than silently taking it.
+        let owned = to_field_set(schema, &live_bare).difference(&strip);
+        if !owned.is_empty() {
+            managed.entries.push(Entry {
+                manager: "before-first-apply".into(),
+                operation: UPDATE.into(),
+                api_version: api_version.into(),
+                time: Some(meta::now()),
+                subresource: String::new(),
+                fields: owned,
+            });
+        }
+    }
+    let mut config_bare = config.clone();
+    meta::set(&mut config_bare, "managedFields", None);
+    let merged = merge(Some(schema), Some(&live_bare), Some(&config_bare)).unwrap_or(Value::Null);
+    let applied_set = scope.restrict(&to_field_set(schema, &config_bare).difference(&strip));
+
+    let is_applier = |e: &Entry| e.manager == manager && e.operation == APPLY && e.subresource == subresource;
+    let last_set = managed
+        .entries
+        .iter()
+        .find(|e| is_applier(e))
+        .map(|e| e.fields.clone())
+        .unwrap_or_default();
+    let others: Vec<usize> = (0..managed.entries.len())
+        .filter(|i| !is_applier(&managed.entries[*i]))
+        .collect();
+
+    // Fields the applier stopped applying go away unless someone still owns them.
+    let mut owned_now = applied_set.clone();
+    for i in &others {
+        owned_now = owned_now.union(&managed.entries[*i].fields);
+    }
+    let mut pruned = merged;
+    let mut dropped = last_set.difference(&applied_set).paths();
+    dropped.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for path in dropped {
+        if !owned_at_or_below(&owned_now, &path) {
+            remove_path(&mut pruned, &path);
+        }
+    }
+
+    let mut cmp = compare(schema, &live_bare, &pruned);
+    cmp.added = cmp.added.difference(&strip);
+    cmp.modified = cmp.modified.difference(&strip);
+    cmp.removed = cmp.removed.difference(&strip);
+    let changed = scope.restrict(&cmp.changed());
+    let mut conflicts = Vec::new();
+    for i in &others {
+        let e = &managed.entries[*i];
+        let mut clash = e.fields.intersection(&changed).paths();
+        clash.sort();
+        for path in clash {
+            conflicts.push((i, path));
+        }
+    }
+    if !conflicts.is_empty() && !force {
+        let allowed = if manager == "kubectl" {
+            client_side_apply_fields(schema, live)
+        } else {
+            None
+        };
+        let blocking: Vec<&(&usize, Vec<String>)> = conflicts
+            .iter()
+            .filter(|(_, p)| !allowed.as_ref().is_some_and(|a| a.has(p)))
+            .collect();
+        if !blocking.is_empty() {
+            let mut out: Vec<Conflict> = blocking
+                .iter()
+                .map(|(i, p)| Conflict {
+                    manager: display_manager(&managed.entries[**i]),
+                    path: path_string(p),
+                })
+                .collect();
+            out.sort_by(|a, b| a.manager.cmp(&b.manager).then_with(|| a.path.cmp(&b.path)));
+            return Ok(Applied::Conflicts(out));
+        }
+    }
+    // Forced (or allowed): the applier takes the fields; removed fields belong to nobody.
+    for i in &others {
+        let e = &mut managed.entries[*i];
+        e.fields = e.fields.difference(&changed).difference(&cmp.removed);
+    }
+    let object_changed = pruned != live_bare;
+    match managed.entries.iter_mut().find(|e| is_applier(e)) {
+        Some(e) => {
+            e.fields = applied_set;
+            e.api_version = api_version.to_string();
+            if object_changed {
+                e.time = Some(meta::now());
+            }
+        }
+        None => managed.entries.push(Entry {
+            manager: manager.to_string(),
+            operation: APPLY.into(),
+            api_version: api_version.to_string(),
+            time: Some(meta::now()),
+            subresource: subresource.to_string(),
+            fields: applied_set,
+        }),
+    }
+    let mut out = pruned;
+    if manager == "kubectl" && has_last_applied(live) {
+        let mut annotation_source = config.clone();
+        if let Some(a) = meta::meta(&annotation_source).and_then(|m| m.get("annotations")).cloned()
+            && let Value::Object(mut a) = a
+        {
+            a.remove(LAST_APPLIED);
+            meta::set(&mut annotation_source, "annotations", Some(Value::Object(a)));
+        }
+        let text = serde_json::to_string(&annotation_source).unwrap_or_default();
+        let annotations = meta::meta_mut(&mut out)
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(a) = annotations {
+            a.insert(LAST_APPLIED.into(), Value::String(text));
+        }
+    }
+    managed.encode_into(&mut out);
+    Ok(Applied::Object(out))
+}
+
+fn has_last_applied(obj: &Value) -> bool {
+    meta::string_map(obj, "annotations")
+        .get(LAST_APPLIED)
+        .is_some_and(|v| !v.is_empty())
+}
+
+/// Fields kubectl's client-side apply last applied that still hold those values: kubectl may
+/// take them over with a server-side apply without a conflict.
+fn client_side_apply_fields(schema: &Node, live: &Value) -> Option<FieldSet> {
+    let text = meta::string_map(live, "annotations").get(LAST_APPLIED)?.to_string();
+    let last: Value = serde_json::from_str(&text).ok()?;
+    if last.get("apiVersion") != live.get("apiVersion") {
+        return None;
+    }
+    let mut live_bare = live.clone();
+    meta::set(&mut live_bare, "managedFields", None);
+    let cmp = compare(schema, &last, &live_bare);
+    Some(
+        to_field_set(schema, &last)
+            .difference(&cmp.modified)
+            .difference(&cmp.added)
+            .difference(&cmp.removed),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema() -> Node {
+        crate::kinds::load()
+            .unwrap()
+            .into_iter()
+            .find(|r| r.kind.kind == "App")
+            .unwrap()
+            .schema
+            .root
+            .clone()
+    }
+
+    fn apply_ok(live: &Value, config: Value, manager: &str, force: bool) -> Value {
+        match apply(&schema(), live, &config, manager, Scope::MainWithStatus, "admission.example.com/v1", force).unwrap() {
+            Applied::Object(o) => o,
+            Applied::Conflicts(c) => panic!("conflicts: {c:?}"),
+        }
+    }
+
+    fn base() -> Value {
+        json!({"apiVersion": "admission.example.com/v1", "kind": "App"})
+    }
+
+    #[test]
+    fn apply_create_owns_leaves_like_the_fixture() {
+        let obj = apply_ok(&base(), json!({"apiVersion": "admission.example.com/v1", "kind": "App",
+            "metadata": {"name": "ap1"}, "spec": {"version": "v1.0.0", "replicas": 2}}), "alice", false);
+        let mf = &obj["metadata"]["managedFields"][0];
+        assert_eq!(mf["operation"], "Apply");
+        assert_eq!(mf["manager"], "alice");
+        assert_eq!(mf["fieldsV1"], json!({"f:spec": {"f:replicas": {}, "f:version": {}}}));
+    }
+
+    #[test]
+    fn conflicts_name_the_owner_and_force_takes_over() {
+        let mut live = apply_ok(&base(), json!({"metadata": {"name": "ap1"}, "spec": {"version": "v1.0.0", "replicas": 2}}), "alice", false);
+        live["metadata"]["uid"] = json!("u");
+        let result = apply(&schema(), &live, &json!({"metadata": {"name": "ap1"}, "spec": {"replicas": 3}}), "bob", Scope::MainWithStatus, "admission.example.com/v1", false).unwrap();
+        let Applied::Conflicts(c) = result else { panic!("expected a conflict") };
+        assert_eq!(conflict_message(&c), "Apply failed with 1 conflict: conflict with \"alice\": .spec.replicas");
+        // The same value is shared, not a conflict.
+        apply_ok(&live, json!({"metadata": {"name": "ap1"}, "spec": {"replicas": 2}}), "bob", false);
+        let forced = apply_ok(&live, json!({"metadata": {"name": "ap1"}, "spec": {"replicas": 3}}), "bob", true);
+        assert_eq!(forced["spec"]["replicas"], 3);
+        let m = Managed::decode(&forced).unwrap();
+        let alice = m.entries.iter().find(|e| e.manager == "alice").unwrap();
+        assert_eq!(alice.fields.to_fields_v1(), json!({"f:spec": {"f:version": {}}}));
+    }
+
+    #[test]
+    fn fields_no_longer_applied_are_removed_unless_owned_elsewhere() {
+        let mut live = apply_ok(&base(), json!({"metadata": {"name": "a", "labels": {"x": "1", "y": "2"}}, "spec": {"version": "v1.0.0", "replicas": 2}}), "alice", false);
+        live["metadata"]["uid"] = json!("u");
+        let next = apply_ok(&live, json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "spec": {"replicas": 2}}), "alice", false);
+        assert_eq!(next["metadata"]["labels"], json!({"x": "1"}));
+        assert!(next["spec"].get("version").is_none());
+        // Bob also applies version: when alice drops it, it stays.
+        let shared = apply_ok(&live, json!({"metadata": {"name": "a"}, "spec": {"version": "v1.0.0"}}), "bob", false);
+        let after = apply_ok(&shared, json!({"metadata": {"name": "a"}, "spec": {"replicas": 2}}), "alice", false);
+        assert_eq!(after["spec"]["version"], "v1.0.0");
+    }
+
+    #[test]
+    fn map_lists_merge_by_key() {
+        let live = json!({"status": {"conditions": [{"type": "A", "status": "True"}, {"type": "B", "status": "False"}]}});
+        let config = json!({"status": {"conditions": [{"type": "B", "status": "True"}, {"type": "C", "status": "True"}]}});
+        let s = schema();
+        let merged = merge(Some(&s), Some(&live), Some(&config)).unwrap();
+        assert_eq!(
+            merged["status"]["conditions"],
+            json!([{"type": "A", "status": "True"}, {"type": "B", "status": "True"}, {"type": "C", "status": "True"}])
+        );
+    }
+
+    #[test]
+    fn several_conflicts_are_grouped_by_manager() {
+        let c = vec![
+            Conflict { manager: "\"a\"".into(), path: ".spec.x".into() },
+            Conflict { manager: "\"a\"".into(), path: ".spec.y".into() },
+        ];
+        assert_eq!(conflict_message(&c), "Apply failed with 2 conflicts: conflicts with \"a\":\n- .spec.x\n- .spec.y");
+    }
+}

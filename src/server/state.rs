@@ -1,0 +1,51 @@
+//! What every request shares: the registry, the served kinds, the prebuilt discovery and OpenAPI
+//! documents, authentication, and serving limits.
+
+use crate::api::discovery::Discovery;
+use crate::api::error::{ApiError, ApiResult};
+use crate::api::openapi::OpenApi;
+use crate::auth::Authenticator;
+use crate::kinds::Resource;
+use crate::registry::Registry;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Shared state of a running server.
+pub struct AppState {
+    /// Object semantics over the store.
+    pub registry: Registry,
+    /// The served kinds with their schemas.
+    pub resources: Vec<Arc<Resource>>,
+    /// Discovery documents.
+    pub discovery: Discovery,
+    /// OpenAPI documents.
+    pub openapi: OpenApi,
+    /// Who is calling.
+    pub authenticator: Authenticator,
+    /// Watches without `timeoutSeconds` end after a random time in [this, 2×this).
+    pub min_request_timeout: Duration,
+}
+
+/// How long a read asking for a newer revision than the store has waits for it.
+const FRESHNESS_WAIT: Duration = Duration::from_secs(3);
+
+impl AppState {
+    /// Waits until the store has reached `revision` (a client saw it from another replica or a
+    /// moment ago); 504 `Timeout` like kube-apiserver when it does not come.
+    pub async fn wait_for_revision(&self, revision: u64) -> ApiResult<()> {
+        let deadline = tokio::time::Instant::now() + FRESHNESS_WAIT;
+        loop {
+            let current = self.registry.current_revision();
+            if current >= revision {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ApiError::timeout(
+                    &format!("Too large resource version: {revision}, current: {current}"),
+                    1,
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
