@@ -79,11 +79,19 @@ mod tests {
     #[test]
     fn only_the_admin_token_authenticates() {
         let a = Authenticator::new(Some("s3cret".into()));
-        assert!(a.authenticate(&headers("Bearer s3cret")).unwrap().is_master());
+        assert!(
+            a.authenticate(&headers("Bearer s3cret"))
+                .unwrap()
+                .is_master()
+        );
         assert!(a.authenticate(&headers("bearer s3cret")).is_some());
         assert!(a.authenticate(&headers("Bearer s3cre")).is_none());
         assert!(a.authenticate(&headers("Basic s3cret")).is_none());
         assert!(a.authenticate(&HeaderMap::new()).is_none());
-        assert!(Authenticator::new(None).authenticate(&headers("Bearer s3cret")).is_none());
+        assert!(
+            Authenticator::new(None)
+                .authenticate(&headers("Bearer s3cret"))
+                .is_none()
+        );
     }
 }

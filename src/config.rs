@@ -10,7 +10,11 @@ use std::time::Duration;
 
 /// The command line.
 #[derive(Debug, Parser)]
-#[command(name = "admission-apiserver", version, about = "A Kubernetes extension API server for admission.example.com")]
+#[command(
+    name = "admission-apiserver",
+    version,
+    about = "A Kubernetes extension API server for admission.example.com"
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

@@ -248,7 +248,10 @@ fn parse_node(raw: &Value, components: &Map<String, Value>, depth: usize) -> Res
     node.max_length = count("maxLength").or(node.max_length);
     node.min_items = count("minItems").or(node.min_items);
     node.max_items = count("maxItems").or(node.max_items);
-    node.nullable |= obj.get("nullable").and_then(Value::as_bool).unwrap_or(false);
+    node.nullable |= obj
+        .get("nullable")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     node.preserve_unknown |= obj
         .get("x-kubernetes-preserve-unknown-fields")
         .and_then(Value::as_bool)
@@ -301,10 +304,7 @@ fn prune(node: &Node, value: &mut Value, path: &mut String, unknown: &mut Vec<St
             }
             let keys: Vec<String> = map.keys().cloned().collect();
             for key in keys {
-                let child = node
-                    .properties
-                    .get(&key)
-                    .or(node.additional.as_deref());
+                let child = node.properties.get(&key).or(node.additional.as_deref());
                 let saved = path.len();
                 if !path.is_empty() {
                     path.push('.');
@@ -401,7 +401,11 @@ fn validate(node: &Node, value: &Value, path: &str, errors: &mut Vec<FieldError>
         errors.push(FieldError::type_invalid(
             field,
             &Value::String(got.into()),
-            &format!("{name} in body must be of type {}: {}", t.name(), crate::api::error::go_quote(got)),
+            &format!(
+                "{name} in body must be of type {}: {}",
+                t.name(),
+                crate::api::error::go_quote(got)
+            ),
         ));
         return;
     }
@@ -423,7 +427,11 @@ fn validate(node: &Node, value: &Value, path: &str, errors: &mut Vec<FieldError>
             if let Some((max, exclusive)) = node.maximum
                 && (f > max || (exclusive && f == max))
             {
-                let rel = if exclusive { "less than" } else { "less than or equal to" };
+                let rel = if exclusive {
+                    "less than"
+                } else {
+                    "less than or equal to"
+                };
                 errors.push(FieldError::invalid(
                     field.clone(),
                     value,
@@ -501,7 +509,12 @@ fn validate(node: &Node, value: &Value, path: &str, errors: &mut Vec<FieldError>
 }
 
 /// Sets must not repeat a value and map lists must not repeat a key (as kube-apiserver checks).
-fn validate_list_uniqueness(node: &Node, items: &[Value], path: &str, errors: &mut Vec<FieldError>) {
+fn validate_list_uniqueness(
+    node: &Node,
+    items: &[Value],
+    path: &str,
+    errors: &mut Vec<FieldError>,
+) {
     match &node.list_type {
         ListType::Atomic => {}
         ListType::Set => {
@@ -523,7 +536,10 @@ fn validate_list_uniqueness(node: &Node, items: &[Value], path: &str, errors: &m
                         .zip(k)
                         .filter_map(|(name, v)| v.map(|v| (name.clone(), v)))
                         .collect();
-                    errors.push(FieldError::duplicate(format!("{path}[{i}]"), &Value::Object(shown)));
+                    errors.push(FieldError::duplicate(
+                        format!("{path}[{i}]"),
+                        &Value::Object(shown),
+                    ));
                 }
             }
         }
@@ -561,24 +577,35 @@ mod tests {
     #[test]
     fn validation_table() {
         let cases: Vec<(Value, Vec<&str>)> = vec![
-            (json!({"spec": {"version": "v1.0.0", "replicas": 1}}), vec![]),
+            (
+                json!({"spec": {"version": "v1.0.0", "replicas": 1}}),
+                vec![],
+            ),
             (json!({"spec": {"replicas": 10}}), vec![]),
             (json!({"spec": {"replicas": 2.0}}), vec![]),
             (
                 json!({"spec": {"replicas": 0}}),
-                vec!["spec.replicas: Invalid value: 0: spec.replicas in body should be greater than or equal to 1"],
+                vec![
+                    "spec.replicas: Invalid value: 0: spec.replicas in body should be greater than or equal to 1",
+                ],
             ),
             (
                 json!({"spec": {"replicas": "three"}}),
-                vec!["spec.replicas: Invalid value: \"string\": spec.replicas in body must be of type integer: \"string\""],
+                vec![
+                    "spec.replicas: Invalid value: \"string\": spec.replicas in body must be of type integer: \"string\"",
+                ],
             ),
             (
                 json!({"spec": {"replicas": 1.5}}),
-                vec!["spec.replicas: Invalid value: \"number\": spec.replicas in body must be of type integer: \"number\""],
+                vec![
+                    "spec.replicas: Invalid value: \"number\": spec.replicas in body must be of type integer: \"number\"",
+                ],
             ),
             (
                 json!({"spec": {"selector": {"matchLabels": {"a": 1}}}}),
-                vec!["spec.selector.matchLabels.a: Invalid value: \"integer\": spec.selector.matchLabels.a in body must be of type string: \"integer\""],
+                vec![
+                    "spec.selector.matchLabels.a: Invalid value: \"integer\": spec.selector.matchLabels.a in body must be of type string: \"integer\"",
+                ],
             ),
             (
                 json!({"status": {"conditions": [{"type": "Ready"}]}}),
@@ -590,7 +617,9 @@ mod tests {
             ),
             (
                 json!({"spec": "nope"}),
-                vec!["spec: Invalid value: \"string\": spec in body must be of type object: \"string\""],
+                vec![
+                    "spec: Invalid value: \"string\": spec in body must be of type object: \"string\"",
+                ],
             ),
         ];
         let schema = app();
@@ -610,7 +639,12 @@ mod tests {
         let unknown = app().prune(&mut v);
         assert_eq!(
             unknown,
-            ["spec.colour", "spec.selector.extra", "status.conditions[0].bogus", "top"]
+            [
+                "spec.colour",
+                "spec.selector.extra",
+                "status.conditions[0].bogus",
+                "top"
+            ]
         );
         assert_eq!(
             v,
@@ -621,7 +655,8 @@ mod tests {
 
     #[test]
     fn unsupported_keywords_are_refused_at_load() {
-        let err = Schema::load(&json!({"type": "string", "pattern": "^a$"}), &Map::new()).unwrap_err();
+        let err =
+            Schema::load(&json!({"type": "string", "pattern": "^a$"}), &Map::new()).unwrap_err();
         assert!(err.contains("pattern"), "{err}");
     }
 }

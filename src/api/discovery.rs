@@ -76,7 +76,10 @@ fn resource_entries(kind: &Kind) -> Vec<Value> {
         if !kind.categories.is_empty() {
             main.insert("categories".into(), json!(kind.categories));
         }
-        main.insert("storageVersionHash".into(), json!(kind.storage_version_hash));
+        main.insert(
+            "storageVersionHash".into(),
+            json!(kind.storage_version_hash),
+        );
     }
     if kind.status_subresource {
         out.push(json!({
@@ -155,7 +158,8 @@ impl Discovery {
         let mut kinds: Vec<&Kind> = resources.iter().map(|r| r.kind).collect();
         kinds.sort_by_key(|k| k.plural);
         let mut entries: Vec<Value> = kinds.iter().flat_map(|k| resource_entries(k)).collect();
-        let mut aggregated_resources: Vec<Value> = kinds.iter().map(|k| aggregated_entry(k)).collect();
+        let mut aggregated_resources: Vec<Value> =
+            kinds.iter().map(|k| aggregated_entry(k)).collect();
         for e in extra {
             entries.push(json!({
                 "name": e.plural,
@@ -172,7 +176,8 @@ impl Discovery {
                 "verbs": e.verbs,
             }));
         }
-        let group_list = json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [api_group()]});
+        let group_list =
+            json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [api_group()]});
         let mut group = api_group();
         if let Value::Object(m) = &mut group {
             m.insert("kind".into(), json!("APIGroup"));
@@ -203,9 +208,17 @@ impl Discovery {
             group_list: serialized(&group_list),
             group: serialized(&group),
             resource_list: serialized(&resource_list),
-            legacy_versions: serialized(&json!({"kind": "APIVersions", "versions": [], "serverAddressByClientCIDRs": []})),
-            aggregated: [aggregated("v2", items.clone()), aggregated("v2beta1", items)],
-            aggregated_legacy: [aggregated("v2", json!([])), aggregated("v2beta1", json!([]))],
+            legacy_versions: serialized(
+                &json!({"kind": "APIVersions", "versions": [], "serverAddressByClientCIDRs": []}),
+            ),
+            aggregated: [
+                aggregated("v2", items.clone()),
+                aggregated("v2beta1", items),
+            ],
+            aggregated_legacy: [
+                aggregated("v2", json!([])),
+                aggregated("v2beta1", json!([])),
+            ],
         }
     }
 }
@@ -252,7 +265,10 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> Value {
-        let path = format!("{}/../shared/fixtures/kube-1.36/crd-oracle/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/tests/fixtures/kube-1.36/crd-oracle/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
@@ -260,11 +276,18 @@ mod tests {
     fn resource_list_and_aggregated_entry_match_the_crd_oracle() {
         let d = Discovery::new(&crate::kinds::load().unwrap(), &[]);
         let got: Value = serde_json::from_slice(&d.resource_list).unwrap();
-        assert_eq!(got, fixture("14-discovery-resourcelist.json")["response"]["body"]);
+        assert_eq!(
+            got,
+            fixture("14-discovery-resourcelist.json")["response"]["body"]
+        );
         let got: Value = serde_json::from_slice(&d.aggregated[0].0).unwrap();
-        let want = &fixture("15-aggregated-discovery-v2-entry.json")["response"]["item_for_this_group"][0];
+        let want =
+            &fixture("15-aggregated-discovery-v2-entry.json")["response"]["item_for_this_group"][0];
         let mut item = got["items"][0].clone();
-        item["metadata"].as_object_mut().unwrap().remove("creationTimestamp");
+        item["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("creationTimestamp");
         assert_eq!(&item, want);
     }
 
@@ -272,8 +295,14 @@ mod tests {
     fn aggregator_accept_header_gets_v2() {
         let h = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList";
         assert_eq!(discovery_format(Some(h)), DiscoveryFormat::Aggregated(0));
-        assert_eq!(discovery_format(Some(&format!("{h},application/json"))), DiscoveryFormat::Aggregated(0));
-        assert_eq!(discovery_format(Some("application/json")), DiscoveryFormat::Legacy);
+        assert_eq!(
+            discovery_format(Some(&format!("{h},application/json"))),
+            DiscoveryFormat::Aggregated(0)
+        );
+        assert_eq!(
+            discovery_format(Some("application/json")),
+            DiscoveryFormat::Legacy
+        );
         assert_eq!(discovery_format(None), DiscoveryFormat::Legacy);
         assert_eq!(discovery_format(Some("text/plain")), DiscoveryFormat::None);
     }

@@ -5,7 +5,9 @@
 use crate::kinds::Kind;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ListMeta, Status, StatusCause, StatusDetails};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    ListMeta, Status, StatusCause, StatusDetails,
+};
 
 /// One field validation failure, as `k8s.io/apimachinery/pkg/util/validation/field.Error`.
 #[derive(Clone, Debug, PartialEq)]
@@ -91,7 +93,11 @@ impl FieldError {
     }
 
     /// `field.NotSupported(path, value, valid)`.
-    pub fn not_supported(field: impl Into<String>, value: &serde_json::Value, valid: &[String]) -> Self {
+    pub fn not_supported(
+        field: impl Into<String>,
+        value: &serde_json::Value,
+        valid: &[String],
+    ) -> Self {
         let mut body = format!("Unsupported value: {}", bad_value(value));
         if !valid.is_empty() {
             let quoted: Vec<String> = valid.iter().map(|v| go_quote(v)).collect();
@@ -173,9 +179,13 @@ pub fn aggregate(errors: &[FieldError]) -> String {
     }
 }
 
-/// An error answered to the client as a `Status`.
+/// An error answered to the client as a `Status`. Boxed, so results stay small on the
+/// happy path.
 #[derive(Clone, Debug)]
-pub struct ApiError {
+pub struct ApiError(Box<Inner>);
+
+#[derive(Clone, Debug)]
+struct Inner {
     status: Status,
     retry_after: Option<u32>,
 }
@@ -186,8 +196,8 @@ impl std::fmt::Display for ApiError {
             f,
             "{} {}: {}",
             self.code(),
-            self.status.reason.as_deref().unwrap_or(""),
-            self.status.message.as_deref().unwrap_or("")
+            self.0.status.reason.as_deref().unwrap_or(""),
+            self.0.status.message.as_deref().unwrap_or("")
         )
     }
 }
@@ -210,7 +220,7 @@ fn details(kind: &Kind, name: &str) -> StatusDetails {
 
 impl ApiError {
     fn new(code: u16, reason: &str, message: String, details: Option<StatusDetails>) -> ApiError {
-        ApiError {
+        ApiError(Box::new(Inner {
             status: Status {
                 status: Some("Failure".into()),
                 code: Some(code.into()),
@@ -220,27 +230,27 @@ impl ApiError {
                 metadata: ListMeta::default(),
             },
             retry_after: None,
-        }
+        }))
     }
 
     /// The HTTP status code.
     pub fn code(&self) -> u16 {
-        self.status.code.unwrap_or(500) as u16
+        self.0.status.code.unwrap_or(500) as u16
     }
 
     /// The `Status` reason (`NotFound`, `Conflict`, ...).
     pub fn reason(&self) -> &str {
-        self.status.reason.as_deref().unwrap_or("")
+        self.0.status.reason.as_deref().unwrap_or("")
     }
 
     /// The human message.
     pub fn message(&self) -> &str {
-        self.status.message.as_deref().unwrap_or("")
+        self.0.status.message.as_deref().unwrap_or("")
     }
 
     /// The `Status` object itself (watch `ERROR` events carry it).
     pub fn status(&self) -> &Status {
-        &self.status
+        &self.0.status
     }
 
     /// 404 for a named object.
@@ -352,20 +362,14 @@ impl ApiError {
         ApiError::invalid(kind.group, kind.kind, name, errors)
     }
 
-    /// 422 without field details (`errors.NewGenericServerResponse(422, ...)`); the reason why is
-    /// kept as the one cause.
+    /// 422 without field details, worded as `errors.NewGenericServerResponse(422, ...)` with the
+    /// reason appended (kube-apiserver drops it; a client is better off knowing).
     pub fn invalid_generic(why: &str) -> ApiError {
         ApiError::new(
             422,
             "Invalid",
-            "the server rejected our request due to an error in our request".into(),
-            Some(StatusDetails {
-                causes: Some(vec![StatusCause {
-                    message: Some(why.to_string()),
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            }),
+            format!("the server rejected our request due to an error in our request: {why}"),
+            Some(StatusDetails::default()),
         )
     }
 
@@ -482,7 +486,7 @@ impl ApiError {
                 ..Default::default()
             }),
         );
-        e.retry_after = Some(retry_after);
+        e.0.retry_after = Some(retry_after);
         e
     }
 
@@ -497,7 +501,7 @@ impl ApiError {
                 ..Default::default()
             }),
         );
-        e.retry_after = Some(retry_after);
+        e.0.retry_after = Some(retry_after);
         e
     }
 
@@ -526,13 +530,13 @@ impl ApiError {
 
     /// Sets `metadata.continue` (an inconsistent-continue token on a 410).
     pub fn with_continue(mut self, token: String) -> ApiError {
-        self.status.metadata.continue_ = Some(token);
+        self.0.status.metadata.continue_ = Some(token);
         self
     }
 
     /// Sets the `uid` in the details.
     pub fn with_uid(mut self, uid: Option<String>) -> ApiError {
-        if let Some(d) = self.status.details.as_mut() {
+        if let Some(d) = self.0.status.details.as_mut() {
             d.uid = uid;
         }
         self
@@ -559,7 +563,7 @@ impl ApiError {
 
     /// The `Status` as JSON bytes.
     pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(&StatusBody(&self.status)).unwrap_or_else(|_| b"{}".to_vec())
+        serde_json::to_vec(&StatusBody(&self.0.status)).unwrap_or_else(|_| b"{}".to_vec())
     }
 }
 
@@ -590,7 +594,7 @@ impl IntoResponse for ApiError {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-cache, private"),
         );
-        if let Some(seconds) = self.retry_after
+        if let Some(seconds) = self.0.retry_after
             && let Ok(v) = HeaderValue::from_str(&seconds.to_string())
         {
             headers.insert(header::RETRY_AFTER, v);
@@ -611,11 +615,19 @@ mod tests {
     fn field_errors_render_like_go() {
         let cases = [
             (
-                FieldError::invalid("spec.replicas", &json!(15), "spec.replicas in body should be less than or equal to 10"),
+                FieldError::invalid(
+                    "spec.replicas",
+                    &json!(15),
+                    "spec.replicas in body should be less than or equal to 10",
+                ),
                 "spec.replicas: Invalid value: 15: spec.replicas in body should be less than or equal to 10",
             ),
             (
-                FieldError::not_supported("spec.version", &json!("v1.0.2"), &["v1.0.0".into(), "v1.0.1".into()]),
+                FieldError::not_supported(
+                    "spec.version",
+                    &json!("v1.0.2"),
+                    &["v1.0.0".into(), "v1.0.1".into()],
+                ),
                 "spec.version: Unsupported value: \"v1.0.2\": supported values: \"v1.0.0\", \"v1.0.1\"",
             ),
             (
@@ -623,7 +635,10 @@ mod tests {
                 "metadata.name: Required value: name or generateName is required",
             ),
             (FieldError::forbidden("x", ""), "x: Forbidden"),
-            (FieldError::too_long("a", 63), "a: Too long: may not be more than 63 bytes"),
+            (
+                FieldError::too_long("a", 63),
+                "a: Too long: may not be more than 63 bytes",
+            ),
         ];
         for (err, want) in cases {
             assert_eq!(err.message(), want);
@@ -635,7 +650,10 @@ mod tests {
         let a = FieldError::required("a", "");
         let b = FieldError::required("b", "");
         assert_eq!(aggregate(std::slice::from_ref(&a)), "a: Required value");
-        assert_eq!(aggregate(&[a.clone(), b]), "[a: Required value, b: Required value]");
+        assert_eq!(
+            aggregate(&[a.clone(), b]),
+            "[a: Required value, b: Required value]"
+        );
         assert_eq!(aggregate(&[a.clone(), a]), "a: Required value");
     }
 

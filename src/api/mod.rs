@@ -1,8 +1,8 @@
 //! The HTTP API: errors, request parsing, negotiation, discovery, OpenAPI and the REST verbs.
 
 pub mod discovery;
-pub mod handlers;
 pub mod error;
+pub mod handlers;
 pub mod negotiation;
 pub mod nonresource;
 pub mod openapi;

@@ -44,7 +44,10 @@ pub fn parse_accept(header: &str) -> Vec<MediaRange> {
                 let Some((k, v)) = p.split_once('=') else {
                     continue;
                 };
-                let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().trim_matches('"').to_string());
+                let (k, v) = (
+                    k.trim().to_ascii_lowercase(),
+                    v.trim().trim_matches('"').to_string(),
+                );
                 if k == "q" {
                     q = v.parse().unwrap_or(0.0);
                 } else {
@@ -204,8 +207,14 @@ mod tests {
     #[test]
     fn kubectl_table_accept_header_picks_v1_table() {
         let h = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
-        assert_eq!(negotiate(Some(h), Target::List).unwrap(), Output::Table { beta: false });
-        assert_eq!(negotiate(Some(h), Target::Watch).unwrap(), Output::Table { beta: false });
+        assert_eq!(
+            negotiate(Some(h), Target::List).unwrap(),
+            Output::Table { beta: false }
+        );
+        assert_eq!(
+            negotiate(Some(h), Target::Watch).unwrap(),
+            Output::Table { beta: false }
+        );
     }
 
     #[test]
@@ -215,18 +224,51 @@ mod tests {
             (Some("*/*"), Target::Object, Some(Output::Json)),
             (Some("application/yaml"), Target::List, Some(Output::Yaml)),
             (Some("application/yaml"), Target::Watch, None),
-            (Some("application/vnd.kubernetes.protobuf, application/json"), Target::Object, Some(Output::Json)),
-            (Some("application/vnd.kubernetes.protobuf"), Target::Object, None),
+            (
+                Some("application/vnd.kubernetes.protobuf, application/json"),
+                Target::Object,
+                Some(Output::Json),
+            ),
+            (
+                Some("application/vnd.kubernetes.protobuf"),
+                Target::Object,
+                None,
+            ),
             (Some("text/html"), Target::Object, None),
-            (Some("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"), Target::Watch, Some(Output::Metadata { beta: false })),
-            (Some("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"), Target::List, Some(Output::Metadata { beta: false })),
-            (Some("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"), Target::List, None),
-            (Some("application/json;q=0.5,application/yaml"), Target::Object, Some(Output::Yaml)),
+            (
+                Some("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"),
+                Target::Watch,
+                Some(Output::Metadata { beta: false }),
+            ),
+            (
+                Some("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"),
+                Target::List,
+                Some(Output::Metadata { beta: false }),
+            ),
+            (
+                Some("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"),
+                Target::List,
+                None,
+            ),
+            (
+                Some("application/json;q=0.5,application/yaml"),
+                Target::Object,
+                Some(Output::Yaml),
+            ),
         ];
         for (accept, target, want) in cases {
-            assert_eq!(negotiate(accept, target).ok(), want, "{accept:?} {target:?}");
+            assert_eq!(
+                negotiate(accept, target).ok(),
+                want,
+                "{accept:?} {target:?}"
+            );
         }
-        assert_eq!(negotiate(Some("text/html"), Target::Object).unwrap_err().code(), 406);
+        assert_eq!(
+            negotiate(Some("text/html"), Target::Object)
+                .unwrap_err()
+                .code(),
+            406
+        );
     }
 
     #[test]

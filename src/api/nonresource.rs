@@ -10,8 +10,10 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
 fn json(bytes: Vec<u8>, cache: &'static str) -> Response {
     let mut r = (StatusCode::OK, bytes).into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     r
@@ -111,19 +113,32 @@ pub fn health(state: &AppState, path: &str, query: &Query) -> Option<Response> {
     if !["healthz", "livez", "readyz"].contains(&base) {
         return None;
     }
-    let checks: Vec<(&str, bool)> = vec![("ping", true), ("storage", state.registry.current_revision() >= state.registry.store().oldest_revision())];
+    let checks: Vec<(&str, bool)> = vec![
+        ("ping", true),
+        (
+            "storage",
+            state.registry.current_revision() >= state.registry.store().oldest_revision(),
+        ),
+    ];
     let text = |code: StatusCode, body: String| {
         let mut r = (code, body).into_response();
-        r.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-        r.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        r.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache, private"),
+        );
         r
     };
     if let Some(name) = check {
         return Some(match checks.iter().find(|(n, _)| *n == name) {
             Some((_, true)) => text(StatusCode::OK, "ok".into()),
-            Some((_, false)) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("[-]{name} failed: reason withheld\n")),
+            Some((_, false)) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("[-]{name} failed: reason withheld\n"),
+            ),
             None => ApiError::path_not_found().into_response(),
         });
     }
@@ -132,17 +147,34 @@ pub fn health(state: &AppState, path: &str, query: &Query) -> Option<Response> {
     if verbose || !healthy {
         let mut body = String::new();
         for (name, ok) in &checks {
-            body.push_str(&if *ok { format!("[+]{name} ok\n") } else { format!("[-]{name} failed: reason withheld\n") });
+            body.push_str(&if *ok {
+                format!("[+]{name} ok\n")
+            } else {
+                format!("[-]{name} failed: reason withheld\n")
+            });
         }
-        body.push_str(&format!("{base} check {}\n", if healthy { "passed" } else { "failed" }));
-        let code = if healthy { StatusCode::OK } else { StatusCode::INTERNAL_SERVER_ERROR };
+        body.push_str(&format!(
+            "{base} check {}\n",
+            if healthy { "passed" } else { "failed" }
+        ));
+        let code = if healthy {
+            StatusCode::OK
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
+        };
         return Some(text(code, body));
     }
     Some(text(StatusCode::OK, "ok".into()))
 }
 
 /// Serves a non-resource path (already authenticated and authorized).
-pub fn serve(state: &AppState, method: &Method, path: &str, query: &Query, headers: &HeaderMap) -> Response {
+pub fn serve(
+    state: &AppState,
+    method: &Method,
+    path: &str,
+    query: &Query,
+    headers: &HeaderMap,
+) -> Response {
     if method != Method::GET && method != Method::HEAD {
         return ApiError::method_not_allowed().into_response();
     }
@@ -154,7 +186,11 @@ pub fn serve(state: &AppState, method: &Method, path: &str, query: &Query, heade
     let group_path = format!("/apis/{GROUP}");
     let gv_path = format!("/apis/{GROUP_VERSION}");
     let v3_path = format!("/openapi/v3/apis/{GROUP_VERSION}");
-    let trimmed = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+    let trimmed = if path.len() > 1 {
+        path.trim_end_matches('/')
+    } else {
+        path
+    };
     let result = match trimmed {
         "/apis" => discovery_root(headers, &d.aggregated, &d.group_list),
         "/api" => discovery_root(headers, &d.aggregated_legacy, &d.legacy_versions),

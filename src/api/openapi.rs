@@ -43,7 +43,10 @@ fn kind_schema(resource: &Resource) -> Value {
             "apiVersion".into(),
             json!({"description": API_VERSION_DESCRIPTION, "type": "string"}),
         );
-        props.insert("kind".into(), json!({"description": KIND_DESCRIPTION, "type": "string"}));
+        props.insert(
+            "kind".into(),
+            json!({"description": KIND_DESCRIPTION, "type": "string"}),
+        );
         props.insert(
             "metadata".into(),
             json!({
@@ -53,7 +56,10 @@ fn kind_schema(resource: &Resource) -> Value {
         );
     }
     if let Value::Object(m) = &mut schema {
-        m.insert("x-kubernetes-group-version-kind".into(), gvk(resource.kind.kind));
+        m.insert(
+            "x-kubernetes-group-version-kind".into(),
+            gvk(resource.kind.kind),
+        );
     }
     schema
 }
@@ -86,23 +92,71 @@ fn query_param(name: &str, type_: &str, description: &str) -> Value {
 
 fn list_params() -> Vec<Value> {
     vec![
-        query_param("allowWatchBookmarks", "boolean", "allowWatchBookmarks requests watch events with type \"BOOKMARK\"."),
-        query_param("continue", "string", "The continue option should be set when retrieving more results from the server."),
-        query_param("fieldSelector", "string", "A selector to restrict the list of returned objects by their fields. Defaults to everything."),
-        query_param("labelSelector", "string", "A selector to restrict the list of returned objects by their labels. Defaults to everything."),
-        query_param("limit", "integer", "limit is a maximum number of responses to return for a list call."),
-        query_param("resourceVersion", "string", "resourceVersion sets a constraint on what resource versions a request may be served from."),
-        query_param("resourceVersionMatch", "string", "resourceVersionMatch determines how resourceVersion is applied to list calls."),
-        query_param("sendInitialEvents", "boolean", "`sendInitialEvents=true` may be set together with `watch=true` to start the watch with the current state."),
-        query_param("timeoutSeconds", "integer", "Timeout for the list/watch call."),
-        query_param("watch", "boolean", "Watch for changes to the described resources and return them as a stream of add, update, and remove notifications."),
+        query_param(
+            "allowWatchBookmarks",
+            "boolean",
+            "allowWatchBookmarks requests watch events with type \"BOOKMARK\".",
+        ),
+        query_param(
+            "continue",
+            "string",
+            "The continue option should be set when retrieving more results from the server.",
+        ),
+        query_param(
+            "fieldSelector",
+            "string",
+            "A selector to restrict the list of returned objects by their fields. Defaults to everything.",
+        ),
+        query_param(
+            "labelSelector",
+            "string",
+            "A selector to restrict the list of returned objects by their labels. Defaults to everything.",
+        ),
+        query_param(
+            "limit",
+            "integer",
+            "limit is a maximum number of responses to return for a list call.",
+        ),
+        query_param(
+            "resourceVersion",
+            "string",
+            "resourceVersion sets a constraint on what resource versions a request may be served from.",
+        ),
+        query_param(
+            "resourceVersionMatch",
+            "string",
+            "resourceVersionMatch determines how resourceVersion is applied to list calls.",
+        ),
+        query_param(
+            "sendInitialEvents",
+            "boolean",
+            "`sendInitialEvents=true` may be set together with `watch=true` to start the watch with the current state.",
+        ),
+        query_param(
+            "timeoutSeconds",
+            "integer",
+            "Timeout for the list/watch call.",
+        ),
+        query_param(
+            "watch",
+            "boolean",
+            "Watch for changes to the described resources and return them as a stream of add, update, and remove notifications.",
+        ),
     ]
 }
 
 fn write_params(with_validation: bool) -> Vec<Value> {
     let mut p = vec![
-        query_param("dryRun", "string", "When present, indicates that modifications should not be persisted. The only valid value is All."),
-        query_param("fieldManager", "string", "fieldManager is a name associated with the actor or entity that is making these changes."),
+        query_param(
+            "dryRun",
+            "string",
+            "When present, indicates that modifications should not be persisted. The only valid value is All.",
+        ),
+        query_param(
+            "fieldManager",
+            "string",
+            "fieldManager is a name associated with the actor or entity that is making these changes.",
+        ),
     ];
     if with_validation {
         p.push(query_param(
@@ -155,7 +209,10 @@ fn operation(op: Op<'_>, id_suffix: &str, kind: &str) -> (String, Value) {
             .into_iter()
             .map(|t| (t.to_string(), json!({"schema": reference(schema)})))
             .collect();
-        m.insert("requestBody".into(), json!({"content": body, "required": true}));
+        m.insert(
+            "requestBody".into(),
+            json!({"content": body, "required": true}),
+        );
     }
     (op.method.to_string(), value)
 }
@@ -168,7 +225,11 @@ fn path_params(namespaced: bool, named: bool) -> Vec<Value> {
     if namespaced {
         p.push(json!({"name": "namespace", "in": "path", "description": "object name and auth scope, such as for teams and projects", "required": true, "schema": {"type": "string", "uniqueItems": true}}));
     }
-    p.push(query_param("pretty", "string", "If 'true', then the output is pretty printed."));
+    p.push(query_param(
+        "pretty",
+        "string",
+        "If 'true', then the output is pretty printed.",
+    ));
     p
 }
 
@@ -190,8 +251,16 @@ fn paths_for(kind: &Kind, paths: &mut Map<String, Value>) {
     let collection = format!("/apis/{GROUP_VERSION}/{ns_prefix}{}", kind.plural);
     let item = format!("{collection}/{{name}}");
     let mut delete_params = write_params(false);
-    delete_params.push(query_param("gracePeriodSeconds", "integer", "The duration in seconds before the object should be deleted."));
-    delete_params.push(query_param("propagationPolicy", "string", "Whether and how garbage collection will be performed: Orphan, Background or Foreground."));
+    delete_params.push(query_param(
+        "gracePeriodSeconds",
+        "integer",
+        "The duration in seconds before the object should be deleted.",
+    ));
+    delete_params.push(query_param(
+        "propagationPolicy",
+        "string",
+        "Whether and how garbage collection will be performed: Orphan, Background or Foreground.",
+    ));
     let ops = |list: Vec<(Op<'_>, &str)>| -> Map<String, Value> {
         list.into_iter()
             .map(|(op, suffix)| operation(op, suffix, k))
@@ -199,73 +268,218 @@ fn paths_for(kind: &Kind, paths: &mut Map<String, Value>) {
     };
     let mut coll = ops(vec![
         (
-            Op { method: "get", action: "list", verb_id: "list", description: format!("list objects of kind {k}"), params: list_params(), body: None, response: &list_def, codes: &["200"] },
+            Op {
+                method: "get",
+                action: "list",
+                verb_id: "list",
+                description: format!("list objects of kind {k}"),
+                params: list_params(),
+                body: None,
+                response: &list_def,
+                codes: &["200"],
+            },
             &format!("{ns_id}{k}"),
         ),
         (
-            Op { method: "post", action: "post", verb_id: "create", description: format!("create {k}"), params: write_params(true), body: Some((&def, vec!["*/*"])), response: &def, codes: &["200", "201", "202"] },
+            Op {
+                method: "post",
+                action: "post",
+                verb_id: "create",
+                description: format!("create {k}"),
+                params: write_params(true),
+                body: Some((&def, vec!["*/*"])),
+                response: &def,
+                codes: &["200", "201", "202"],
+            },
             &format!("{ns_id}{k}"),
         ),
         (
-            Op { method: "delete", action: "deletecollection", verb_id: "deletecollection", description: format!("delete collection of {k}"), params: { let mut p = delete_params.clone(); p.extend(list_params()); p }, body: None, response: "io.k8s.apimachinery.pkg.apis.meta.v1.Status", codes: &["200"] },
+            Op {
+                method: "delete",
+                action: "deletecollection",
+                verb_id: "deletecollection",
+                description: format!("delete collection of {k}"),
+                params: {
+                    let mut p = delete_params.clone();
+                    p.extend(list_params());
+                    p
+                },
+                body: None,
+                response: "io.k8s.apimachinery.pkg.apis.meta.v1.Status",
+                codes: &["200"],
+            },
             &format!("{ns_id}{k}"),
         ),
     ]);
-    coll.insert("parameters".into(), Value::Array(path_params(kind.namespaced, false)));
+    coll.insert(
+        "parameters".into(),
+        Value::Array(path_params(kind.namespaced, false)),
+    );
     paths.insert(collection.clone(), Value::Object(coll));
     let mut one = ops(vec![
         (
-            Op { method: "get", action: "get", verb_id: "read", description: format!("read the specified {k}"), params: vec![query_param("resourceVersion", "string", "resourceVersion sets a constraint on what resource versions a request may be served from.")], body: None, response: &def, codes: &["200"] },
+            Op {
+                method: "get",
+                action: "get",
+                verb_id: "read",
+                description: format!("read the specified {k}"),
+                params: vec![query_param(
+                    "resourceVersion",
+                    "string",
+                    "resourceVersion sets a constraint on what resource versions a request may be served from.",
+                )],
+                body: None,
+                response: &def,
+                codes: &["200"],
+            },
             &format!("{ns_id}{k}"),
         ),
         (
-            Op { method: "put", action: "put", verb_id: "replace", description: format!("replace the specified {k}"), params: write_params(true), body: Some((&def, vec!["*/*"])), response: &def, codes: &["200", "201"] },
+            Op {
+                method: "put",
+                action: "put",
+                verb_id: "replace",
+                description: format!("replace the specified {k}"),
+                params: write_params(true),
+                body: Some((&def, vec!["*/*"])),
+                response: &def,
+                codes: &["200", "201"],
+            },
             &format!("{ns_id}{k}"),
         ),
         (
-            Op { method: "patch", action: "patch", verb_id: "patch", description: format!("partially update the specified {k}"), params: { let mut p = write_params(true); p.push(query_param("force", "boolean", "Force is going to \"force\" Apply requests.")); p }, body: Some(("io.k8s.apimachinery.pkg.apis.meta.v1.Patch", PATCH_TYPES.to_vec())), response: &def, codes: &["200", "201"] },
+            Op {
+                method: "patch",
+                action: "patch",
+                verb_id: "patch",
+                description: format!("partially update the specified {k}"),
+                params: {
+                    let mut p = write_params(true);
+                    p.push(query_param(
+                        "force",
+                        "boolean",
+                        "Force is going to \"force\" Apply requests.",
+                    ));
+                    p
+                },
+                body: Some((
+                    "io.k8s.apimachinery.pkg.apis.meta.v1.Patch",
+                    PATCH_TYPES.to_vec(),
+                )),
+                response: &def,
+                codes: &["200", "201"],
+            },
             &format!("{ns_id}{k}"),
         ),
         (
-            Op { method: "delete", action: "delete", verb_id: "delete", description: format!("delete a {k}"), params: delete_params, body: None, response: "io.k8s.apimachinery.pkg.apis.meta.v1.Status", codes: &["200", "202"] },
+            Op {
+                method: "delete",
+                action: "delete",
+                verb_id: "delete",
+                description: format!("delete a {k}"),
+                params: delete_params,
+                body: None,
+                response: "io.k8s.apimachinery.pkg.apis.meta.v1.Status",
+                codes: &["200", "202"],
+            },
             &format!("{ns_id}{k}"),
         ),
     ]);
-    one.insert("parameters".into(), Value::Array(path_params(kind.namespaced, true)));
+    one.insert(
+        "parameters".into(),
+        Value::Array(path_params(kind.namespaced, true)),
+    );
     paths.insert(item.clone(), Value::Object(one));
     let mut subresources: Vec<(&str, &str, String)> = Vec::new();
     if kind.status_subresource {
         subresources.push(("status", "Status", def.clone()));
     }
     if kind.scale.is_some() {
-        subresources.push(("scale", "Scale", "io.k8s.api.autoscaling.v1.Scale".to_string()));
+        subresources.push((
+            "scale",
+            "Scale",
+            "io.k8s.api.autoscaling.v1.Scale".to_string(),
+        ));
     }
     for (sub, id, schema) in subresources {
         let suffix = format!("{ns_id}{k}{id}");
         let mut s = ops(vec![
             (
-                Op { method: "get", action: "get", verb_id: "read", description: format!("read {sub} of the specified {k}"), params: vec![], body: None, response: &schema, codes: &["200"] },
+                Op {
+                    method: "get",
+                    action: "get",
+                    verb_id: "read",
+                    description: format!("read {sub} of the specified {k}"),
+                    params: vec![],
+                    body: None,
+                    response: &schema,
+                    codes: &["200"],
+                },
                 &suffix,
             ),
             (
-                Op { method: "put", action: "put", verb_id: "replace", description: format!("replace {sub} of the specified {k}"), params: write_params(true), body: Some((&schema, vec!["*/*"])), response: &schema, codes: &["200", "201"] },
+                Op {
+                    method: "put",
+                    action: "put",
+                    verb_id: "replace",
+                    description: format!("replace {sub} of the specified {k}"),
+                    params: write_params(true),
+                    body: Some((&schema, vec!["*/*"])),
+                    response: &schema,
+                    codes: &["200", "201"],
+                },
                 &suffix,
             ),
             (
-                Op { method: "patch", action: "patch", verb_id: "patch", description: format!("partially update {sub} of the specified {k}"), params: { let mut p = write_params(true); p.push(query_param("force", "boolean", "Force is going to \"force\" Apply requests.")); p }, body: Some(("io.k8s.apimachinery.pkg.apis.meta.v1.Patch", PATCH_TYPES.to_vec())), response: &schema, codes: &["200", "201"] },
+                Op {
+                    method: "patch",
+                    action: "patch",
+                    verb_id: "patch",
+                    description: format!("partially update {sub} of the specified {k}"),
+                    params: {
+                        let mut p = write_params(true);
+                        p.push(query_param(
+                            "force",
+                            "boolean",
+                            "Force is going to \"force\" Apply requests.",
+                        ));
+                        p
+                    },
+                    body: Some((
+                        "io.k8s.apimachinery.pkg.apis.meta.v1.Patch",
+                        PATCH_TYPES.to_vec(),
+                    )),
+                    response: &schema,
+                    codes: &["200", "201"],
+                },
                 &suffix,
             ),
         ]);
-        s.insert("parameters".into(), Value::Array(path_params(kind.namespaced, true)));
+        s.insert(
+            "parameters".into(),
+            Value::Array(path_params(kind.namespaced, true)),
+        );
         paths.insert(format!("{item}/{sub}"), Value::Object(s));
     }
     if kind.namespaced {
         let mut all = ops(vec![(
-            Op { method: "get", action: "list", verb_id: "list", description: format!("list objects of kind {k}"), params: list_params(), body: None, response: &list_def, codes: &["200"] },
+            Op {
+                method: "get",
+                action: "list",
+                verb_id: "list",
+                description: format!("list objects of kind {k}"),
+                params: list_params(),
+                body: None,
+                response: &list_def,
+                codes: &["200"],
+            },
             &format!("{k}ForAllNamespaces"),
         )]);
         all.insert("parameters".into(), Value::Array(path_params(false, false)));
-        paths.insert(format!("/apis/{GROUP_VERSION}/{}", kind.plural), Value::Object(all));
+        paths.insert(
+            format!("/apis/{GROUP_VERSION}/{}", kind.plural),
+            Value::Object(all),
+        );
     }
 }
 
@@ -282,7 +496,10 @@ fn to_v2_refs(value: &Value) -> Value {
                     if k == "$ref"
                         && let Some(s) = v.as_str()
                     {
-                        return (k.clone(), Value::String(s.replace("#/components/schemas/", "#/definitions/")));
+                        return (
+                            k.clone(),
+                            Value::String(s.replace("#/components/schemas/", "#/definitions/")),
+                        );
                     }
                     (k.clone(), to_v2_refs(v))
                 })
@@ -309,7 +526,10 @@ fn to_v2_paths(paths: &Map<String, Value>) -> Value {
                         if let Some(m) = p.as_object_mut()
                             && let Some(schema) = m.remove("schema")
                         {
-                            m.insert("type".into(), schema.get("type").cloned().unwrap_or(json!("string")));
+                            m.insert(
+                                "type".into(),
+                                schema.get("type").cloned().unwrap_or(json!("string")),
+                            );
                             m.insert("uniqueItems".into(), json!(true));
                         }
                         p
@@ -329,7 +549,10 @@ fn to_v2_paths(paths: &Map<String, Value>) -> Value {
                         if let Some(pm) = p.as_object_mut()
                             && let Some(schema) = pm.remove("schema")
                         {
-                            pm.insert("type".into(), schema.get("type").cloned().unwrap_or(json!("string")));
+                            pm.insert(
+                                "type".into(),
+                                schema.get("type").cloned().unwrap_or(json!("string")),
+                            );
                             pm.insert("uniqueItems".into(), json!(true));
                         }
                         p
@@ -337,8 +560,17 @@ fn to_v2_paths(paths: &Map<String, Value>) -> Value {
                     .collect();
                 let mut consumes: Vec<Value> = Vec::new();
                 if let Some(body) = m.remove("requestBody") {
-                    let content = body.get("content").and_then(Value::as_object).cloned().unwrap_or_default();
-                    let schema = content.values().next().and_then(|c| c.get("schema")).cloned().unwrap_or(json!({}));
+                    let content = body
+                        .get("content")
+                        .and_then(Value::as_object)
+                        .cloned()
+                        .unwrap_or_default();
+                    let schema = content
+                        .values()
+                        .next()
+                        .and_then(|c| c.get("schema"))
+                        .cloned()
+                        .unwrap_or(json!({}));
                     consumes = content.keys().map(|k| json!(k)).collect();
                     params.insert(0, json!({"name": "body", "in": "body", "required": true, "schema": to_v2_refs(&schema)}));
                 }
@@ -346,7 +578,10 @@ fn to_v2_paths(paths: &Map<String, Value>) -> Value {
                 if !consumes.is_empty() {
                     m.insert("consumes".into(), Value::Array(consumes));
                 }
-                m.insert("produces".into(), json!(["application/json", "application/yaml"]));
+                m.insert(
+                    "produces".into(),
+                    json!(["application/json", "application/yaml"]),
+                );
                 m.insert("schemes".into(), json!(["https"]));
                 if let Some(responses) = m.get_mut("responses").and_then(Value::as_object_mut) {
                     for r in responses.values_mut() {
@@ -373,7 +608,10 @@ impl OpenApi {
         let mut paths = Map::new();
         for r in resources {
             schemas.insert(r.kind.definition_name(), kind_schema(r));
-            schemas.insert(format!("{}List", r.kind.definition_name()), list_schema(r.kind));
+            schemas.insert(
+                format!("{}List", r.kind.definition_name()),
+                list_schema(r.kind),
+            );
             paths_for(r.kind, &mut paths);
         }
         let v3 = json!({
@@ -417,7 +655,10 @@ mod tests {
     #[test]
     fn documents_reference_only_what_they_define() {
         let o = OpenApi::new(&crate::kinds::load().unwrap()).unwrap();
-        for (doc, prefix) in [(&o.v3_group, "#/components/schemas/"), (&o.v2, "#/definitions/")] {
+        for (doc, prefix) in [
+            (&o.v3_group, "#/components/schemas/"),
+            (&o.v2, "#/definitions/"),
+        ] {
             let text = String::from_utf8(doc.clone()).unwrap();
             let parsed: Value = serde_json::from_slice(doc).unwrap();
             let defs = parsed
@@ -429,8 +670,13 @@ mod tests {
                 .unwrap();
             for piece in text.split("\"$ref\":\"").skip(1) {
                 let target = piece.split('"').next().unwrap();
-                let name = target.strip_prefix(prefix).unwrap_or_else(|| panic!("bad ref {target}"));
-                assert!(defs.contains_key(name), "{name} is referenced but not defined");
+                let name = target
+                    .strip_prefix(prefix)
+                    .unwrap_or_else(|| panic!("bad ref {target}"));
+                assert!(
+                    defs.contains_key(name),
+                    "{name} is referenced but not defined"
+                );
             }
         }
     }
@@ -439,11 +685,20 @@ mod tests {
     fn patch_operations_carry_field_validation_and_gvk_for_kubectl() {
         let o = OpenApi::new(&crate::kinds::load().unwrap()).unwrap();
         let doc: Value = serde_json::from_slice(&o.v3_group).unwrap();
-        let patch = &doc["paths"]["/apis/admission.example.com/v1/namespaces/{namespace}/apps/{name}"]["patch"];
+        let patch = &doc["paths"]["/apis/admission.example.com/v1/namespaces/{namespace}/apps/{name}"]
+            ["patch"];
         assert_eq!(patch["x-kubernetes-group-version-kind"]["kind"], "App");
-        assert!(patch["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "fieldValidation"));
+        assert!(
+            patch["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "fieldValidation")
+        );
         let root: Value = serde_json::from_slice(&o.v3_root).unwrap();
-        let url = root["paths"]["apis/admission.example.com/v1"]["serverRelativeURL"].as_str().unwrap();
+        let url = root["paths"]["apis/admission.example.com/v1"]["serverRelativeURL"]
+            .as_str()
+            .unwrap();
         assert!(url.ends_with(&o.v3_hash) && o.v3_hash.len() == 128);
     }
 }

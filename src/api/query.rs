@@ -54,7 +54,10 @@ impl Query {
         match self.first(key) {
             None => Ok(None),
             Some(v) => v.parse::<i64>().map(Some).map_err(|_| {
-                ApiError::bad_request(format!("strconv.ParseInt: parsing {}: invalid syntax", super::error::go_quote(v)))
+                ApiError::bad_request(format!(
+                    "strconv.ParseInt: parsing {}: invalid syntax",
+                    super::error::go_quote(v)
+                ))
             }),
         }
     }
@@ -71,7 +74,12 @@ fn options_invalid(kind: &str, errs: Vec<FieldError>) -> ApiResult<()> {
 fn dry_run_errors(query: &Query, errs: &mut Vec<FieldError>) -> bool {
     let values = query.all("dryRun");
     if values.iter().any(|v| *v != "All") {
-        let shown = Value::Array(values.iter().map(|v| Value::String(v.to_string())).collect());
+        let shown = Value::Array(
+            values
+                .iter()
+                .map(|v| Value::String(v.to_string()))
+                .collect(),
+        );
         errs.push(FieldError::not_supported("dryRun", &shown, &["All".into()]));
     }
     !values.is_empty()
@@ -87,10 +95,16 @@ pub fn write_options(
     let mut errs = Vec::new();
     let field_manager = query.first("fieldManager").unwrap_or("").to_string();
     if apply && field_manager.is_empty() {
-        errs.push(FieldError::required("fieldManager", "is required for apply patch"));
+        errs.push(FieldError::required(
+            "fieldManager",
+            "is required for apply patch",
+        ));
     }
     if !apply && query.first("force").is_some() && options_kind == "PatchOptions" {
-        errs.push(FieldError::forbidden("force", "may not be specified for non-apply patch"));
+        errs.push(FieldError::forbidden(
+            "force",
+            "may not be specified for non-apply patch",
+        ));
     }
     if field_manager.len() > 128 {
         errs.push(FieldError::too_long("fieldManager", 128));
@@ -172,8 +186,11 @@ impl ListOptions {
     pub fn parse(query: &Query) -> ApiResult<ListOptions> {
         let labels = LabelSelector::parse(query.first("labelSelector").unwrap_or(""))
             .map_err(ApiError::bad_request)?;
-        let fields = FieldSelector::parse(query.first("fieldSelector").unwrap_or(""), SELECTABLE_FIELDS)
-            .map_err(ApiError::bad_request)?;
+        let fields = FieldSelector::parse(
+            query.first("fieldSelector").unwrap_or(""),
+            SELECTABLE_FIELDS,
+        )
+        .map_err(ApiError::bad_request)?;
         let raw_match = query.first("resourceVersionMatch").unwrap_or("");
         let options = ListOptions {
             labels,
@@ -199,7 +216,9 @@ impl ListOptions {
         let mut errs = Vec::new();
         let forbidden = |msg: &str| FieldError::forbidden("resourceVersionMatch", msg);
         if self.watch {
-            if self.send_initial_events.is_some() && self.version_match != VersionMatch::NotOlderThan {
+            if self.send_initial_events.is_some()
+                && self.version_match != VersionMatch::NotOlderThan
+            {
                 errs.push(forbidden(
                     "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
                 ));
@@ -218,7 +237,9 @@ impl ListOptions {
                     ));
                 }
                 if !self.continue_token.is_empty() {
-                    errs.push(forbidden("resourceVersionMatch is forbidden when continue is provided"));
+                    errs.push(forbidden(
+                        "resourceVersionMatch is forbidden when continue is provided",
+                    ));
                 }
             }
             return errs;
@@ -230,7 +251,9 @@ impl ListOptions {
                 ));
             }
             if !self.continue_token.is_empty() {
-                errs.push(forbidden("resourceVersionMatch is forbidden when continue is provided"));
+                errs.push(forbidden(
+                    "resourceVersionMatch is forbidden when continue is provided",
+                ));
             }
             if self.version_match == VersionMatch::Unset {
                 errs.push(FieldError::not_supported(
@@ -271,31 +294,67 @@ mod tests {
 
     #[test]
     fn write_options_validation() {
-        let ok = write_options(&Query::parse("dryRun=All&fieldManager=me"), "CreateOptions", "kubectl/v1", false).unwrap();
+        let ok = write_options(
+            &Query::parse("dryRun=All&fieldManager=me"),
+            "CreateOptions",
+            "kubectl/v1",
+            false,
+        )
+        .unwrap();
         assert!(ok.dry_run);
         assert_eq!(ok.field_manager, "me");
-        let defaulted = write_options(&Query::parse(""), "CreateOptions", "kubectl/v1.32 (linux)", false).unwrap();
+        let defaulted = write_options(
+            &Query::parse(""),
+            "CreateOptions",
+            "kubectl/v1.32 (linux)",
+            false,
+        )
+        .unwrap();
         assert_eq!(defaulted.field_manager, "kubectl");
-        let err = write_options(&Query::parse("dryRun=Some"), "CreateOptions", "", false).unwrap_err();
+        let err =
+            write_options(&Query::parse("dryRun=Some"), "CreateOptions", "", false).unwrap_err();
         assert_eq!(
             err.message(),
             "CreateOptions.meta.k8s.io \"\" is invalid: dryRun: Unsupported value: [\"Some\"]: supported values: \"All\""
         );
-        let err = write_options(&Query::parse("fieldValidation=Loose"), "UpdateOptions", "", false).unwrap_err();
+        let err = write_options(
+            &Query::parse("fieldValidation=Loose"),
+            "UpdateOptions",
+            "",
+            false,
+        )
+        .unwrap_err();
         assert_eq!(
             err.message(),
             "UpdateOptions.meta.k8s.io \"\" is invalid: fieldValidation: Unsupported value: \"Loose\": supported values: \"\", \"Ignore\", \"Strict\", \"Warn\""
         );
         assert_eq!(
-            write_options(&Query::parse(""), "PatchOptions", "", true).unwrap_err().message(),
+            write_options(&Query::parse(""), "PatchOptions", "", true)
+                .unwrap_err()
+                .message(),
             "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"
         );
     }
 
     #[test]
     fn bad_integers_and_selectors_are_400() {
-        assert_eq!(ListOptions::parse(&Query::parse("limit=abc")).unwrap_err().code(), 400);
-        assert_eq!(ListOptions::parse(&Query::parse("labelSelector=a%20in%20b")).unwrap_err().code(), 400);
-        assert_eq!(ListOptions::parse(&Query::parse("fieldSelector=spec.x%3D1")).unwrap_err().code(), 400);
+        assert_eq!(
+            ListOptions::parse(&Query::parse("limit=abc"))
+                .unwrap_err()
+                .code(),
+            400
+        );
+        assert_eq!(
+            ListOptions::parse(&Query::parse("labelSelector=a%20in%20b"))
+                .unwrap_err()
+                .code(),
+            400
+        );
+        assert_eq!(
+            ListOptions::parse(&Query::parse("fieldSelector=spec.x%3D1"))
+                .unwrap_err()
+                .code(),
+            400
+        );
     }
 }

@@ -52,7 +52,8 @@ impl IncludeObject {
 }
 
 fn parse(bytes: &[u8]) -> ApiResult<Value> {
-    serde_json::from_slice(bytes).map_err(|e| ApiError::internal(format!("stored object is not JSON: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::internal(format!("stored object is not JSON: {e}")))
 }
 
 fn to_yaml(value: &Value) -> ApiResult<Bytes> {
@@ -88,7 +89,11 @@ pub fn human_duration(seconds: i64) -> String {
     let minutes = seconds / 60;
     if minutes < 10 {
         let s = seconds % 60;
-        return if s == 0 { format!("{minutes}m") } else { format!("{minutes}m{s}s") };
+        return if s == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m{s}s")
+        };
     }
     if minutes < 180 {
         return format!("{minutes}m");
@@ -96,7 +101,11 @@ pub fn human_duration(seconds: i64) -> String {
     let hours = seconds / 3600;
     if hours < 8 {
         let m = minutes % 60;
-        return if m == 0 { format!("{hours}h") } else { format!("{hours}h{m}m") };
+        return if m == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{m}m")
+        };
     }
     if hours < 48 {
         return format!("{hours}h");
@@ -198,7 +207,14 @@ pub fn table_row(resource: &Resource, obj: &Value, include: IncludeObject, beta:
 }
 
 /// A Table of objects; `columns: false` leaves the definitions out (watch events after the first).
-pub fn table(resource: &Resource, objects: &[Value], list_meta: Value, include: IncludeObject, beta: bool, columns: bool) -> Value {
+pub fn table(
+    resource: &Resource,
+    objects: &[Value],
+    list_meta: Value,
+    include: IncludeObject,
+    beta: bool,
+    columns: bool,
+) -> Value {
     json!({
         "kind": "Table",
         "apiVersion": if beta { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" },
@@ -209,7 +225,12 @@ pub fn table(resource: &Resource, objects: &[Value], list_meta: Value, include: 
 }
 
 /// One object in the negotiated representation.
-pub fn object(resource: &Resource, stored: &Bytes, output: Output, include: IncludeObject) -> ApiResult<Body> {
+pub fn object(
+    resource: &Resource,
+    stored: &Bytes,
+    output: Output,
+    include: IncludeObject,
+) -> ApiResult<Body> {
     match output {
         Output::Json => Ok(Body {
             content_type: JSON,
@@ -222,7 +243,14 @@ pub fn object(resource: &Resource, stored: &Bytes, output: Output, include: Incl
         Output::Table { beta } => {
             let obj = parse(stored)?;
             let rv = crate::object::meta::resource_version(&obj).to_string();
-            let t = table(resource, std::slice::from_ref(&obj), json!({"resourceVersion": rv}), include, beta, true);
+            let t = table(
+                resource,
+                std::slice::from_ref(&obj),
+                json!({"resourceVersion": rv}),
+                include,
+                beta,
+                true,
+            );
             Ok(Body {
                 content_type: JSON,
                 bytes: json_bytes(&t),
@@ -244,12 +272,21 @@ pub fn list_meta(revision: u64, continue_token: Option<&str>, remaining: Option<
             m.insert("remainingItemCount".into(), json!(r));
         }
     }
-    m.insert("resourceVersion".into(), Value::String(revision.to_string()));
+    m.insert(
+        "resourceVersion".into(),
+        Value::String(revision.to_string()),
+    );
     Value::Object(m)
 }
 
 /// A collection in the negotiated representation. JSON lists are spliced from the stored bytes.
-pub fn list(resource: &Resource, items: &[Bytes], meta: Value, output: Output, include: IncludeObject) -> ApiResult<Body> {
+pub fn list(
+    resource: &Resource,
+    items: &[Bytes],
+    meta: Value,
+    output: Output,
+    include: IncludeObject,
+) -> ApiResult<Body> {
     match output {
         Output::Json => {
             let size: usize = items.iter().map(|b| b.len() + 1).sum();
@@ -274,7 +311,10 @@ pub fn list(resource: &Resource, items: &[Bytes], meta: Value, output: Output, i
             })
         }
         Output::Yaml => {
-            let objects = items.iter().map(|b| parse(b)).collect::<ApiResult<Vec<_>>>()?;
+            let objects = items
+                .iter()
+                .map(|b| parse(b))
+                .collect::<ApiResult<Vec<_>>>()?;
             let list = json!({
                 "apiVersion": resource.kind.api_version(),
                 "items": objects,
@@ -287,7 +327,10 @@ pub fn list(resource: &Resource, items: &[Bytes], meta: Value, output: Output, i
             })
         }
         Output::Table { beta } => {
-            let objects = items.iter().map(|b| parse(b)).collect::<ApiResult<Vec<_>>>()?;
+            let objects = items
+                .iter()
+                .map(|b| parse(b))
+                .collect::<ApiResult<Vec<_>>>()?;
             Ok(Body {
                 content_type: JSON,
                 bytes: json_bytes(&table(resource, &objects, meta, include, beta, true)),
@@ -341,15 +384,27 @@ mod tests {
 
     #[test]
     fn table_rows_follow_the_crd_convertor() {
-        let app = crate::kinds::load().unwrap().into_iter().find(|r| r.kind.kind == "App").unwrap();
+        let app = crate::kinds::load()
+            .unwrap()
+            .into_iter()
+            .find(|r| r.kind.kind == "App")
+            .unwrap();
         let obj = json!({"metadata": {"name": "a1", "creationTimestamp": "2020-01-01T00:00:00Z"}, "spec": {"version": "v1.0.0", "replicas": 1}});
         let row = table_row(&app, &obj, IncludeObject::None, false);
         let cells = row["cells"].as_array().unwrap();
-        assert_eq!(cells[..4], [json!("a1"), json!("v1.0.0"), json!(1), Value::Null]);
+        assert_eq!(
+            cells[..4],
+            [json!("a1"), json!("v1.0.0"), json!(1), Value::Null]
+        );
         assert!(cells[4].as_str().unwrap().starts_with('6'), "{}", cells[4]);
         assert!(row.get("object").is_none());
-        let nsres = crate::kinds::load().unwrap().into_iter().find(|r| r.kind.kind == "NamespaceReservation").unwrap();
-        let obj = json!({"metadata": {"name": "team"}, "spec": {"owners": {"users": ["alice", "bob"]}}});
+        let nsres = crate::kinds::load()
+            .unwrap()
+            .into_iter()
+            .find(|r| r.kind.kind == "NamespaceReservation")
+            .unwrap();
+        let obj =
+            json!({"metadata": {"name": "team"}, "spec": {"owners": {"users": ["alice", "bob"]}}});
         let row = table_row(&nsres, &obj, IncludeObject::Metadata, false);
         assert_eq!(row["cells"][1], json!("[\"alice\",\"bob\"]"));
         assert_eq!(row["object"]["kind"], "PartialObjectMetadata");

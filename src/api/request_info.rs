@@ -78,12 +78,10 @@ impl RequestInfo {
             }
             .to_string();
         }
-        if rest[0] == "namespaces" {
-            if rest.len() > 1 {
-                info.namespace = rest[1].to_string();
-                if rest.len() > 2 && rest[2] != "status" && rest[2] != "finalize" {
-                    rest = &rest[2..];
-                }
+        if rest[0] == "namespaces" && rest.len() > 1 {
+            info.namespace = rest[1].to_string();
+            if rest.len() > 2 && rest[2] != "status" && rest[2] != "finalize" {
+                rest = &rest[2..];
             }
         }
         info.parts = rest.iter().map(|s| s.to_string()).collect();
@@ -100,8 +98,10 @@ impl RequestInfo {
             let watch = query.first("watch").is_some_and(parse_bool);
             info.verb = if watch { "watch" } else { "list" }.to_string();
             if let Some(selector) = query.first("fieldSelector")
-                && let Ok(parsed) =
-                    super::selectors::FieldSelector::parse(selector, &["metadata.name", "metadata.namespace"])
+                && let Ok(parsed) = super::selectors::FieldSelector::parse(
+                    selector,
+                    &["metadata.name", "metadata.namespace"],
+                )
                 && let Some(name) = parsed.exact("metadata.name")
                 && crate::object::names::path_segment_name(name).is_empty()
             {
@@ -130,25 +130,127 @@ mod tests {
         let g = "admission.example.com";
         let cases: Vec<(Method, &str, &str, &str, &str, &str, &str)> = vec![
             // method, uri, verb, namespace, resource, name, subresource
-            (Method::GET, "/apis/admission.example.com/v1/namespaces/d/apps", "list", "d", "apps", "", ""),
-            (Method::GET, "/apis/admission.example.com/v1/namespaces/d/apps?watch=true", "watch", "d", "apps", "", ""),
-            (Method::GET, "/apis/admission.example.com/v1/namespaces/d/apps?watch=0", "list", "d", "apps", "", ""),
-            (Method::GET, "/apis/admission.example.com/v1/apps", "list", "", "apps", "", ""),
-            (Method::GET, "/apis/admission.example.com/v1/namespaces/d/apps/web", "get", "d", "apps", "web", ""),
-            (Method::PUT, "/apis/admission.example.com/v1/namespaces/d/apps/web/status", "update", "d", "apps", "web", "status"),
-            (Method::PATCH, "/apis/admission.example.com/v1/namespaces/d/apps/web/scale", "patch", "d", "apps", "web", "scale"),
-            (Method::POST, "/apis/admission.example.com/v1/namespaces/d/apps", "create", "d", "apps", "", ""),
-            (Method::DELETE, "/apis/admission.example.com/v1/namespaces/d/apps", "deletecollection", "d", "apps", "", ""),
-            (Method::DELETE, "/apis/admission.example.com/v1/namespacereservations/x", "delete", "", "namespacereservations", "x", ""),
-            (Method::GET, "/apis/admission.example.com/v1/watch/namespaces/d/apps", "watch", "d", "apps", "", ""),
-            (Method::GET, "/apis/admission.example.com/v1/namespaces/d/apps?fieldSelector=metadata.name%3Dweb", "list", "d", "apps", "web", ""),
+            (
+                Method::GET,
+                "/apis/admission.example.com/v1/namespaces/d/apps",
+                "list",
+                "d",
+                "apps",
+                "",
+                "",
+            ),
+            (
+                Method::GET,
+                "/apis/admission.example.com/v1/namespaces/d/apps?watch=true",
+                "watch",
+                "d",
+                "apps",
+                "",
+                "",
+            ),
+            (
+                Method::GET,
+                "/apis/admission.example.com/v1/namespaces/d/apps?watch=0",
+                "list",
+                "d",
+                "apps",
+                "",
+                "",
+            ),
+            (
+                Method::GET,
+                "/apis/admission.example.com/v1/apps",
+                "list",
+                "",
+                "apps",
+                "",
+                "",
+            ),
+            (
+                Method::GET,
+                "/apis/admission.example.com/v1/namespaces/d/apps/web",
+                "get",
+                "d",
+                "apps",
+                "web",
+                "",
+            ),
+            (
+                Method::PUT,
+                "/apis/admission.example.com/v1/namespaces/d/apps/web/status",
+                "update",
+                "d",
+                "apps",
+                "web",
+                "status",
+            ),
+            (
+                Method::PATCH,
+                "/apis/admission.example.com/v1/namespaces/d/apps/web/scale",
+                "patch",
+                "d",
+                "apps",
+                "web",
+                "scale",
+            ),
+            (
+                Method::POST,
+                "/apis/admission.example.com/v1/namespaces/d/apps",
+                "create",
+                "d",
+                "apps",
+                "",
+                "",
+            ),
+            (
+                Method::DELETE,
+                "/apis/admission.example.com/v1/namespaces/d/apps",
+                "deletecollection",
+                "d",
+                "apps",
+                "",
+                "",
+            ),
+            (
+                Method::DELETE,
+                "/apis/admission.example.com/v1/namespacereservations/x",
+                "delete",
+                "",
+                "namespacereservations",
+                "x",
+                "",
+            ),
+            (
+                Method::GET,
+                "/apis/admission.example.com/v1/watch/namespaces/d/apps",
+                "watch",
+                "d",
+                "apps",
+                "",
+                "",
+            ),
+            (
+                Method::GET,
+                "/apis/admission.example.com/v1/namespaces/d/apps?fieldSelector=metadata.name%3Dweb",
+                "list",
+                "d",
+                "apps",
+                "web",
+                "",
+            ),
         ];
         for (method, uri, verb, ns, resource, name, sub) in cases {
             let i = info(method, uri);
             assert!(i.is_resource_request, "{uri}");
             assert_eq!(i.api_group, g, "{uri}");
             assert_eq!(
-                (i.verb.as_str(), i.namespace.as_str(), i.resource.as_str(), i.name.as_str(), i.subresource.as_str()),
+                (
+                    i.verb.as_str(),
+                    i.namespace.as_str(),
+                    i.resource.as_str(),
+                    i.name.as_str(),
+                    i.subresource.as_str()
+                ),
                 (verb, ns, resource, name, sub),
                 "{uri}"
             );
@@ -157,7 +259,13 @@ mod tests {
 
     #[test]
     fn non_resource_paths() {
-        for uri in ["/apis", "/apis/admission.example.com", "/apis/admission.example.com/v1", "/healthz", "/openapi/v2"] {
+        for uri in [
+            "/apis",
+            "/apis/admission.example.com",
+            "/apis/admission.example.com/v1",
+            "/healthz",
+            "/openapi/v2",
+        ] {
             let i = info(Method::GET, uri);
             assert!(!i.is_resource_request, "{uri}");
             assert_eq!(i.verb, "get");

@@ -110,7 +110,10 @@ fn lex(input: &str) -> Vec<(Token, String)> {
             }
             match last {
                 Some(t) => out.push(t),
-                None => out.push((Token::Error, format!("error expected: keyword found '{buf}'"))),
+                None => out.push((
+                    Token::Error,
+                    format!("error expected: keyword found '{buf}'"),
+                )),
             }
         } else {
             let start = pos;
@@ -177,7 +180,10 @@ fn requirement(key: String, op: Op, values: BTreeSet<String>) -> Result<Requirem
         errs.push(e);
     }
     let shown = || {
-        let v: Vec<String> = values.iter().map(|s| crate::api::error::go_quote(s)).collect();
+        let v: Vec<String> = values
+            .iter()
+            .map(|s| crate::api::error::go_quote(s))
+            .collect();
         format!("[{}]", v.join(","))
     };
     match op {
@@ -235,7 +241,9 @@ impl LabelSelector {
                         Token::Comma => {
                             let (t2, l2) = p.lookahead(Context::Values);
                             if t2 != Token::Identifier && t2 != Token::DoesNotExist {
-                                return Err(format!("found '{l2}', expected: identifier after ','"));
+                                return Err(format!(
+                                    "found '{l2}', expected: identifier after ','"
+                                ));
                             }
                         }
                         _ => return Err(format!("found '{l}', expected: ',' or 'end of string'")),
@@ -558,12 +566,27 @@ mod tests {
     #[test]
     fn label_selector_errors_match_apimachinery() {
         let cases = [
-            ("a in b", "unable to parse requirement: found 'b' expected: '('"),
-            ("a b", "unable to parse requirement: found 'b', expected: in, notin, =, ==, !=, gt, lt"),
+            (
+                "a in b",
+                "unable to parse requirement: found 'b' expected: '('",
+            ),
+            (
+                "a b",
+                "unable to parse requirement: found 'b', expected: in, notin, =, ==, !=, gt, lt",
+            ),
             ("a,", "found '', expected: identifier after ','"),
-            ("=a", "found '=', expected: !, identifier, or 'end of string'"),
-            ("a in (b", "unable to parse requirement: found '', expected: ',' or ')'"),
-            ("n>x", "unable to parse requirement: values[0]: Invalid value: \"x\": for 'Gt', 'Lt' operators, the value must be an integer"),
+            (
+                "=a",
+                "found '=', expected: !, identifier, or 'end of string'",
+            ),
+            (
+                "a in (b",
+                "unable to parse requirement: found '', expected: ',' or ')'",
+            ),
+            (
+                "n>x",
+                "unable to parse requirement: values[0]: Invalid value: \"x\": for 'Gt', 'Lt' operators, the value must be an integer",
+            ),
         ];
         for (sel, want) in cases {
             assert_eq!(LabelSelector::parse(sel).unwrap_err(), want, "{sel}");
@@ -590,7 +613,11 @@ mod tests {
             ("metadata.namespace=other", false),
             ("", true),
         ] {
-            assert_eq!(FieldSelector::parse(sel, &supported).unwrap().matches(get), want, "{sel}");
+            assert_eq!(
+                FieldSelector::parse(sel, &supported).unwrap().matches(get),
+                want,
+                "{sel}"
+            );
         }
         assert_eq!(
             FieldSelector::parse("spec.replicas=1", &supported).unwrap_err(),
@@ -605,7 +632,10 @@ mod tests {
             "invalid field selector: invalid escape sequence: \\b"
         );
         assert_eq!(
-            FieldSelector::parse("metadata.name=a\\,b", &supported).unwrap().terms[0].value,
+            FieldSelector::parse("metadata.name=a\\,b", &supported)
+                .unwrap()
+                .terms[0]
+                .value,
             "a,b"
         );
     }

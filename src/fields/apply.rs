@@ -26,7 +26,10 @@ pub struct Conflict {
 /// Renders conflicts as kube-apiserver's apply-conflict message.
 pub fn conflict_message(conflicts: &[Conflict]) -> String {
     if let [one] = conflicts {
-        return format!("Apply failed with 1 conflict: conflict with {}: {}", one.manager, one.path);
+        return format!(
+            "Apply failed with 1 conflict: conflict with {}: {}",
+            one.manager, one.path
+        );
     }
     let mut managers: Vec<&str> = conflicts.iter().map(|c| c.manager.as_str()).collect();
     managers.sort_unstable();
@@ -38,13 +41,20 @@ pub fn conflict_message(conflicts: &[Conflict]) -> String {
             lines.push(format!("- {}", c.path));
         }
     }
-    format!("Apply failed with {} conflicts: {}", conflicts.len(), lines.join("\n"))
+    format!(
+        "Apply failed with {} conflicts: {}",
+        conflicts.len(),
+        lines.join("\n")
+    )
 }
 
 fn display_manager(e: &Entry) -> String {
     let mut s = crate::api::error::go_quote(&e.manager);
     if !e.subresource.is_empty() {
-        s = format!("{s} with subresource {}", crate::api::error::go_quote(&e.subresource));
+        s = format!(
+            "{s} with subresource {}",
+            crate::api::error::go_quote(&e.subresource)
+        );
     }
     if e.operation == UPDATE {
         match &e.time {
@@ -121,7 +131,8 @@ fn merge_list(node: &Node, live: &[Value], config: &[Value]) -> Vec<Value> {
     let in_r = |pe: &Option<String>| rpes.contains(pe);
     let in_l = |pe: &Option<String>| lpes.contains(pe);
     let find_l = |pe: &Option<String>| lpes.iter().position(|p| p == pe).map(|i| &live[i]);
-    let mut shared: std::collections::VecDeque<Option<String>> = rpes.iter().filter(|p| in_l(p)).cloned().collect();
+    let mut shared: std::collections::VecDeque<Option<String>> =
+        rpes.iter().filter(|p| in_l(p)).cloned().collect();
     let mut next_shared = shared.pop_front();
     let mut merged_r: Vec<Option<String>> = Vec::new();
     let mut out = Vec::new();
@@ -260,7 +271,8 @@ pub fn apply(
     let merged = merge(Some(schema), Some(&live_bare), Some(&config_bare)).unwrap_or(Value::Null);
     let applied_set = scope.restrict(&to_field_set(schema, &config_bare).difference(&strip));
 
-    let is_applier = |e: &Entry| e.manager == manager && e.operation == APPLY && e.subresource == subresource;
+    let is_applier =
+        |e: &Entry| e.manager == manager && e.operation == APPLY && e.subresource == subresource;
     let last_set = managed
         .entries
         .iter()
@@ -347,11 +359,17 @@ pub fn apply(
     let mut out = pruned;
     if manager == "kubectl" && has_last_applied(live) {
         let mut annotation_source = config.clone();
-        if let Some(a) = meta::meta(&annotation_source).and_then(|m| m.get("annotations")).cloned()
+        if let Some(a) = meta::meta(&annotation_source)
+            .and_then(|m| m.get("annotations"))
+            .cloned()
             && let Value::Object(mut a) = a
         {
             a.remove(LAST_APPLIED);
-            meta::set(&mut annotation_source, "annotations", Some(Value::Object(a)));
+            meta::set(
+                &mut annotation_source,
+                "annotations",
+                Some(Value::Object(a)),
+            );
         }
         let text = serde_json::to_string(&annotation_source).unwrap_or_default();
         let annotations = meta::meta_mut(&mut out)
@@ -374,7 +392,9 @@ fn has_last_applied(obj: &Value) -> bool {
 /// Fields kubectl's client-side apply last applied that still hold those values: kubectl may
 /// take them over with a server-side apply without a conflict.
 fn client_side_apply_fields(schema: &Node, live: &Value) -> Option<FieldSet> {
-    let text = meta::string_map(live, "annotations").get(LAST_APPLIED)?.to_string();
+    let text = meta::string_map(live, "annotations")
+        .get(LAST_APPLIED)?
+        .to_string();
     let last: Value = serde_json::from_str(&text).ok()?;
     if last.get("apiVersion") != live.get("apiVersion") {
         return None;
@@ -407,7 +427,17 @@ mod tests {
     }
 
     fn apply_ok(live: &Value, config: Value, manager: &str, force: bool) -> Value {
-        match apply(&schema(), live, &config, manager, Scope::MainWithStatus, "admission.example.com/v1", force).unwrap() {
+        match apply(
+            &schema(),
+            live,
+            &config,
+            manager,
+            Scope::MainWithStatus,
+            "admission.example.com/v1",
+            force,
+        )
+        .unwrap()
+        {
             Applied::Object(o) => o,
             Applied::Conflicts(c) => panic!("conflicts: {c:?}"),
         }
@@ -419,40 +449,100 @@ mod tests {
 
     #[test]
     fn apply_create_owns_leaves_like_the_fixture() {
-        let obj = apply_ok(&base(), json!({"apiVersion": "admission.example.com/v1", "kind": "App",
-            "metadata": {"name": "ap1"}, "spec": {"version": "v1.0.0", "replicas": 2}}), "alice", false);
+        let obj = apply_ok(
+            &base(),
+            json!({"apiVersion": "admission.example.com/v1", "kind": "App",
+            "metadata": {"name": "ap1"}, "spec": {"version": "v1.0.0", "replicas": 2}}),
+            "alice",
+            false,
+        );
         let mf = &obj["metadata"]["managedFields"][0];
         assert_eq!(mf["operation"], "Apply");
         assert_eq!(mf["manager"], "alice");
-        assert_eq!(mf["fieldsV1"], json!({"f:spec": {"f:replicas": {}, "f:version": {}}}));
+        assert_eq!(
+            mf["fieldsV1"],
+            json!({"f:spec": {"f:replicas": {}, "f:version": {}}})
+        );
     }
 
     #[test]
     fn conflicts_name_the_owner_and_force_takes_over() {
-        let mut live = apply_ok(&base(), json!({"metadata": {"name": "ap1"}, "spec": {"version": "v1.0.0", "replicas": 2}}), "alice", false);
+        let mut live = apply_ok(
+            &base(),
+            json!({"metadata": {"name": "ap1"}, "spec": {"version": "v1.0.0", "replicas": 2}}),
+            "alice",
+            false,
+        );
         live["metadata"]["uid"] = json!("u");
-        let result = apply(&schema(), &live, &json!({"metadata": {"name": "ap1"}, "spec": {"replicas": 3}}), "bob", Scope::MainWithStatus, "admission.example.com/v1", false).unwrap();
-        let Applied::Conflicts(c) = result else { panic!("expected a conflict") };
-        assert_eq!(conflict_message(&c), "Apply failed with 1 conflict: conflict with \"alice\": .spec.replicas");
+        let result = apply(
+            &schema(),
+            &live,
+            &json!({"metadata": {"name": "ap1"}, "spec": {"replicas": 3}}),
+            "bob",
+            Scope::MainWithStatus,
+            "admission.example.com/v1",
+            false,
+        )
+        .unwrap();
+        let Applied::Conflicts(c) = result else {
+            panic!("expected a conflict")
+        };
+        assert_eq!(
+            conflict_message(&c),
+            "Apply failed with 1 conflict: conflict with \"alice\": .spec.replicas"
+        );
         // The same value is shared, not a conflict.
-        apply_ok(&live, json!({"metadata": {"name": "ap1"}, "spec": {"replicas": 2}}), "bob", false);
-        let forced = apply_ok(&live, json!({"metadata": {"name": "ap1"}, "spec": {"replicas": 3}}), "bob", true);
+        apply_ok(
+            &live,
+            json!({"metadata": {"name": "ap1"}, "spec": {"replicas": 2}}),
+            "bob",
+            false,
+        );
+        let forced = apply_ok(
+            &live,
+            json!({"metadata": {"name": "ap1"}, "spec": {"replicas": 3}}),
+            "bob",
+            true,
+        );
         assert_eq!(forced["spec"]["replicas"], 3);
         let m = Managed::decode(&forced).unwrap();
         let alice = m.entries.iter().find(|e| e.manager == "alice").unwrap();
-        assert_eq!(alice.fields.to_fields_v1(), json!({"f:spec": {"f:version": {}}}));
+        assert_eq!(
+            alice.fields.to_fields_v1(),
+            json!({"f:spec": {"f:version": {}}})
+        );
     }
 
     #[test]
     fn fields_no_longer_applied_are_removed_unless_owned_elsewhere() {
-        let mut live = apply_ok(&base(), json!({"metadata": {"name": "a", "labels": {"x": "1", "y": "2"}}, "spec": {"version": "v1.0.0", "replicas": 2}}), "alice", false);
+        let mut live = apply_ok(
+            &base(),
+            json!({"metadata": {"name": "a", "labels": {"x": "1", "y": "2"}}, "spec": {"version": "v1.0.0", "replicas": 2}}),
+            "alice",
+            false,
+        );
         live["metadata"]["uid"] = json!("u");
-        let next = apply_ok(&live, json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "spec": {"replicas": 2}}), "alice", false);
+        let next = apply_ok(
+            &live,
+            json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "spec": {"replicas": 2}}),
+            "alice",
+            false,
+        );
         assert_eq!(next["metadata"]["labels"], json!({"x": "1"}));
         assert!(next["spec"].get("version").is_none());
         // Bob also applies version: when alice drops it, it stays.
-        let shared = apply_ok(&live, json!({"metadata": {"name": "a"}, "spec": {"version": "v1.0.0"}}), "bob", false);
-        let after = apply_ok(&shared, json!({"metadata": {"name": "a"}, "spec": {"replicas": 2}}), "alice", false);
+        let shared = apply_ok(
+            &live,
+            json!({"metadata": {"name": "a"}, "spec": {"version": "v1.0.0"}}),
+            "bob",
+            false,
+        );
+        let after = apply_ok(
+            &shared,
+            json!({"metadata": {"name": "a"}, "spec": {"replicas": 2}}),
+            "alice",
+            false,
+        );
         assert_eq!(after["spec"]["version"], "v1.0.0");
     }
 
@@ -471,9 +561,18 @@ mod tests {
     #[test]
     fn several_conflicts_are_grouped_by_manager() {
         let c = vec![
-            Conflict { manager: "\"a\"".into(), path: ".spec.x".into() },
-            Conflict { manager: "\"a\"".into(), path: ".spec.y".into() },
+            Conflict {
+                manager: "\"a\"".into(),
+                path: ".spec.x".into(),
+            },
+            Conflict {
+                manager: "\"a\"".into(),
+                path: ".spec.y".into(),
+            },
         ];
-        assert_eq!(conflict_message(&c), "Apply failed with 2 conflicts: conflicts with \"a\":\n- .spec.x\n- .spec.y");
+        assert_eq!(
+            conflict_message(&c),
+            "Apply failed with 2 conflicts: conflicts with \"a\":\n- .spec.x\n- .spec.y"
+        );
     }
 }

@@ -34,7 +34,13 @@ pub struct Entry {
 }
 
 impl Entry {
-    fn same_identity(&self, manager: &str, operation: &str, api_version: &str, subresource: &str) -> bool {
+    fn same_identity(
+        &self,
+        manager: &str,
+        operation: &str,
+        api_version: &str,
+        subresource: &str,
+    ) -> bool {
         self.manager == manager
             && self.operation == operation
             && self.subresource == subresource
@@ -92,7 +98,9 @@ impl Managed {
             }
             let fields_type = s("fieldsType");
             if fields_type != "FieldsV1" {
-                return Err(format!("managedFields[{i}].fieldsType must be \"FieldsV1\""));
+                return Err(format!(
+                    "managedFields[{i}].fieldsType must be \"FieldsV1\""
+                ));
             }
             let fields = match e.get("fieldsV1") {
                 Some(v) => FieldSet::from_fields_v1(v)?,
@@ -289,7 +297,14 @@ mod tests {
         let mut created = json!({"apiVersion": "admission.example.com/v1", "kind": "App",
             "metadata": {"name": "a1", "namespace": "d", "uid": "u", "labels": {"tier": "web"}},
             "spec": {"version": "v1.0.0", "replicas": 1}});
-        update(&schema, &json!({}), &mut created, "Python-urllib", "", "admission.example.com/v1");
+        update(
+            &schema,
+            &json!({}),
+            &mut created,
+            "Python-urllib",
+            "",
+            "admission.example.com/v1",
+        );
         let mf = &created["metadata"]["managedFields"];
         assert_eq!(mf.as_array().unwrap().len(), 1);
         assert_eq!(
@@ -302,7 +317,14 @@ mod tests {
 
         let mut with_status = created.clone();
         with_status["status"] = json!({"replicas": 2, "selector": "tier=web"});
-        update(&schema, &created, &mut with_status, "Python-urllib", "status", "admission.example.com/v1");
+        update(
+            &schema,
+            &created,
+            &mut with_status,
+            "Python-urllib",
+            "status",
+            "admission.example.com/v1",
+        );
         let mf = with_status["metadata"]["managedFields"].as_array().unwrap();
         assert_eq!(mf.len(), 2);
         assert_eq!(mf[1]["subresource"], "status");
@@ -315,7 +337,8 @@ mod tests {
     #[test]
     fn an_update_takes_fields_from_other_managers() {
         let schema = app_schema();
-        let mut v1 = json!({"metadata": {"name": "a"}, "spec": {"replicas": 1, "version": "v1.0.0"}});
+        let mut v1 =
+            json!({"metadata": {"name": "a"}, "spec": {"replicas": 1, "version": "v1.0.0"}});
         update(&schema, &json!({}), &mut v1, "alice", "", "v");
         let mut v2 = v1.clone();
         v2["spec"]["replicas"] = json!(3);
@@ -323,8 +346,14 @@ mod tests {
         let m = Managed::decode(&v2).unwrap();
         let alice = m.entries.iter().find(|e| e.manager == "alice").unwrap();
         let bob = m.entries.iter().find(|e| e.manager == "bob").unwrap();
-        assert_eq!(bob.fields.to_fields_v1(), json!({"f:spec": {"f:replicas": {}}}));
-        assert_eq!(alice.fields.to_fields_v1(), json!({"f:spec": {".": {}, "f:version": {}}}));
+        assert_eq!(
+            bob.fields.to_fields_v1(),
+            json!({"f:spec": {"f:replicas": {}}})
+        );
+        assert_eq!(
+            alice.fields.to_fields_v1(),
+            json!({"f:spec": {".": {}, "f:version": {}}})
+        );
         // A no-op update changes nothing, not even timestamps.
         let mut v3 = v2.clone();
         update(&schema, &v2, &mut v3, "carol", "", "v");
@@ -333,8 +362,14 @@ mod tests {
 
     #[test]
     fn manager_names_from_user_agents() {
-        assert_eq!(manager_from_user_agent("kubectl/v1.32.4 (linux/amd64) kubernetes/4cb5f07"), "kubectl");
-        assert_eq!(manager_from_user_agent("Python-urllib/3.11"), "Python-urllib");
+        assert_eq!(
+            manager_from_user_agent("kubectl/v1.32.4 (linux/amd64) kubernetes/4cb5f07"),
+            "kubectl"
+        );
+        assert_eq!(
+            manager_from_user_agent("Python-urllib/3.11"),
+            "Python-urllib"
+        );
         assert_eq!(manager_from_user_agent(""), "");
     }
 }

@@ -235,9 +235,7 @@ impl FieldSet {
 
     /// Parses `fieldsV1` JSON.
     pub fn from_fields_v1(value: &Value) -> Result<FieldSet, String> {
-        let map = value
-            .as_object()
-            .ok_or("fieldsV1 must be a JSON object")?;
+        let map = value.as_object().ok_or("fieldsV1 must be a JSON object")?;
         let mut set = FieldSet::new();
         for (k, v) in map {
             if k == "." {
@@ -322,7 +320,10 @@ mod tests {
         let mut b = FieldSet::new();
         b.insert(&p(&["f:spec", "f:replicas"]));
         b.insert(&p(&["f:spec", "f:version"]));
-        assert_eq!(a.intersection(&b).paths(), vec![p(&["f:spec", "f:replicas"])]);
+        assert_eq!(
+            a.intersection(&b).paths(),
+            vec![p(&["f:spec", "f:replicas"])]
+        );
         assert_eq!(a.difference(&b).paths(), vec![p(&["f:spec"])]);
         assert_eq!(a.union(&b).paths().len(), 3);
         assert_eq!(a.union(&b).leaves().paths().len(), 2);
@@ -339,6 +340,9 @@ mod tests {
             path_string(&p(&["f:status", "f:conditions", "k:{\"type\":\"Ready\"}"])),
             ".status.conditions[type=\"Ready\"]"
         );
-        assert_eq!(path_string(&p(&["f:metadata", "f:finalizers", "v:\"a/b\""])), ".metadata.finalizers[=\"a/b\"]");
+        assert_eq!(
+            path_string(&p(&["f:metadata", "f:finalizers", "v:\"a/b\""])),
+            ".metadata.finalizers[=\"a/b\"]"
+        );
     }
 }

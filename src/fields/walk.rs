@@ -83,11 +83,8 @@ pub fn to_field_set(node: &Node, value: &Value) -> FieldSet {
 
 fn walk_set(node: Option<&Node>, value: &Value, path: &mut Vec<String>, set: &mut FieldSet) {
     match (shape(node, value), value) {
-        (Shape::Leaf, _) => {
-            if !path.is_empty() {
-                set.insert(path);
-            }
-        }
+        (Shape::Leaf, _) if !path.is_empty() => set.insert(path),
+        (Shape::Leaf, _) => {}
         (Shape::Map(n), Value::Object(map)) => {
             for (k, v) in map {
                 path.push(field(k));
@@ -147,7 +144,9 @@ fn walk_compare(
         match (old, new) {
             (None, Some(_)) => cmp.added.insert(path),
             (Some(_), None) => cmp.removed.insert(path),
-            (Some(a), Some(b)) if matches!(shape, Shape::Leaf) && a != b => cmp.modified.insert(path),
+            (Some(a), Some(b)) if matches!(shape, Shape::Leaf) && a != b => {
+                cmp.modified.insert(path)
+            }
             _ => {}
         }
     }
@@ -166,7 +165,11 @@ fn walk_compare(
         Shape::List(n, list_type) => {
             let items = |v: Option<&Value>| -> Vec<(String, Value)> {
                 let mut out: Vec<(String, Value)> = Vec::new();
-                for item in v.and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]) {
+                for item in v
+                    .and_then(Value::as_array)
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[])
+                {
                     if let Some(pe) = item_element(list_type, item)
                         && !out.iter().any(|(k, _)| *k == pe)
                     {
@@ -249,7 +252,10 @@ mod tests {
         let old = json!({"spec": {"replicas": 1, "version": "v1.0.0"}, "metadata": {"finalizers": ["a/x", "a/y"]}});
         let new = json!({"spec": {"replicas": 2}, "metadata": {"finalizers": ["a/y"]}});
         let cmp = compare(&app_schema(), &old, &new);
-        assert_eq!(cmp.modified.to_fields_v1(), json!({"f:spec": {"f:replicas": {}}}));
+        assert_eq!(
+            cmp.modified.to_fields_v1(),
+            json!({"f:spec": {"f:replicas": {}}})
+        );
         assert_eq!(
             cmp.removed.to_fields_v1(),
             json!({"f:spec": {"f:version": {}}, "f:metadata": {"f:finalizers": {"v:\"a/x\"": {}}}})

@@ -59,7 +59,7 @@ pub static APP: Kind = Kind {
     ],
     schema_json: include_str!("../../openapi/app.json"),
     name_rule: NameRule::Subdomain,
-    validate: validate,
+    validate,
     storage_version_hash: "GIITGl6DbB0=",
 };
 

@@ -47,7 +47,7 @@ pub static NAMESPACE_RESERVATION: Kind = Kind {
     ],
     schema_json: include_str!("../../openapi/namespacereservation.json"),
     name_rule: NameRule::Label,
-    validate: validate,
+    validate,
     storage_version_hash: "ECs/lytD7Hg=",
 };
 
@@ -98,6 +98,9 @@ mod tests {
             "spec.owners: Required value: at least one user or group must own the reservation"
         );
         assert_eq!(validate(&json!({})).len(), 1);
-        assert_eq!(validate(&json!({"spec": {"owners": {"users": [""]}}})).len(), 1);
+        assert_eq!(
+            validate(&json!({"spec": {"owners": {"users": [""]}}})).len(),
+            1
+        );
     }
 }

@@ -113,7 +113,9 @@ pub fn is_deleting(obj: &Value) -> bool {
 
 /// The current time as Kubernetes serializes `metav1.Time` (RFC 3339, seconds, UTC).
 pub fn now() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// Which names a kind accepts.
@@ -164,10 +166,18 @@ fn validate_common(obj: &Value, errs: &mut Vec<FieldError>) {
     map_errors(obj, "annotations", errs);
     for (k, v) in string_map(obj, "labels") {
         for msg in names::qualified_name(k) {
-            errs.push(FieldError::invalid("metadata.labels", &Value::String(k.into()), &msg));
+            errs.push(FieldError::invalid(
+                "metadata.labels",
+                &Value::String(k.into()),
+                &msg,
+            ));
         }
         for msg in names::label_value(v) {
-            errs.push(FieldError::invalid("metadata.labels", &Value::String(v.into()), &msg));
+            errs.push(FieldError::invalid(
+                "metadata.labels",
+                &Value::String(v.into()),
+                &msg,
+            ));
         }
     }
     let annotations = string_map(obj, "annotations");
@@ -186,7 +196,11 @@ fn validate_common(obj: &Value, errs: &mut Vec<FieldError>) {
     }
     for f in finalizers(obj) {
         for msg in names::qualified_name(&f) {
-            errs.push(FieldError::invalid("metadata.finalizers", &Value::String(f.clone()), &msg));
+            errs.push(FieldError::invalid(
+                "metadata.finalizers",
+                &Value::String(f.clone()),
+                &msg,
+            ));
         }
     }
     validate_owner_references(obj, errs);
@@ -205,7 +219,10 @@ fn validate_owner_references(obj: &Value, errs: &mut Vec<FieldError>) {
         let s = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("");
         let api_version = s("apiVersion");
         if api_version.is_empty() {
-            errs.push(FieldError::required(format!("{path}.apiVersion"), "must not be empty"));
+            errs.push(FieldError::required(
+                format!("{path}.apiVersion"),
+                "must not be empty",
+            ));
         } else if api_version.split('/').count() > 2 || api_version.ends_with('/') {
             errs.push(FieldError::invalid(
                 format!("{path}.apiVersion"),
@@ -215,7 +232,10 @@ fn validate_owner_references(obj: &Value, errs: &mut Vec<FieldError>) {
         }
         for field in ["kind", "name", "uid"] {
             if s(field).is_empty() {
-                errs.push(FieldError::required(format!("{path}.{field}"), "must not be empty"));
+                errs.push(FieldError::required(
+                    format!("{path}.{field}"),
+                    "must not be empty",
+                ));
             }
         }
         if r.get("controller").and_then(Value::as_bool) == Some(true) {
@@ -255,7 +275,11 @@ pub fn validate_create(obj: &Value, namespaced: bool, rule: NameRule) -> Vec<Fie
         ));
     } else {
         for msg in rule.check(name, false) {
-            errs.push(FieldError::invalid("metadata.name", &Value::String(name.into()), &msg));
+            errs.push(FieldError::invalid(
+                "metadata.name",
+                &Value::String(name.into()),
+                &msg,
+            ));
         }
     }
     let ns = namespace(obj);
@@ -264,11 +288,18 @@ pub fn validate_create(obj: &Value, namespaced: bool, rule: NameRule) -> Vec<Fie
             errs.push(FieldError::required("metadata.namespace", ""));
         } else {
             for msg in names::dns1123_label(ns) {
-                errs.push(FieldError::invalid("metadata.namespace", &Value::String(ns.into()), &msg));
+                errs.push(FieldError::invalid(
+                    "metadata.namespace",
+                    &Value::String(ns.into()),
+                    &msg,
+                ));
             }
         }
     } else if !ns.is_empty() {
-        errs.push(FieldError::forbidden("metadata.namespace", "not allowed on this type"));
+        errs.push(FieldError::forbidden(
+            "metadata.namespace",
+            "not allowed on this type",
+        ));
     }
     validate_common(obj, &mut errs);
     errs
@@ -286,7 +317,10 @@ pub fn validate_update(new: &Value, old: &Value) -> Vec<FieldError> {
         extra.sort();
         extra.dedup();
         if !extra.is_empty() {
-            let shown: Vec<String> = extra.iter().map(|f| crate::api::error::go_quote(f)).collect();
+            let shown: Vec<String> = extra
+                .iter()
+                .map(|f| crate::api::error::go_quote(f))
+                .collect();
             errs.push(FieldError::forbidden(
                 "metadata.finalizers",
                 &format!(
@@ -296,7 +330,13 @@ pub fn validate_update(new: &Value, old: &Value) -> Vec<FieldError> {
             ));
         }
     }
-    for field in ["name", "namespace", "uid", "creationTimestamp", "deletionTimestamp"] {
+    for field in [
+        "name",
+        "namespace",
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+    ] {
         let (n, o) = (
             meta(new).and_then(|m| m.get(field)),
             meta(old).and_then(|m| m.get(field)),
@@ -324,7 +364,8 @@ mod tests {
 
     #[test]
     fn create_rules() {
-        let ok = json!({"metadata": {"name": "web", "namespace": "default", "labels": {"tier": "web"}}});
+        let ok =
+            json!({"metadata": {"name": "web", "namespace": "default", "labels": {"tier": "web"}}});
         assert!(validate_create(&ok, true, NameRule::Subdomain).is_empty());
         let missing = json!({"metadata": {"namespace": "default"}});
         assert_eq!(
@@ -342,8 +383,12 @@ mod tests {
             ["metadata.name: Invalid value: \"a.b\": must not contain dots"]
         );
         let bad_label = json!({"metadata": {"name": "a", "namespace": "d", "labels": {"k": "-v"}}});
-        assert_eq!(validate_create(&bad_label, true, NameRule::Subdomain).len(), 1);
-        let prefix = json!({"metadata": {"generateName": "web-", "name": "web-x1x2x", "namespace": "d"}});
+        assert_eq!(
+            validate_create(&bad_label, true, NameRule::Subdomain).len(),
+            1
+        );
+        let prefix =
+            json!({"metadata": {"generateName": "web-", "name": "web-x1x2x", "namespace": "d"}});
         assert!(validate_create(&prefix, true, NameRule::Subdomain).is_empty());
     }
 
@@ -353,7 +398,9 @@ mod tests {
         let new = json!({"metadata": {"name": "a", "uid": "1", "deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": ["x/a", "x/b"]}});
         assert_eq!(
             msgs(validate_update(&new, &old)),
-            ["metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{\"x/b\"}"]
+            [
+                "metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{\"x/b\"}"
+            ]
         );
         let renamed = json!({"metadata": {"name": "b", "uid": "1", "deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": ["x/a"]}});
         assert_eq!(

@@ -115,7 +115,12 @@ impl Registry {
     }
 
     /// One object as stored.
-    pub async fn get(&self, resource: &Resource, namespace: &str, name: &str) -> ApiResult<KeyValue> {
+    pub async fn get(
+        &self,
+        resource: &Resource,
+        namespace: &str,
+        name: &str,
+    ) -> ApiResult<KeyValue> {
         match self.store.get(&key(resource, namespace, name)).await {
             Ok(Some(kv)) => Ok(kv),
             Ok(None) => Err(ApiError::not_found(resource.kind, name)),

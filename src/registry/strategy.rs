@@ -41,9 +41,16 @@ pub fn prune(
 fn type_meta_errors(resource: &Resource, obj: &Value) -> Vec<FieldError> {
     let kind = resource.kind;
     let mut errs = Vec::new();
-    let got_kind = obj.get("kind").cloned().unwrap_or(Value::String(String::new()));
+    let got_kind = obj
+        .get("kind")
+        .cloned()
+        .unwrap_or(Value::String(String::new()));
     if got_kind.as_str() != Some(kind.kind) {
-        errs.push(FieldError::invalid("kind", &got_kind, &format!("must be {}", kind.kind)));
+        errs.push(FieldError::invalid(
+            "kind",
+            &got_kind,
+            &format!("must be {}", kind.kind),
+        ));
     }
     let got_version = obj
         .get("apiVersion")
@@ -64,7 +71,11 @@ fn invalid(resource: &Resource, obj: &Value, mut errs: Vec<FieldError>) -> ApiRe
         return Ok(());
     }
     errs.sort_by(|a, b| a.field.cmp(&b.field));
-    Err(ApiError::invalid_object(resource.kind, meta::name(obj), &errs))
+    Err(ApiError::invalid_object(
+        resource.kind,
+        meta::name(obj),
+        &errs,
+    ))
 }
 
 /// Every rule a new object must meet (422 otherwise).
@@ -112,16 +123,17 @@ pub fn prepare_create(resource: &Resource, obj: &mut Value) {
     ] {
         m.remove(wiped);
     }
-    m.insert(
-        "creationTimestamp".into(),
-        Value::String(meta::now()),
-    );
+    m.insert("creationTimestamp".into(), Value::String(meta::now()));
     m.insert(
         "uid".into(),
         Value::String(uuid::Uuid::new_v4().to_string()),
     );
     m.insert("generation".into(), Value::from(1));
-    let name_missing = m.get("name").and_then(Value::as_str).unwrap_or("").is_empty();
+    let name_missing = m
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .is_empty();
     if name_missing
         && let Some(base) = m.get("generateName").and_then(Value::as_str)
         && !base.is_empty()
@@ -175,7 +187,9 @@ pub fn prepare_update(resource: &Resource, new: &mut Value, old: &Value) {
 /// A status write changes only `status`: everything else comes from the stored object.
 pub fn prepare_status_update(new: &mut Value, old: &Value) {
     let status = new.get("status").cloned();
-    let managed = meta::meta(new).and_then(|m| m.get("managedFields")).cloned();
+    let managed = meta::meta(new)
+        .and_then(|m| m.get("managedFields"))
+        .cloned();
     *new = old.clone();
     if let Value::Object(root) = new {
         match status {
@@ -206,7 +220,10 @@ fn carry_system_fields(new: &mut Value, old: &Value) {
             }
         }
     }
-    if m.get("uid").and_then(Value::as_str).unwrap_or("").is_empty()
+    if m.get("uid")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .is_empty()
         && let Some(uid) = old_meta.get("uid")
     {
         m.insert("uid".into(), uid.clone());
@@ -225,14 +242,19 @@ mod tests {
     use serde_json::json;
 
     fn app() -> std::sync::Arc<Resource> {
-        crate::kinds::load().unwrap().into_iter().find(|r| r.kind.kind == "App").unwrap()
+        crate::kinds::load()
+            .unwrap()
+            .into_iter()
+            .find(|r| r.kind.kind == "App")
+            .unwrap()
     }
 
     #[test]
     fn generation_bumps_only_outside_metadata() {
         let r = app();
         let old = json!({"metadata": {"name": "a", "generation": 1, "uid": "u", "creationTimestamp": "t"}, "spec": {"replicas": 1}});
-        let mut labels_only = json!({"metadata": {"name": "a", "labels": {"x": "y"}}, "spec": {"replicas": 1}});
+        let mut labels_only =
+            json!({"metadata": {"name": "a", "labels": {"x": "y"}}, "spec": {"replicas": 1}});
         prepare_update(&r, &mut labels_only, &old);
         assert_eq!(labels_only["metadata"]["generation"], 1);
         assert_eq!(labels_only["metadata"]["uid"], "u");
@@ -240,7 +262,8 @@ mod tests {
         prepare_update(&r, &mut spec, &old);
         assert_eq!(spec["metadata"]["generation"], 2);
         // Status sent to the main resource is ignored and does not bump the generation.
-        let mut status = json!({"metadata": {"name": "a"}, "spec": {"replicas": 1}, "status": {"replicas": 9}});
+        let mut status =
+            json!({"metadata": {"name": "a"}, "spec": {"replicas": 1}, "status": {"replicas": 9}});
         prepare_update(&r, &mut status, &old);
         assert_eq!(status.get("status"), None);
         assert_eq!(status["metadata"]["generation"], 1);
@@ -249,9 +272,13 @@ mod tests {
     #[test]
     fn status_writes_keep_everything_else() {
         let old = json!({"metadata": {"name": "a", "labels": {"k": "v"}}, "spec": {"replicas": 1}});
-        let mut new = json!({"metadata": {"name": "a"}, "spec": {"replicas": 5}, "status": {"replicas": 3}});
+        let mut new =
+            json!({"metadata": {"name": "a"}, "spec": {"replicas": 5}, "status": {"replicas": 3}});
         prepare_status_update(&mut new, &old);
-        assert_eq!(new, json!({"metadata": {"name": "a", "labels": {"k": "v"}}, "spec": {"replicas": 1}, "status": {"replicas": 3}}));
+        assert_eq!(
+            new,
+            json!({"metadata": {"name": "a", "labels": {"k": "v"}}, "spec": {"replicas": 1}, "status": {"replicas": 3}})
+        );
     }
 
     #[test]

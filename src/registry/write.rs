@@ -78,7 +78,12 @@ const FINALIZER_ORPHAN: &str = "orphan";
 const FINALIZER_FOREGROUND: &str = "foregroundDeletion";
 
 /// Checks that a body names the object of the URL (and its namespace), filling them in when absent.
-pub fn check_identity(resource: &Resource, obj: &mut Value, namespace: &str, name: Option<&str>) -> ApiResult<()> {
+pub fn check_identity(
+    resource: &Resource,
+    obj: &mut Value,
+    namespace: &str,
+    name: Option<&str>,
+) -> ApiResult<()> {
     if !obj.is_object() {
         return Err(ApiError::bad_request(format!(
             "{} in version \"{}\" cannot be handled as a {}: the body must be a JSON object",
@@ -162,7 +167,11 @@ impl Registry {
                 Err(e) if e.is_already_exists() && generated && attempts < 8 => {
                     attempts += 1;
                     let base = meta::str_field(&obj, "generateName").to_string();
-                    meta::set(&mut obj, "name", Some(Value::String(strategy::generate_name(&base))));
+                    meta::set(
+                        &mut obj,
+                        "name",
+                        Some(Value::String(strategy::generate_name(&base))),
+                    );
                 }
                 Err(e) => return Err(ApiError::from_storage(resource.kind, &name, e)),
             }
@@ -300,7 +309,9 @@ impl Registry {
                 return Err(ApiError::conflict(
                     resource.kind,
                     name,
-                    &format!("Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"),
+                    &format!(
+                        "Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"
+                    ),
                 ));
             }
             if let Some(want) = &options.resource_version
@@ -335,11 +346,21 @@ impl Registry {
             meta::set(
                 &mut marked,
                 "finalizers",
-                Some(Value::Array(finalizers.into_iter().map(Value::String).collect())),
+                Some(Value::Array(
+                    finalizers.into_iter().map(Value::String).collect(),
+                )),
             );
             if !already {
-                meta::set(&mut marked, "deletionTimestamp", Some(Value::String(meta::now())));
-                meta::set(&mut marked, "deletionGracePeriodSeconds", Some(Value::from(0)));
+                meta::set(
+                    &mut marked,
+                    "deletionTimestamp",
+                    Some(Value::String(meta::now())),
+                );
+                meta::set(
+                    &mut marked,
+                    "deletionGracePeriodSeconds",
+                    Some(Value::from(0)),
+                );
                 let generation = meta::generation(&existing);
                 meta::set(&mut marked, "generation", Some(Value::from(generation + 1)));
             }
@@ -397,8 +418,14 @@ mod tests {
         };
         assert_eq!(finalizers_for_policy(&cur, &opts(None)), cur);
         assert_eq!(finalizers_for_policy(&cur, &opts(Some("Background"))), cur);
-        assert_eq!(finalizers_for_policy(&cur, &opts(Some("Orphan"))), ["x/y", "orphan"]);
-        assert_eq!(finalizers_for_policy(&[], &opts(Some("Foreground"))), ["foregroundDeletion"]);
+        assert_eq!(
+            finalizers_for_policy(&cur, &opts(Some("Orphan"))),
+            ["x/y", "orphan"]
+        );
+        assert_eq!(
+            finalizers_for_policy(&[], &opts(Some("Foreground"))),
+            ["foregroundDeletion"]
+        );
         assert!(finalizers_for_policy(&["orphan".into()], &opts(Some("Background"))).is_empty());
     }
 }

@@ -4,7 +4,10 @@
 
 use anyhow::{Context, Result};
 use base64::Engine;
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -80,7 +83,10 @@ fn serving_params(extra_hosts: &[String]) -> Result<CertificateParams> {
         }
     }
     params.subject_alt_names = sans;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.not_before = rcgen::date_time_ymd(2025, 1, 1);
     params.not_after = rcgen::date_time_ymd(2125, 1, 1);
@@ -128,7 +134,12 @@ pub fn ensure(dir: &Path, extra_hosts: &[String]) -> Result<Credentials> {
 }
 
 /// Writes `<dir>/kubeconfig` for the admin and returns its path.
-pub fn write_kubeconfig(dir: &Path, server: &str, ca_pem: Option<&str>, token: &str) -> Result<PathBuf> {
+pub fn write_kubeconfig(
+    dir: &Path,
+    server: &str,
+    ca_pem: Option<&str>,
+    token: &str,
+) -> Result<PathBuf> {
     let path = dir.join("kubeconfig");
     let ca = match ca_pem {
         Some(pem) => format!(
@@ -156,8 +167,17 @@ mod tests {
         let b = ensure(dir.path(), &[]).unwrap();
         assert_eq!(a.ca_pem, b.ca_pem);
         assert_eq!(a.admin_token, b.admin_token);
-        assert_eq!(std::fs::read(&a.cert_file).unwrap(), std::fs::read(&b.cert_file).unwrap());
-        let kc = write_kubeconfig(dir.path(), "https://127.0.0.1:1", Some(&a.ca_pem), &a.admin_token).unwrap();
+        assert_eq!(
+            std::fs::read(&a.cert_file).unwrap(),
+            std::fs::read(&b.cert_file).unwrap()
+        );
+        let kc = write_kubeconfig(
+            dir.path(),
+            "https://127.0.0.1:1",
+            Some(&a.ca_pem),
+            &a.admin_token,
+        )
+        .unwrap();
         let text = std::fs::read_to_string(kc).unwrap();
         assert!(text.contains("server: https://127.0.0.1:1") && text.contains(&a.admin_token));
     }

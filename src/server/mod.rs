@@ -19,7 +19,11 @@ use storage::index::IndexOptions;
 use storage::{SledOptions, SledStore};
 
 /// Builds the shared state over an open store.
-pub fn build_state(store: Arc<dyn storage::Store>, authenticator: Authenticator, config: &Config) -> Result<Arc<AppState>> {
+pub fn build_state(
+    store: Arc<dyn storage::Store>,
+    authenticator: Authenticator,
+    config: &Config,
+) -> Result<Arc<AppState>> {
     let resources = crate::kinds::load().map_err(|e| anyhow!(e))?;
     let discovery = Discovery::new(&resources, &[]);
     let openapi = OpenApi::new(&resources).map_err(|e| anyhow!(e))?;
@@ -61,7 +65,8 @@ pub async fn run(config: Config) -> Result<()> {
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
     let data_dir = config.data_dir.clone();
     let extra_hosts = vec![config.listen.ip().to_string()];
-    let credentials = tokio::task::spawn_blocking(move || bootstrap::ensure(&data_dir, &extra_hosts)).await??;
+    let credentials =
+        tokio::task::spawn_blocking(move || bootstrap::ensure(&data_dir, &extra_hosts)).await??;
     let (cert_file, key_file, ca_pem) = match &config.serving {
         Some((c, k)) => (c.clone(), k.clone(), None),
         None => (
@@ -90,7 +95,11 @@ pub async fn run(config: Config) -> Result<()> {
     .context("cannot open the store")?;
     let store: Arc<dyn storage::Store> = Arc::new(store);
 
-    let state = build_state(store, Authenticator::new(Some(credentials.admin_token.clone())), &config)?;
+    let state = build_state(
+        store,
+        Authenticator::new(Some(credentials.admin_token.clone())),
+        &config,
+    )?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -103,7 +112,12 @@ pub async fn run(config: Config) -> Result<()> {
         addr.ip().to_string()
     };
     let server = format!("https://{host}:{}", addr.port());
-    let kubeconfig = bootstrap::write_kubeconfig(&config.data_dir, &server, ca_pem.as_deref(), &credentials.admin_token)?;
+    let kubeconfig = bootstrap::write_kubeconfig(
+        &config.data_dir,
+        &server,
+        ca_pem.as_deref(),
+        &credentials.admin_token,
+    )?;
     tracing::info!(address = %addr, kubeconfig = %kubeconfig.display(), "serving");
     println!("admission-apiserver serving on {server}");
     println!("kubeconfig: {}", kubeconfig.display());

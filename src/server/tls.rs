@@ -23,7 +23,8 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
 
 /// Reads a PEM private key.
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
-    PrivateKeyDer::from_pem_file(path).with_context(|| format!("cannot read a private key from {}", path.display()))
+    PrivateKeyDer::from_pem_file(path)
+        .with_context(|| format!("cannot read a private key from {}", path.display()))
 }
 
 /// The crypto provider every TLS config here uses.
@@ -33,7 +34,11 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 /// A server config for a certificate chain and key, asking for (but not requiring) client
 /// certificates signed by one of `client_cas`.
-pub fn server_config(cert_file: &Path, key_file: &Path, client_cas: &[CertificateDer<'static>]) -> Result<Arc<ServerConfig>> {
+pub fn server_config(
+    cert_file: &Path,
+    key_file: &Path,
+    client_cas: &[CertificateDer<'static>],
+) -> Result<Arc<ServerConfig>> {
     let certs = load_certs(cert_file)?;
     let key = load_key(key_file)?;
     let builder = ServerConfig::builder_with_provider(provider())

@@ -1,5 +1,6 @@
 //! The storage contract, run against every backend. A new backend is added with one line at the
 //! bottom; it is conformant when this whole file passes for it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -5,6 +5,7 @@
 //! The child is this same test binary, started with `STORAGE_CRASH_CHILD` set, running
 //! `crash_child`. Rounds reuse one directory, so recovery is also tested on top of recovery.
 //! `STORAGE_CRASH_ROUNDS` sets the number of rounds (default 20).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use rand::Rng;
 use std::collections::BTreeMap;

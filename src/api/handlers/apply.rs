@@ -13,7 +13,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::StatusCause;
 use serde_json::Value;
 
 /// Decodes the applied configuration (YAML or JSON) and checks it names this kind and object.
-fn decode_config(call: &Call, options: &WriteOptions, warnings: &mut Vec<String>) -> ApiResult<Value> {
+fn decode_config(
+    call: &Call,
+    options: &WriteOptions,
+    warnings: &mut Vec<String>,
+) -> ApiResult<Value> {
     let resource = &call.resource;
     let mut config: Value = serde_yaml_ng::from_slice(&call.body)
         .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
@@ -22,18 +26,30 @@ fn decode_config(call: &Call, options: &WriteOptions, warnings: &mut Vec<String>
             "error decoding patch: the applied configuration must be an object",
         ));
     }
-    let api_version = config.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let api_version = config
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let kind = config.get("kind").and_then(Value::as_str).unwrap_or("");
     if api_version != resource.kind.api_version() || kind != resource.kind.kind {
         return Err(ApiError::bad_request(format!(
             "invalid object type: {}, Kind={}; expected {}, Kind={}",
-            if api_version.is_empty() { "/" } else { api_version },
+            if api_version.is_empty() {
+                "/"
+            } else {
+                api_version
+            },
             kind,
             resource.kind.api_version(),
             resource.kind.kind
         )));
     }
-    check_identity(resource, &mut config, &call.info.namespace, Some(&call.info.name))?;
+    check_identity(
+        resource,
+        &mut config,
+        &call.info.namespace,
+        Some(&call.info.name),
+    )?;
     strategy::prune(resource, &mut config, options.field_validation, warnings)?;
     Ok(config)
 }
@@ -134,7 +150,9 @@ pub async fn apply(
                         &call.info.name,
                         subresource,
                         &options,
-                        &mut |existing, _| applied(resource, existing, &config, &options, subresource, force),
+                        &mut |existing, _| {
+                            applied(resource, existing, &config, &options, subresource, force)
+                        },
                     )
                     .await;
                 if let Err(e) = &written

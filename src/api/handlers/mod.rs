@@ -56,24 +56,32 @@ impl Call {
 
 /// Reads a body up to the limit (413 beyond it).
 pub async fn read_body(body: Body) -> ApiResult<bytes::Bytes> {
-    axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|e| {
-        let too_big = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-            || e.to_string().contains("length limit");
-        if too_big {
-            ApiError::too_large(&format!("limit is {MAX_BODY_BYTES}"))
-        } else {
-            ApiError::bad_request(format!("error reading the request body: {e}"))
-        }
-    })
+    axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|e| {
+            let too_big = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+                || e.to_string().contains("length limit");
+            if too_big {
+                ApiError::too_large(&format!("limit is {MAX_BODY_BYTES}"))
+            } else {
+                ApiError::bad_request(format!("error reading the request body: {e}"))
+            }
+        })
 }
 
 /// A response with a rendered body, status and `Warning` headers.
 pub fn respond(code: StatusCode, body: Rendered, warnings: &[String]) -> Response {
     let mut response = (code, body.bytes).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(body.content_type));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(body.content_type),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
     add_warnings(headers, warnings);
     response
 }
@@ -89,14 +97,28 @@ pub fn add_warnings(headers: &mut HeaderMap, warnings: &[String]) {
 }
 
 /// Routes a resource request of this server's group to its handler.
-pub async fn dispatch(state: &AppState, info: RequestInfo, query: Query, headers: HeaderMap, method: Method, body: Body) -> Response {
+pub async fn dispatch(
+    state: &AppState,
+    info: RequestInfo,
+    query: Query,
+    headers: HeaderMap,
+    method: Method,
+    body: Body,
+) -> Response {
     match route(state, info, query, headers, method, body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
-async fn route(state: &AppState, info: RequestInfo, query: Query, headers: HeaderMap, method: Method, body: Body) -> ApiResult<Response> {
+async fn route(
+    state: &AppState,
+    info: RequestInfo,
+    query: Query,
+    headers: HeaderMap,
+    method: Method,
+    body: Body,
+) -> ApiResult<Response> {
     if info.api_group != GROUP || info.api_version != VERSION {
         return Err(ApiError::path_not_found());
     }
@@ -124,15 +146,29 @@ async fn route(state: &AppState, info: RequestInfo, query: Query, headers: Heade
         _ => return Err(ApiError::path_not_found()),
     }
     let allowed = match (named, subresource.is_empty()) {
-        (false, _) if namespaced && info.namespace.is_empty() => matches!(method, Method::GET | Method::HEAD),
-        (false, _) => matches!(method, Method::GET | Method::HEAD | Method::POST | Method::DELETE),
-        (true, true) => matches!(method, Method::GET | Method::HEAD | Method::PUT | Method::PATCH | Method::DELETE),
-        (true, false) => matches!(method, Method::GET | Method::HEAD | Method::PUT | Method::PATCH),
+        (false, _) if namespaced && info.namespace.is_empty() => {
+            matches!(method, Method::GET | Method::HEAD)
+        }
+        (false, _) => matches!(
+            method,
+            Method::GET | Method::HEAD | Method::POST | Method::DELETE
+        ),
+        (true, true) => matches!(
+            method,
+            Method::GET | Method::HEAD | Method::PUT | Method::PATCH | Method::DELETE
+        ),
+        (true, false) => matches!(
+            method,
+            Method::GET | Method::HEAD | Method::PUT | Method::PATCH
+        ),
     };
     if !allowed {
         return Err(ApiError::method_not_allowed());
     }
-    let body = if matches!(method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE) {
+    let body = if matches!(
+        method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    ) {
         read_body(body).await?
     } else {
         bytes::Bytes::new()

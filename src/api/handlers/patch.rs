@@ -9,7 +9,8 @@ const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
 
 /// Applies an RFC 6902 JSON patch.
 pub fn json_patch(target: &Value, body: &[u8]) -> ApiResult<Value> {
-    let raw: Value = serde_json::from_slice(body).map_err(|_| ApiError::bad_request("invalid JSON patch"))?;
+    let raw: Value =
+        serde_json::from_slice(body).map_err(|_| ApiError::bad_request("invalid JSON patch"))?;
     if let Some(ops) = raw.as_array()
         && ops.len() > MAX_JSON_PATCH_OPERATIONS
     {
@@ -18,7 +19,8 @@ pub fn json_patch(target: &Value, body: &[u8]) -> ApiResult<Value> {
             ops.len()
         )));
     }
-    let patch: json_patch::Patch = serde_json::from_value(raw).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let patch: json_patch::Patch =
+        serde_json::from_value(raw).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let mut doc = target.clone();
     json_patch::patch(&mut doc, &patch).map_err(|e| rejected(&e.to_string()))?;
     Ok(doc)
@@ -26,7 +28,8 @@ pub fn json_patch(target: &Value, body: &[u8]) -> ApiResult<Value> {
 
 /// Applies an RFC 7386 merge patch.
 pub fn merge_patch(target: &Value, body: &[u8]) -> ApiResult<Value> {
-    let patch: Value = serde_json::from_slice(body).map_err(|_| ApiError::bad_request("invalid JSON patch"))?;
+    let patch: Value =
+        serde_json::from_slice(body).map_err(|_| ApiError::bad_request("invalid JSON patch"))?;
     let mut doc = target.clone();
     json_patch::merge(&mut doc, &patch);
     Ok(doc)
@@ -46,15 +49,31 @@ mod tests {
     #[test]
     fn patches_apply_and_fail_with_the_right_codes() {
         let obj = json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "spec": {"replicas": 1}});
-        let p = json_patch(&obj, br#"[{"op":"replace","path":"/spec/replicas","value":3}]"#).unwrap();
+        let p = json_patch(
+            &obj,
+            br#"[{"op":"replace","path":"/spec/replicas","value":3}]"#,
+        )
+        .unwrap();
         assert_eq!(p["spec"]["replicas"], 3);
         let m = merge_patch(&obj, br#"{"metadata":{"labels":{"x":null,"y":"2"}}}"#).unwrap();
         assert_eq!(m["metadata"]["labels"], json!({"y": "2"}));
         assert_eq!(json_patch(&obj, b"not json").unwrap_err().code(), 400);
-        assert_eq!(json_patch(&obj, br#"[{"op":"bogus"}]"#).unwrap_err().code(), 400);
-        let e = json_patch(&obj, br#"[{"op":"test","path":"/spec/replicas","value":2}]"#).unwrap_err();
+        assert_eq!(
+            json_patch(&obj, br#"[{"op":"bogus"}]"#).unwrap_err().code(),
+            400
+        );
+        let e = json_patch(
+            &obj,
+            br#"[{"op":"test","path":"/spec/replicas","value":2}]"#,
+        )
+        .unwrap_err();
         assert_eq!(e.code(), 422);
-        assert_eq!(json_patch(&obj, br#"[{"op":"remove","path":"/nope"}]"#).unwrap_err().code(), 422);
+        assert_eq!(
+            json_patch(&obj, br#"[{"op":"remove","path":"/nope"}]"#)
+                .unwrap_err()
+                .code(),
+            422
+        );
         assert_eq!(merge_patch(&obj, b"{").unwrap_err().code(), 400);
     }
 }

@@ -67,23 +67,38 @@ pub fn encode_continue(revision: i64, last_key: &str, prefix: &str) -> String {
 
 /// Decodes a continue token into (revision, absolute key to continue after); 400 when invalid.
 pub fn decode_continue(token: &str, prefix: &str) -> ApiResult<(i64, String)> {
-    let invalid = |why: String| ApiError::bad_request(format!("invalid continue token: continue key is not valid{why}"));
+    let invalid = |why: String| {
+        ApiError::bad_request(format!(
+            "invalid continue token: continue key is not valid{why}"
+        ))
+    };
     let data = URL_SAFE_NO_PAD
         .decode(token.trim_end_matches('='))
         .map_err(|e| invalid(format!(": {e}")))?;
-    let token: ContinueToken = serde_json::from_slice(&data).map_err(|e| invalid(format!(": {e}")))?;
+    let token: ContinueToken =
+        serde_json::from_slice(&data).map_err(|e| invalid(format!(": {e}")))?;
     if token.v != "meta.k8s.io/v1" {
-        return Err(invalid(format!(": server does not recognize this encoded version {:?}", token.v)));
+        return Err(invalid(format!(
+            ": server does not recognize this encoded version {:?}",
+            token.v
+        )));
     }
     if token.rv == 0 {
-        return Err(invalid(": incorrect encoded start resourceVersion (version meta.k8s.io/v1)".into()));
+        return Err(invalid(
+            ": incorrect encoded start resourceVersion (version meta.k8s.io/v1)".into(),
+        ));
     }
     if token.start.is_empty() {
-        return Err(invalid(": encoded start key empty (version meta.k8s.io/v1)".into()));
+        return Err(invalid(
+            ": encoded start key empty (version meta.k8s.io/v1)".into(),
+        ));
     }
     let start = token.start.trim_end_matches('\u{0}');
     // The key must stay inside the listed prefix (no path traversal).
-    if start.split('/').any(|p| p == ".." || p == ".") || start.starts_with('/') || start.contains("//") {
+    if start.split('/').any(|p| p == ".." || p == ".")
+        || start.starts_with('/')
+        || start.contains("//")
+    {
         return Err(invalid(format!(": {}", token.start)));
     }
     // Items strictly after `start`; the NUL in the token means "after this key".
@@ -196,19 +211,36 @@ mod tests {
     #[test]
     fn continue_tokens_round_trip_and_refuse_traversal() {
         let t = encode_continue(583, "apps/difftest/a1", "apps/difftest/");
-        assert_eq!(decode_continue(&t, "apps/difftest/").unwrap(), (583, "apps/difftest/a1".to_string()));
-        let evil = URL_SAFE_NO_PAD.encode(br#"{"v":"meta.k8s.io/v1","rv":5,"start":"../other/x\u0000"}"#);
-        assert_eq!(decode_continue(&evil, "apps/difftest/").unwrap_err().code(), 400);
+        assert_eq!(
+            decode_continue(&t, "apps/difftest/").unwrap(),
+            (583, "apps/difftest/a1".to_string())
+        );
+        let evil =
+            URL_SAFE_NO_PAD.encode(br#"{"v":"meta.k8s.io/v1","rv":5,"start":"../other/x\u0000"}"#);
+        assert_eq!(
+            decode_continue(&evil, "apps/difftest/").unwrap_err().code(),
+            400
+        );
         assert_eq!(decode_continue("!!!", "apps/").unwrap_err().code(), 400);
         let zero = URL_SAFE_NO_PAD.encode(br#"{"v":"meta.k8s.io/v1","rv":0,"start":"a"}"#);
-        assert!(decode_continue(&zero, "apps/").unwrap_err().message().contains("incorrect encoded start resourceVersion"));
+        assert!(
+            decode_continue(&zero, "apps/")
+                .unwrap_err()
+                .message()
+                .contains("incorrect encoded start resourceVersion")
+        );
     }
 
     #[test]
     fn selection_reads_only_metadata() {
-        let obj = br#"{"metadata":{"name":"a","namespace":"d","labels":{"tier":"web"}},"spec":{"x":1}}"#;
+        let obj =
+            br#"{"metadata":{"name":"a","namespace":"d","labels":{"tier":"web"}},"spec":{"x":1}}"#;
         let l = LabelSelector::parse("tier=web").unwrap();
-        let f = FieldSelector::parse("metadata.namespace=d", &["metadata.name", "metadata.namespace"]).unwrap();
+        let f = FieldSelector::parse(
+            "metadata.namespace=d",
+            &["metadata.name", "metadata.namespace"],
+        )
+        .unwrap();
         assert!(selected(obj, &l, &f));
         let f2 = FieldSelector::parse("metadata.name!=a", &["metadata.name"]).unwrap();
         assert!(!selected(obj, &l, &f2));

@@ -18,7 +18,11 @@ use http::StatusCode;
 use serde_json::{Map, Value, json};
 
 fn mapping(resource: &Resource) -> ApiResult<&ScaleMapping> {
-    resource.kind.scale.as_ref().ok_or_else(ApiError::path_not_found)
+    resource
+        .kind
+        .scale
+        .as_ref()
+        .ok_or_else(ApiError::path_not_found)
 }
 
 fn lookup<'a>(obj: &'a Value, path: &[&str]) -> Option<&'a Value> {
@@ -58,7 +62,13 @@ fn set_path(obj: &mut Value, path: &[&str], value: Option<Value>) {
 pub fn to_scale(resource: &Resource, obj: &Value) -> ApiResult<Value> {
     let m = mapping(resource)?;
     let mut metadata = Map::new();
-    for field in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+    for field in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
         if let Some(v) = meta::meta(obj).and_then(|x| x.get(field)) {
             metadata.insert(field.into(), v.clone());
         }
@@ -90,13 +100,23 @@ pub fn to_scale(resource: &Resource, obj: &Value) -> ApiResult<Value> {
 fn from_scale(resource: &Resource, existing: &Value, scale: &Value) -> ApiResult<Value> {
     let m = mapping(resource)?;
     if !scale.is_object() {
-        return Err(ApiError::bad_request("the body must be an autoscaling/v1 Scale object"));
+        return Err(ApiError::bad_request(
+            "the body must be an autoscaling/v1 Scale object",
+        ));
     }
     let mut new = existing.clone();
-    set_path(&mut new, m.spec_replicas, scale.pointer("/spec/replicas").cloned());
+    set_path(
+        &mut new,
+        m.spec_replicas,
+        scale.pointer("/spec/replicas").cloned(),
+    );
     let rv = meta::resource_version(scale);
     if !rv.is_empty() {
-        meta::set(&mut new, "resourceVersion", Some(Value::String(rv.to_string())));
+        meta::set(
+            &mut new,
+            "resourceVersion",
+            Some(Value::String(rv.to_string())),
+        );
     }
     let uid = meta::uid(scale);
     if !uid.is_empty() {
@@ -113,12 +133,15 @@ fn from_scale(resource: &Resource, existing: &Value, scale: &Value) -> ApiResult
 }
 
 fn scale_body(resource: &Resource, stored: &Bytes, output: Output) -> ApiResult<Body> {
-    let obj: Value = serde_json::from_slice(stored).map_err(|e| ApiError::internal(e.to_string()))?;
+    let obj: Value =
+        serde_json::from_slice(stored).map_err(|e| ApiError::internal(e.to_string()))?;
     let scale = to_scale(resource, &obj)?;
     Ok(match output {
         Output::Yaml => Body {
             content_type: "application/yaml",
-            bytes: Bytes::from(serde_yaml_ng::to_string(&scale).map_err(|e| ApiError::internal(e.to_string()))?),
+            bytes: Bytes::from(
+                serde_yaml_ng::to_string(&scale).map_err(|e| ApiError::internal(e.to_string()))?,
+            ),
         },
         _ => Body {
             content_type: "application/json",
@@ -141,10 +164,19 @@ pub async fn get(state: &AppState, call: &Call) -> ApiResult<Response> {
         .registry
         .get(&call.resource, &call.info.namespace, &call.info.name)
         .await?;
-    Ok(respond(StatusCode::OK, scale_body(&call.resource, &kv.value, output)?, &[]))
+    Ok(respond(
+        StatusCode::OK,
+        scale_body(&call.resource, &kv.value, output)?,
+        &[],
+    ))
 }
 
-async fn write(state: &AppState, call: &Call, options_kind: &str, transform: &mut (dyn FnMut(&Value) -> ApiResult<Value> + Send)) -> ApiResult<Response> {
+async fn write(
+    state: &AppState,
+    call: &Call,
+    options_kind: &str,
+    transform: &mut (dyn FnMut(&Value) -> ApiResult<Value> + Send),
+) -> ApiResult<Response> {
     let options = write_options(&call.query, options_kind, call.user_agent(), false)?;
     let output = negotiate_scale(call)?;
     let resource = call.resource.clone();
@@ -189,7 +221,10 @@ pub async fn patch(state: &AppState, call: &Call) -> ApiResult<Response> {
         ]));
     }
     let body = call.body.clone();
-    write(state, call, "PatchOptions", &mut |current| apply_simple_patch(kind, current, &body)).await
+    write(state, call, "PatchOptions", &mut |current| {
+        apply_simple_patch(kind, current, &body)
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -198,7 +233,11 @@ mod tests {
 
     #[test]
     fn scale_matches_the_fixture_shape() {
-        let app = crate::kinds::load().unwrap().into_iter().find(|r| r.kind.kind == "App").unwrap();
+        let app = crate::kinds::load()
+            .unwrap()
+            .into_iter()
+            .find(|r| r.kind.kind == "App")
+            .unwrap();
         let obj = json!({"metadata": {"name": "a1", "namespace": "difftest", "uid": "u", "resourceVersion": "583",
             "creationTimestamp": "2026-11-24T21:41:07Z", "generation": 1, "labels": {"tier": "web"}},
             "spec": {"replicas": 1, "version": "v1.0.0"}, "status": {"replicas": 2, "selector": "tier=web"}});
@@ -208,7 +247,12 @@ mod tests {
                 "metadata": {"name": "a1", "namespace": "difftest", "uid": "u", "resourceVersion": "583", "creationTimestamp": "2026-11-24T21:41:07Z"},
                 "spec": {"replicas": 1}, "status": {"replicas": 2, "selector": "tier=web"}})
         );
-        let scaled = from_scale(&app, &obj, &json!({"spec": {"replicas": 3}, "metadata": {"resourceVersion": "1"}})).unwrap();
+        let scaled = from_scale(
+            &app,
+            &obj,
+            &json!({"spec": {"replicas": 3}, "metadata": {"resourceVersion": "1"}}),
+        )
+        .unwrap();
         assert_eq!(scaled["spec"]["replicas"], 3);
         assert_eq!(scaled["metadata"]["resourceVersion"], "1");
     }

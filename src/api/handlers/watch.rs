@@ -62,7 +62,8 @@ impl EventEncoder {
         if self.output == Output::Json {
             return Ok(frame(event_type, stored));
         }
-        let obj: Value = serde_json::from_slice(stored).map_err(|e| ApiError::internal(e.to_string()))?;
+        let obj: Value =
+            serde_json::from_slice(stored).map_err(|e| ApiError::internal(e.to_string()))?;
         self.value(event_type, &obj)
     }
 
@@ -84,7 +85,10 @@ impl EventEncoder {
                 t
             }
         };
-        Ok(frame(event_type, &serde_json::to_vec(&rendered).unwrap_or_default()))
+        Ok(frame(
+            event_type,
+            &serde_json::to_vec(&rendered).unwrap_or_default(),
+        ))
     }
 
     /// A `BOOKMARK` at a revision, optionally marking the end of the initial events.
@@ -117,7 +121,10 @@ impl EventEncoder {
 
     /// An `ERROR` event carrying a `Status`.
     pub fn error(&self, err: &ApiError) -> Bytes {
-        frame("ERROR", &serde_json::to_vec(&StatusBody(err.status())).unwrap_or_default())
+        frame(
+            "ERROR",
+            &serde_json::to_vec(&StatusBody(err.status())).unwrap_or_default(),
+        )
     }
 }
 
@@ -184,8 +191,15 @@ struct Stream {
 
 impl Stream {
     /// The event a change is for this watcher, given its selectors (`None`: not visible).
-    fn classify(&self, kind: EventKind, now: Option<&[u8]>, before: Option<&[u8]>) -> Option<&'static str> {
-        let sel = |b: Option<&[u8]>| b.is_some_and(|b| selected(b, &self.options.labels, &self.options.fields));
+    fn classify(
+        &self,
+        kind: EventKind,
+        now: Option<&[u8]>,
+        before: Option<&[u8]>,
+    ) -> Option<&'static str> {
+        let sel = |b: Option<&[u8]>| {
+            b.is_some_and(|b| selected(b, &self.options.labels, &self.options.fields))
+        };
         match (kind, sel(now), sel(before)) {
             (EventKind::Added, true, _) => Some("ADDED"),
             (EventKind::Modified, true, true) => Some("MODIFIED"),
@@ -205,9 +219,13 @@ impl Stream {
             (Some(now), _) => self.encoder.object(t, now).map(Some),
             (None, Some(prev)) => {
                 // A deleted object is reported as it was, at the revision of its deletion.
-                let mut obj: Value =
-                    serde_json::from_slice(&prev.value).map_err(|e| ApiError::internal(e.to_string()))?;
-                meta::set(&mut obj, "resourceVersion", Some(Value::String(event.revision.to_string())));
+                let mut obj: Value = serde_json::from_slice(&prev.value)
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+                meta::set(
+                    &mut obj,
+                    "resourceVersion",
+                    Some(Value::String(event.revision.to_string())),
+                );
                 self.encoder.value(t, &obj).map(Some)
             }
             (None, None) => Ok(None),
@@ -233,7 +251,8 @@ impl Stream {
                     }
                 }
                 if self.initial.is_empty() && self.plan.initial_end_bookmark {
-                    self.pending.push_back(self.encoder.bookmark(self.revision, true));
+                    self.pending
+                        .push_back(self.encoder.bookmark(self.revision, true));
                 }
                 continue;
             }
@@ -311,13 +330,16 @@ pub async fn watch(state: &AppState, call: &Call) -> ApiResult<Response> {
             stream.revision = w.start_revision().max(stream.plan.requested);
             let initial = w.take_initial();
             if stream.plan.initial && initial.is_empty() && stream.plan.initial_end_bookmark {
-                stream.pending.push_back(stream.encoder.bookmark(stream.revision, true));
+                stream
+                    .pending
+                    .push_back(stream.encoder.bookmark(stream.revision, true));
             }
             stream.initial = initial.into();
             stream.watch = Some(w);
         }
         Err(storage::Error::TooOld { requested, oldest }) => {
-            let err = ApiError::expired(format!("too old resource version: {requested} ({oldest})"));
+            let err =
+                ApiError::expired(format!("too old resource version: {requested} ({oldest})"));
             stream.pending.push_back(stream.encoder.error(&err));
             stream.done = true;
         }
@@ -334,7 +356,10 @@ pub async fn watch(state: &AppState, call: &Call) -> ApiResult<Response> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json;stream=watch"),
     );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
     Ok(response)
 }
 
@@ -344,25 +369,44 @@ mod tests {
     use crate::api::query::Query;
 
     fn plan_for(q: &str) -> WatchPlan {
-        plan(&ListOptions::parse(&Query::parse(q)).unwrap(), Duration::from_secs(1800)).unwrap()
+        plan(
+            &ListOptions::parse(&Query::parse(q)).unwrap(),
+            Duration::from_secs(1800),
+        )
+        .unwrap()
     }
 
     #[test]
     fn start_points_follow_kube_defaults() {
         assert_eq!(plan_for("watch=1").start, WatchStart::Snapshot);
-        assert_eq!(plan_for("watch=1&resourceVersion=0").start, WatchStart::Snapshot);
-        assert_eq!(plan_for("watch=1&resourceVersion=42").start, WatchStart::After(42));
-        let streaming = plan_for("watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true");
+        assert_eq!(
+            plan_for("watch=1&resourceVersion=0").start,
+            WatchStart::Snapshot
+        );
+        assert_eq!(
+            plan_for("watch=1&resourceVersion=42").start,
+            WatchStart::After(42)
+        );
+        let streaming = plan_for(
+            "watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true",
+        );
         assert_eq!(streaming.start, WatchStart::Snapshot);
         assert!(streaming.initial_end_bookmark);
-        assert_eq!(plan_for("watch=1&timeoutSeconds=5").timeout, Duration::from_secs(5));
+        assert_eq!(
+            plan_for("watch=1&timeoutSeconds=5").timeout,
+            Duration::from_secs(5)
+        );
         let t = plan_for("watch=1").timeout.as_secs();
         assert!((1800..3600).contains(&t), "{t}");
     }
 
     #[test]
     fn bookmarks_carry_kind_and_api_version() {
-        let app = crate::kinds::load().unwrap().into_iter().find(|r| r.kind.kind == "App").unwrap();
+        let app = crate::kinds::load()
+            .unwrap()
+            .into_iter()
+            .find(|r| r.kind.kind == "App")
+            .unwrap();
         let enc = EventEncoder::new(app, Output::Json, IncludeObject::Metadata);
         let b: Value = serde_json::from_slice(&enc.bookmark(225, true)).unwrap();
         assert_eq!(

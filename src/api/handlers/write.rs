@@ -15,7 +15,11 @@ use serde_json::{Value, json};
 
 /// Parses a create or update body (JSON or YAML) and checks it is an object of this kind's
 /// apiVersion (400 otherwise, as kube-apiserver's decoder answers).
-pub fn decode_object(resource: &Resource, content_type: Option<&str>, body: &[u8]) -> ApiResult<Value> {
+pub fn decode_object(
+    resource: &Resource,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> ApiResult<Value> {
     let kind = resource.kind;
     let value: Value = match body_format(content_type)? {
         BodyFormat::Json => serde_json::from_slice(body).map_err(|e| {
@@ -40,7 +44,10 @@ pub fn decode_object(resource: &Resource, content_type: Option<&str>, body: &[u8
     let summary = || String::from_utf8_lossy(&body[..body.len().min(200)]).to_string();
     match map.get("apiVersion").and_then(Value::as_str) {
         None | Some("") => {
-            return Err(ApiError::bad_request(format!("Object 'apiVersion' is missing in '{}'", summary())));
+            return Err(ApiError::bad_request(format!(
+                "Object 'apiVersion' is missing in '{}'",
+                summary()
+            )));
         }
         Some(v) if v != kind.api_version() => {
             return Err(ApiError::bad_request(format!(
@@ -50,18 +57,35 @@ pub fn decode_object(resource: &Resource, content_type: Option<&str>, body: &[u8
         }
         Some(_) => {}
     }
-    if map.get("kind").and_then(Value::as_str).unwrap_or("").is_empty() {
-        return Err(ApiError::bad_request(format!("Object 'Kind' is missing in '{}'", summary())));
+    if map
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .is_empty()
+    {
+        return Err(ApiError::bad_request(format!(
+            "Object 'Kind' is missing in '{}'",
+            summary()
+        )));
     }
     Ok(value)
 }
 
 fn respond_written(call: &Call, written: Written, created_code: StatusCode) -> ApiResult<Response> {
     let output = negotiate(call.header("accept"), Target::Object)?;
-    let code = if written.created { created_code } else { StatusCode::OK };
+    let code = if written.created {
+        created_code
+    } else {
+        StatusCode::OK
+    };
     Ok(respond(
         code,
-        render::object(&call.resource, &written.body, output, IncludeObject::Metadata)?,
+        render::object(
+            &call.resource,
+            &written.body,
+            output,
+            IncludeObject::Metadata,
+        )?,
         &written.warnings,
     ))
 }
@@ -78,7 +102,11 @@ pub async fn create(state: &AppState, call: &Call) -> ApiResult<Response> {
     respond_written(call, written, StatusCode::CREATED)
 }
 
-async fn update_sub(state: &AppState, call: &Call, subresource: Subresource) -> ApiResult<Response> {
+async fn update_sub(
+    state: &AppState,
+    call: &Call,
+    subresource: Subresource,
+) -> ApiResult<Response> {
     let options = write_options(&call.query, "UpdateOptions", call.user_agent(), false)?;
     negotiate(call.header("accept"), Target::Object)?;
     let obj = decode_object(&call.resource, call.header("content-type"), &call.body)?;
@@ -111,7 +139,9 @@ pub fn apply_simple_patch(kind: PatchType, existing: &Value, body: &[u8]) -> Api
     match kind {
         PatchType::Json => patching::json_patch(existing, body),
         PatchType::Merge => patching::merge_patch(existing, body),
-        PatchType::Apply => Err(ApiError::internal("apply patches are handled by the field manager")),
+        PatchType::Apply => Err(ApiError::internal(
+            "apply patches are handled by the field manager",
+        )),
     }
 }
 
@@ -128,7 +158,8 @@ pub async fn patch(state: &AppState, call: &Call) -> ApiResult<Response> {
     };
     if apply {
         let force = call.query.flag("force").unwrap_or(false);
-        let written = crate::api::handlers::apply::apply(state, call, subresource, &options, force).await?;
+        let written =
+            crate::api::handlers::apply::apply(state, call, subresource, &options, force).await?;
         return respond_written(call, written, StatusCode::CREATED);
     }
     let body = call.body.clone();
@@ -151,10 +182,13 @@ pub fn delete_options(body: &[u8], query: &Query) -> ApiResult<DeleteOptions> {
     let parsed: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
-        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
     };
     if !parsed.is_object() {
-        return Err(ApiError::bad_request("decoded object cannot be converted to DeleteOptions"));
+        return Err(ApiError::bad_request(
+            "decoded object cannot be converted to DeleteOptions",
+        ));
     }
     let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
     let mut options = DeleteOptions {
@@ -171,9 +205,17 @@ pub fn delete_options(body: &[u8], query: &Query) -> ApiResult<DeleteOptions> {
         options.orphan_dependents = Some(o);
     }
     query.int("gracePeriodSeconds")?;
-    let mut dry_run: Vec<String> = query.all("dryRun").into_iter().map(str::to_string).collect();
+    let mut dry_run: Vec<String> = query
+        .all("dryRun")
+        .into_iter()
+        .map(str::to_string)
+        .collect();
     if let Some(body_dry_run) = parsed.get("dryRun").and_then(Value::as_array) {
-        dry_run.extend(body_dry_run.iter().filter_map(|v| v.as_str().map(str::to_string)));
+        dry_run.extend(
+            body_dry_run
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string)),
+        );
     }
     let mut errs = Vec::new();
     if options.orphan_dependents.is_some() && options.propagation_policy.is_some() {
@@ -189,7 +231,12 @@ pub fn delete_options(body: &[u8], query: &Query) -> ApiResult<DeleteOptions> {
         errs.push(FieldError::not_supported(
             "propagationPolicy",
             &Value::String(p.clone()),
-            &["Foreground".into(), "Background".into(), "Orphan".into(), "nil".into()],
+            &[
+                "Foreground".into(),
+                "Background".into(),
+                "Orphan".into(),
+                "nil".into(),
+            ],
         ));
     }
     if dry_run.iter().any(|d| d != "All") {
@@ -226,14 +273,21 @@ pub async fn delete(state: &AppState, call: &Call) -> ApiResult<Response> {
     let output = negotiate(call.header("accept"), Target::Object)?;
     let result = state
         .registry
-        .delete(&call.resource, &call.info.namespace, &call.info.name, &options)
+        .delete(
+            &call.resource,
+            &call.info.namespace,
+            &call.info.name,
+            &options,
+        )
         .await?;
     let body = match result {
         Deleted::Gone { uid } => Body {
             content_type: "application/json",
             bytes: success_status(&call.resource, &call.info.name, &uid),
         },
-        Deleted::Pending(bytes) => render::object(&call.resource, &bytes, output, IncludeObject::Metadata)?,
+        Deleted::Pending(bytes) => {
+            render::object(&call.resource, &bytes, output, IncludeObject::Metadata)?
+        }
     };
     Ok(respond(StatusCode::OK, body, &[]))
 }
@@ -246,7 +300,14 @@ pub async fn delete_collection(state: &AppState, call: &Call) -> ApiResult<Respo
     let filter = |kv: &storage::KeyValue| read::selected(&kv.value, &list.labels, &list.fields);
     let page = state
         .registry
-        .list(&call.resource, &call.info.namespace, None, None, None, Some(&filter))
+        .list(
+            &call.resource,
+            &call.info.namespace,
+            None,
+            None,
+            None,
+            Some(&filter),
+        )
         .await
         .map_err(|e| ApiError::from_storage(call.resource.kind, "", e))?;
     let mut deleted = Vec::new();
@@ -269,7 +330,13 @@ pub async fn delete_collection(state: &AppState, call: &Call) -> ApiResult<Respo
     let meta = render::list_meta(state.registry.current_revision(), None, None);
     Ok(respond(
         StatusCode::OK,
-        render::list(&call.resource, &deleted, meta, output, IncludeObject::Metadata)?,
+        render::list(
+            &call.resource,
+            &deleted,
+            meta,
+            output,
+            IncludeObject::Metadata,
+        )?,
         &[],
     ))
 }
@@ -289,6 +356,9 @@ mod tests {
         let e = delete_options(b"", &Query::parse("propagationPolicy=Sideways")).unwrap_err();
         assert_eq!(e.code(), 422);
         assert!(e.message().contains(&go_quote("Sideways")));
-        assert_eq!(delete_options(b"[", &Query::parse("")).unwrap_err().code(), 400);
+        assert_eq!(
+            delete_options(b"[", &Query::parse("")).unwrap_err().code(),
+            400
+        );
     }
 }

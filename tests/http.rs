@@ -1,0 +1,479 @@
+//! The wire protocol, checked with a plain HTTPS client where kubectl hides the details:
+//! authentication, negotiation, discovery and OpenAPI caching, paging, tables, errors, HTTP/2.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use serde_json::{Value, json};
+use support::{Server, app};
+
+const APPS: &str = "/apis/admission.example.com/v1/namespaces/default/apps";
+const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList";
+
+async fn post_app(s: &Server, name: &str, labels: Value) -> Value {
+    let body = json!({"apiVersion": "admission.example.com/v1", "kind": "App",
+        "metadata": {"name": name, "labels": labels}, "spec": {"version": "v1.0.0", "replicas": 1}});
+    let r = s
+        .request(
+            "POST",
+            APPS,
+            &[("content-type", "application/json")],
+            &body.to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    r.json()
+}
+
+#[tokio::test]
+async fn credentials_are_required_except_for_probes() {
+    let s = Server::start();
+    let r = s.request_as(None, "GET", APPS, &[], "").await;
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.json(),
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "Unauthorized", "reason": "Unauthorized", "code": 401})
+    );
+    assert_eq!(
+        s.request_as(Some("wrong"), "GET", "/apis", &[], "")
+            .await
+            .status,
+        401
+    );
+    let ok = s.request_as(None, "GET", "/healthz", &[], "").await;
+    assert_eq!((ok.status, &ok.body[..]), (200, &b"ok"[..]));
+    let verbose = s.request_as(None, "GET", "/readyz?verbose", &[], "").await;
+    assert!(String::from_utf8_lossy(&verbose.body).contains("[+]ping ok"));
+    assert_eq!(
+        s.request_as(None, "GET", "/livez/ping", &[], "")
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn discovery_negotiation_etag_and_304() {
+    let s = Server::start();
+    let legacy = s
+        .request("GET", "/apis", &[("accept", "application/json")], "")
+        .await;
+    assert_eq!(legacy.json()["kind"], "APIGroupList");
+    let agg = s
+        .request("GET", "/apis", &[("accept", AGGREGATED)], "")
+        .await;
+    assert_eq!(agg.status, 200);
+    assert_eq!(
+        agg.header("content-type"),
+        Some("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList")
+    );
+    assert_eq!(agg.header("vary"), Some("Accept"));
+    let body = agg.json();
+    assert_eq!(body["apiVersion"], "apidiscovery.k8s.io/v2");
+    assert_eq!(
+        body["items"][0]["versions"][0]["resources"][0]["resource"],
+        "apps"
+    );
+    let etag = agg.header("etag").unwrap().to_string();
+    let again = s
+        .request(
+            "GET",
+            "/apis",
+            &[("accept", AGGREGATED), ("if-none-match", &etag)],
+            "",
+        )
+        .await;
+    assert_eq!(again.status, 304);
+    assert!(again.body.is_empty());
+    let beta = s
+        .request(
+            "GET",
+            "/apis",
+            &[(
+                "accept",
+                "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList",
+            )],
+            "",
+        )
+        .await;
+    assert_eq!(beta.json()["apiVersion"], "apidiscovery.k8s.io/v2beta1");
+    let refused = s
+        .request("GET", "/apis", &[("accept", "text/plain")], "")
+        .await;
+    assert_eq!(refused.status, 406);
+    assert_eq!(refused.json()["reason"], "NotAcceptable");
+    let group = s
+        .request("GET", "/apis/admission.example.com", &[], "")
+        .await
+        .json();
+    assert_eq!(
+        group["preferredVersion"]["groupVersion"],
+        "admission.example.com/v1"
+    );
+    let list = s
+        .request("GET", "/apis/admission.example.com/v1", &[], "")
+        .await
+        .json();
+    let names: Vec<&str> = list["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "apps",
+            "apps/status",
+            "apps/scale",
+            "namespacereservations",
+            "namespacereservations/status"
+        ]
+    );
+    let other = s
+        .request("GET", "/apis/other.example.com/v1/things", &[], "")
+        .await;
+    assert_eq!(other.status, 404);
+    assert_eq!(
+        other.json()["message"],
+        "the server could not find the requested resource"
+    );
+}
+
+#[tokio::test]
+async fn openapi_documents_are_hashed_and_cached() {
+    let s = Server::start();
+    let root = s.request("GET", "/openapi/v3", &[], "").await.json();
+    let url = root["paths"]["apis/admission.example.com/v1"]["serverRelativeURL"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (path, hash) = url.split_once("?hash=").unwrap();
+    assert_eq!(path, "/openapi/v3/apis/admission.example.com/v1");
+    let doc = s.request("GET", &url, &[], "").await;
+    assert_eq!(doc.status, 200);
+    assert_eq!(doc.header("etag"), Some(format!("\"{hash}\"").as_str()));
+    assert_eq!(doc.header("cache-control"), Some("public, immutable"));
+    let schemas = &doc.json()["components"]["schemas"];
+    assert_eq!(
+        schemas["com.example.admission.v1.App"]["properties"]["spec"]["properties"]["replicas"]["maximum"],
+        10
+    );
+    let cached = s
+        .request(
+            "GET",
+            path,
+            &[("if-none-match", &format!("\"{hash}\""))],
+            "",
+        )
+        .await;
+    assert_eq!(cached.status, 304);
+    let moved = s
+        .request("GET", &format!("{path}?hash=0000"), &[], "")
+        .await;
+    assert_eq!(moved.status, 301);
+    assert_eq!(moved.header("location"), Some(url.as_str()));
+    let v2 = s
+        .request("GET", "/openapi/v2", &[("accept", "application/json")], "")
+        .await;
+    assert_eq!(v2.json()["swagger"], "2.0");
+    let etag = v2.header("etag").unwrap().to_string();
+    assert_eq!(
+        s.request("GET", "/openapi/v2", &[("if-none-match", &etag)], "")
+            .await
+            .status,
+        304
+    );
+}
+
+#[tokio::test]
+async fn paging_is_a_consistent_snapshot() {
+    let s = Server::start();
+    for i in 0..7 {
+        post_app(&s, &format!("a{i}"), json!({})).await;
+    }
+    let first = s
+        .request("GET", &format!("{APPS}?limit=3"), &[], "")
+        .await
+        .json();
+    assert_eq!(first["items"].as_array().unwrap().len(), 3);
+    assert_eq!(first["metadata"]["remainingItemCount"], 4);
+    let token = first["metadata"]["continue"].as_str().unwrap().to_string();
+    // Changes after the first page do not show in the next pages.
+    let patch = s
+        .request(
+            "PATCH",
+            &format!("{APPS}/a5"),
+            &[("content-type", "application/merge-patch+json")],
+            r#"{"spec":{"replicas":9}}"#,
+        )
+        .await;
+    assert_eq!(patch.status, 200);
+    assert_eq!(
+        s.request("DELETE", &format!("{APPS}/a6"), &[], "")
+            .await
+            .status,
+        200
+    );
+    let second = s
+        .request("GET", &format!("{APPS}?limit=3&continue={token}"), &[], "")
+        .await
+        .json();
+    let names: Vec<&str> = second["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a3", "a4", "a5"]);
+    assert_eq!(second["items"][2]["spec"]["replicas"], 1);
+    assert_eq!(
+        second["metadata"]["resourceVersion"],
+        first["metadata"]["resourceVersion"]
+    );
+    let token = second["metadata"]["continue"].as_str().unwrap().to_string();
+    let third = s
+        .request("GET", &format!("{APPS}?limit=3&continue={token}"), &[], "")
+        .await
+        .json();
+    assert_eq!(third["items"][0]["metadata"]["name"], "a6");
+    assert!(third["metadata"].get("continue").is_none());
+    let bad = s
+        .request("GET", &format!("{APPS}?limit=3&continue=garbage"), &[], "")
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.json()["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid continue token")
+    );
+    let both = s
+        .request(
+            "GET",
+            &format!("{APPS}?limit=3&continue={token}&resourceVersion=5"),
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(
+        both.json()["message"],
+        "specifying resource version is not allowed when using continue"
+    );
+}
+
+#[tokio::test]
+async fn tables_and_metadata_views() {
+    let s = Server::start();
+    post_app(&s, "web", json!({"tier": "web"})).await;
+    let table_accept = "application/json;as=Table;v=v1;g=meta.k8s.io";
+    let t = s
+        .request("GET", APPS, &[("accept", table_accept)], "")
+        .await
+        .json();
+    assert_eq!(t["kind"], "Table");
+    assert_eq!(t["columnDefinitions"].as_array().unwrap().len(), 5);
+    assert_eq!(t["rows"][0]["cells"][0], "web");
+    assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+    let none = s
+        .request(
+            "GET",
+            &format!("{APPS}?includeObject=None"),
+            &[("accept", table_accept)],
+            "",
+        )
+        .await
+        .json();
+    assert!(none["rows"][0].get("object").is_none());
+    let object = s
+        .request(
+            "GET",
+            &format!("{APPS}/web?includeObject=Object"),
+            &[("accept", table_accept)],
+            "",
+        )
+        .await
+        .json();
+    assert_eq!(object["rows"][0]["object"]["kind"], "App");
+    let bad = s
+        .request(
+            "GET",
+            &format!("{APPS}?includeObject=All"),
+            &[("accept", table_accept)],
+            "",
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+    let meta = s
+        .request(
+            "GET",
+            APPS,
+            &[(
+                "accept",
+                "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+            )],
+            "",
+        )
+        .await
+        .json();
+    assert_eq!(meta["kind"], "PartialObjectMetadataList");
+    assert_eq!(meta["items"][0]["metadata"]["labels"]["tier"], "web");
+    let yaml = s
+        .request(
+            "GET",
+            &format!("{APPS}/web"),
+            &[("accept", "application/yaml")],
+            "",
+        )
+        .await;
+    assert_eq!(yaml.header("content-type"), Some("application/yaml"));
+    assert!(String::from_utf8_lossy(&yaml.body).contains("kind: App"));
+    let proto = s
+        .request(
+            "GET",
+            APPS,
+            &[("accept", "application/vnd.kubernetes.protobuf")],
+            "",
+        )
+        .await;
+    assert_eq!(proto.status, 406);
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_statuses() {
+    let s = Server::start();
+    // method, path, headers, body, expected code, expected reason
+    type Case<'a> = (
+        &'a str,
+        String,
+        Vec<(&'a str, &'a str)>,
+        String,
+        u16,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
+        ("POST", APPS.to_string(), vec![("content-type", "application/json")], "{not json".into(), 400, "BadRequest"),
+        ("POST", APPS.to_string(), vec![("content-type", "application/json")], "[1,2]".into(), 400, "BadRequest"),
+        ("POST", APPS.to_string(), vec![("content-type", "application/json")], json!({"apiVersion": "v1", "kind": "App", "metadata": {"name": "x"}}).to_string(), 400, "BadRequest"),
+        ("POST", APPS.to_string(), vec![("content-type", "application/json")], json!({"apiVersion": "admission.example.com/v1", "metadata": {"name": "x"}}).to_string(), 400, "BadRequest"),
+        ("POST", APPS.to_string(), vec![("content-type", "application/json")], json!({"apiVersion": "admission.example.com/v1", "kind": "Other", "metadata": {"name": "x"}}).to_string(), 422, "Invalid"),
+        ("POST", APPS.to_string(), vec![("content-type", "text/plain")], "x".into(), 415, "UnsupportedMediaType"),
+        ("POST", APPS.to_string(), vec![("content-type", "application/json")], json!({"apiVersion": "admission.example.com/v1", "kind": "App", "metadata": {"name": "x", "namespace": "elsewhere"}}).to_string(), 400, "BadRequest"),
+        ("POST", "/apis/admission.example.com/v1/apps".to_string(), vec![], "{}".into(), 405, "MethodNotAllowed"),
+        ("PUT", APPS.to_string(), vec![], "{}".into(), 405, "MethodNotAllowed"),
+        ("GET", "/apis/admission.example.com/v1/namespaces/default/apps/x/bogus".to_string(), vec![], String::new(), 404, "NotFound"),
+        ("GET", "/apis/admission.example.com/v1/namespaces/default/namespacereservations".to_string(), vec![], String::new(), 404, "NotFound"),
+        ("GET", format!("{APPS}?limit=abc"), vec![], String::new(), 400, "BadRequest"),
+        ("GET", format!("{APPS}?resourceVersion=abc"), vec![], String::new(), 400, "BadRequest"),
+        ("GET", format!("{APPS}?sendInitialEvents=true"), vec![], String::new(), 422, "Invalid"),
+        ("POST", format!("{APPS}?dryRun=Maybe"), vec![("content-type", "application/json")], "{}".into(), 422, "Invalid"),
+        ("PUT", format!("{APPS}/nope"), vec![("content-type", "application/json")], json!({"apiVersion": "admission.example.com/v1", "kind": "App", "metadata": {"name": "nope", "resourceVersion": "2"}}).to_string(), 404, "NotFound"),
+        ("DELETE", format!("{APPS}/nope"), vec![], String::new(), 404, "NotFound"),
+        ("DELETE", format!("{APPS}?propagationPolicy=Sideways"), vec![], String::new(), 422, "Invalid"),
+    ];
+    for (method, path, headers, body, code, reason) in cases {
+        let r = s.request(method, &path, &headers, &body).await;
+        assert_eq!(
+            r.status,
+            code,
+            "{method} {path} {body}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let status = r.json();
+        assert_eq!(status["kind"], "Status", "{method} {path}");
+        assert_eq!(status["reason"], reason, "{method} {path}: {status}");
+    }
+    let huge = format!("{{\"x\":\"{}\"}}", "a".repeat(4 * 1024 * 1024));
+    let r = s
+        .request("POST", APPS, &[("content-type", "application/json")], &huge)
+        .await;
+    assert_eq!(r.status, 413);
+}
+
+#[tokio::test]
+async fn updates_without_a_resource_version_and_preconditions() {
+    let s = Server::start();
+    let created = post_app(&s, "web", json!({})).await;
+    let mut body = created.clone();
+    body["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("resourceVersion");
+    let r = s
+        .request(
+            "PUT",
+            &format!("{APPS}/web"),
+            &[("content-type", "application/json")],
+            &body.to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert_eq!(
+        r.json()["message"],
+        "apps.admission.example.com \"web\" is invalid: metadata.resourceVersion: Invalid value: 0: must be specified for an update"
+    );
+    let wrong_uid =
+        json!({"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": "not-it"}});
+    let r = s
+        .request(
+            "DELETE",
+            &format!("{APPS}/web"),
+            &[("content-type", "application/json")],
+            &wrong_uid.to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 409);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("Precondition failed: UID in precondition: not-it")
+    );
+    let orphan = s
+        .request(
+            "DELETE",
+            &format!("{APPS}/web?propagationPolicy=Orphan"),
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(orphan.status, 200);
+    assert_eq!(orphan.json()["metadata"]["finalizers"], json!(["orphan"]));
+}
+
+#[tokio::test]
+async fn http2_is_negotiated_by_alpn() {
+    let s = Server::start();
+    let req = http::Request::builder()
+        .uri(format!("{}/apis/admission.example.com/v1", s.base))
+        .header("authorization", format!("Bearer {}", s.token))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let resp = s.client(true).request(req).await.unwrap();
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    assert_eq!(resp.status(), 200);
+    let resp = s.request("GET", "/apis", &[], "").await;
+    assert_eq!(resp.version, http::Version::HTTP_11);
+}
+
+#[tokio::test]
+async fn deletecollection_honours_selectors() {
+    let s = Server::start();
+    post_app(&s, "a", json!({"tier": "web"})).await;
+    post_app(&s, "b", json!({"tier": "db"})).await;
+    let r = s
+        .request(
+            "DELETE",
+            &format!("{APPS}?labelSelector=tier%3Dweb"),
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let deleted = r.json();
+    assert_eq!(deleted["kind"], "AppList");
+    assert_eq!(deleted["items"][0]["metadata"]["name"], "a");
+    let left = s.request("GET", APPS, &[], "").await.json();
+    assert_eq!(left["items"].as_array().unwrap().len(), 1);
+    let _ = app("unused", "default", 1, &[]);
+}

@@ -1,0 +1,344 @@
+//! Shared helpers of the integration tests: start the real binary on a free port with a fresh
+//! data directory, drive it with the machine's `kubectl`, or talk HTTPS to it directly.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A running server.
+pub struct Server {
+    child: Option<Child>,
+    /// The data directory (kept when the server restarts).
+    pub dir: Arc<tempfile::TempDir>,
+    /// `https://127.0.0.1:<port>`.
+    pub base: String,
+    /// The written kubeconfig.
+    pub kubeconfig: PathBuf,
+    /// The admin token.
+    pub token: String,
+    /// The CA the serving certificate chains to.
+    pub ca_pem: String,
+    cache: tempfile::TempDir,
+}
+
+/// The binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_admission-apiserver")
+}
+
+impl Server {
+    /// Starts a server on a fresh data directory.
+    pub fn start() -> Server {
+        Server::start_with(Arc::new(tempfile::tempdir().unwrap()), &[])
+    }
+
+    /// Starts a server on a data directory, with extra flags.
+    pub fn start_with(dir: Arc<tempfile::TempDir>, extra: &[&str]) -> Server {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("server.log"))
+            .unwrap();
+        let mut child = Command::new(binary())
+            .args(["serve", "--secure-port", "0", "--data-dir"])
+            .arg(dir.path())
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("the server binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            for line in lines.by_ref() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.strip_prefix("admission-apiserver serving on ") {
+                    let _ = tx.send(url.to_string());
+                }
+            }
+        });
+        let base = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                let log =
+                    std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
+                panic!("the server did not start:\n{log}");
+            }
+        };
+        let kubeconfig = dir.path().join("kubeconfig");
+        let token = std::fs::read_to_string(dir.path().join("admin-token"))
+            .unwrap()
+            .trim()
+            .to_string();
+        let ca_pem = std::fs::read_to_string(dir.path().join("pki/ca.crt")).unwrap();
+        Server {
+            child: Some(child),
+            dir,
+            base,
+            kubeconfig,
+            token,
+            ca_pem,
+            cache: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// The server log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// Stops the server (SIGKILL when `hard`), keeping its data directory.
+    pub fn stop(&mut self, hard: bool) {
+        if let Some(mut child) = self.child.take() {
+            if hard {
+                let _ = child.kill();
+            } else {
+                let _ = Command::new("kill")
+                    .arg("-TERM")
+                    .arg(child.id().to_string())
+                    .status();
+            }
+            let deadline = Instant::now() + Duration::from_secs(40);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// A `kubectl` command against this server.
+    pub fn kubectl_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("kubectl");
+        cmd.env("KUBECONFIG", &self.kubeconfig)
+            .env("HOME", self.cache.path())
+            .arg("--cache-dir")
+            .arg(self.cache.path().join("cache"))
+            .args(args);
+        cmd
+    }
+
+    /// Runs `kubectl`.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_cmd(args).output().expect("kubectl runs")
+    }
+
+    /// Runs `kubectl` with a standard input.
+    pub fn kubectl_stdin(&self, args: &[&str], input: &str) -> Output {
+        let mut child = self
+            .kubectl_cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl runs");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs `kubectl`, requires success, returns stdout.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed:\n{}",
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// Runs `kubectl`, requires failure, returns stderr.
+    pub fn kubectl_err(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} should fail:\n{}",
+            text(&out.stdout)
+        );
+        text(&out.stderr)
+    }
+
+    /// `kubectl create -f -` of a manifest; requires success.
+    pub fn create(&self, manifest: &str) -> String {
+        let out = self.kubectl_stdin(&["create", "-f", "-"], manifest);
+        assert!(
+            out.status.success(),
+            "create failed:\n{}",
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// An HTTPS client trusting the server's CA, speaking HTTP/1.1 and HTTP/2 by ALPN.
+    pub fn client(
+        &self,
+        http2: bool,
+    ) -> Client<
+        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+        Full<Bytes>,
+    > {
+        let mut roots = rustls::RootCertStore::empty();
+        use rustls_pki_types::pem::PemObject;
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(self.ca_pem.as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_only();
+        let connector = if http2 {
+            builder.enable_http2().build()
+        } else {
+            builder.enable_http1().build()
+        };
+        let mut client = Client::builder(TokioExecutor::new());
+        if http2 {
+            client.http2_only(true);
+        }
+        client.build(connector)
+    }
+
+    /// One request as the admin; returns status, headers and body.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Response {
+        self.request_as(Some(&self.token), method, path, headers, body)
+            .await
+    }
+
+    /// One request with a given bearer token (or none).
+    pub async fn request_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Response {
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Full::new(Bytes::from(body.to_string()))).unwrap();
+        let resp = self
+            .client(false)
+            .request(req)
+            .await
+            .expect("the request is answered");
+        let status = resp.status().as_u16();
+        let version = resp.version();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        Response {
+            status,
+            headers,
+            body,
+            version,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A response read in full.
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: http::HeaderMap,
+    /// Body.
+    pub body: Bytes,
+    /// HTTP version.
+    pub version: http::Version,
+}
+
+impl Response {
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Bytes as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).to_string()
+}
+
+/// Polls `check` until it holds or `timeout` passes.
+pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    check()
+}
+
+/// The directory of the fixtures of a kube-apiserver 1.36.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kube-1.36")
+}
+
+/// An App manifest.
+pub fn app(name: &str, namespace: &str, replicas: u32, labels: &[(&str, &str)]) -> String {
+    let labels: String = labels
+        .iter()
+        .map(|(k, v)| format!("\n    {k}: \"{v}\""))
+        .collect();
+    let labels = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("\n  labels:{labels}")
+    };
+    format!(
+        "apiVersion: admission.example.com/v1\nkind: App\nmetadata:\n  name: {name}\n  namespace: {namespace}{labels}\nspec:\n  version: v1.0.0\n  replicas: {replicas}\n"
+    )
+}
