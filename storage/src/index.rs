@@ -446,7 +446,10 @@ fn written(
     encode: crate::Encoder,
 ) -> Outcome {
     let key: Arc<str> = Arc::from(key);
-    let value = Bytes::from(encode(revision));
+    let mut encoded = encode(revision);
+    // Serializers over-allocate; the index keeps every value for the life of the process.
+    encoded.shrink_to_fit();
+    let value = Bytes::from(encoded);
     let kv = KeyValue {
         key: key.clone(),
         value: value.clone(),

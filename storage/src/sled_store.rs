@@ -41,7 +41,7 @@ pub struct SledOptions {
 impl Default for SledOptions {
     fn default() -> Self {
         SledOptions {
-            cache_capacity: 16 * 1024 * 1024,
+            cache_capacity: 1024 * 1024,
             max_batch: 1024,
             queue: 8192,
             index: IndexOptions::default(),
@@ -65,40 +65,47 @@ impl SledStore {
     /// Opens (or creates) the store in `path` and loads it into the index. This blocks on disk
     /// I/O: call it from a blocking context (`spawn_blocking` or before the runtime starts).
     pub fn open(path: &Path, options: SledOptions) -> Result<SledStore> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(path)
             .cache_capacity(options.cache_capacity)
             .mode(sled::Mode::HighThroughput)
-            .flush_every_ms(None)
-            .open()?;
-        let revision = match db.get(META_REVISION)? {
-            Some(raw) => decode_revision(&raw)?,
-            None => crate::FIRST_REVISION,
-        };
-        let mut data = Vec::new();
-        for item in db.scan_prefix(DATA_PREFIX) {
-            let (key, raw) = item?;
-            let key = std::str::from_utf8(&key[DATA_PREFIX.len()..])
-                .map_err(|e| Error::Backend(format!("stored key is not UTF-8: {e}")))?;
-            let (rev, value) = decode_entry(&raw)?;
-            if rev > revision {
-                return Err(Error::Backend(format!(
-                    "key {key:?} has revision {rev}, newer than the store revision {revision}"
-                )));
+            .flush_every_ms(None);
+        // sled keeps every page a scan touched in memory, whatever its cache capacity. The
+        // index holds all values anyway, so: copy everything into one buffer, close sled (its
+        // memory returns to the allocator), build the index (reusing that memory), then open
+        // sled again for writing. Startup memory is then the larger of the two, not their sum.
+        let (revision, arena) = {
+            let db = config.open()?;
+            let revision = match db.get(META_REVISION)? {
+                Some(raw) => decode_revision(&raw)?,
+                None => crate::FIRST_REVISION,
+            };
+            let mut arena = Vec::new();
+            for item in db.scan_prefix(DATA_PREFIX) {
+                let (key, raw) = item?;
+                let key = &key[DATA_PREFIX.len()..];
+                arena.extend_from_slice(&(key.len() as u64).to_be_bytes());
+                arena.extend_from_slice(&(raw.len() as u64).to_be_bytes());
+                arena.extend_from_slice(key);
+                arena.extend_from_slice(&raw);
             }
-            data.push(KeyValue {
-                key: Arc::from(key),
-                value,
-                revision: rev,
-            });
-        }
+            (revision, arena)
+        };
+        let data = decode_arena(&arena, revision)?;
+        drop(arena);
+        let db = config.open()?;
+        // sled's own flush ends in `sync_file_range`, which persists neither the drive's write
+        // cache nor the file's size; every group commit therefore also `fdatasync`s the log.
+        let log = std::fs::File::open(path.join("db"))
+            .map_err(|e| Error::Backend(format!("cannot open the sled log for syncing: {e}")))?;
+        sync_dir(path)?;
         let index = Arc::new(Index::new(data, revision, options.index));
         let (tx, rx) = mpsc::channel(options.queue.max(1));
         let writer_index = index.clone();
         let max_batch = options.max_batch.max(1);
         let writer = std::thread::Builder::new()
             .name("sled-writer".into())
-            .spawn(move || run_writer(db, writer_index, rx, max_batch))
+            .spawn(move || run_writer(db, log, writer_index, rx, max_batch))
             .map_err(|e| Error::Backend(format!("cannot start the writer thread: {e}")))?;
         Ok(SledStore {
             index,
@@ -133,7 +140,24 @@ impl Drop for SledStore {
     }
 }
 
-fn run_writer(db: sled::Db, index: Arc<Index>, mut rx: mpsc::Receiver<Request>, max_batch: usize) {
+/// Makes the directory entries of a store directory durable.
+fn sync_dir(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        std::fs::File::open(path)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::Backend(format!("cannot sync {}: {e}", path.display())))?;
+    }
+    Ok(())
+}
+
+fn run_writer(
+    db: sled::Db,
+    log: std::fs::File,
+    index: Arc<Index>,
+    mut rx: mpsc::Receiver<Request>,
+    max_batch: usize,
+) {
     // Once a commit fails, what is on disk is uncertain: refuse every later write.
     let mut failed: Option<String> = None;
     while let Some(first) = rx.blocking_recv() {
@@ -166,7 +190,11 @@ fn run_writer(db: sled::Db, index: Arc<Index>, mut rx: mpsc::Receiver<Request>, 
                 }
             }
             batch.insert(META_REVISION, &prepared.revision.to_be_bytes()[..]);
-            let committed = db.apply_batch(batch).and_then(|()| db.flush().map(|_| ()));
+            let committed = db
+                .apply_batch(batch)
+                .and_then(|()| db.flush().map(|_| ()))
+                .map_err(|e| e.to_string())
+                .and_then(|()| log.sync_data().map_err(|e| e.to_string()));
             if let Err(err) = committed {
                 let reason = format!("commit failed: {err}");
                 tracing::error!(error = %err, "sled commit failed; refusing further writes");
@@ -185,6 +213,42 @@ fn run_writer(db: sled::Db, index: Arc<Index>, mut rx: mpsc::Receiver<Request>, 
     if let Err(err) = db.flush() {
         tracing::error!(error = %err, "final sled flush failed");
     }
+}
+
+/// Reads back the `[key length][entry length][key][entry]` records of [`SledStore::open`].
+fn decode_arena(arena: &[u8], revision: Revision) -> Result<Vec<KeyValue>> {
+    let corrupt = || Error::Backend("truncated record while loading the store".into());
+    let mut data = Vec::new();
+    let mut rest = arena;
+    while !rest.is_empty() {
+        let key_len = rest
+            .get(..8)
+            .ok_or_else(corrupt)
+            .and_then(decode_revision)? as usize;
+        let raw_len = rest
+            .get(8..16)
+            .ok_or_else(corrupt)
+            .and_then(decode_revision)? as usize;
+        let key = rest.get(16..16 + key_len).ok_or_else(corrupt)?;
+        let raw = rest
+            .get(16 + key_len..16 + key_len + raw_len)
+            .ok_or_else(corrupt)?;
+        rest = &rest[16 + key_len + raw_len..];
+        let key = std::str::from_utf8(key)
+            .map_err(|e| Error::Backend(format!("stored key is not UTF-8: {e}")))?;
+        let (rev, value) = decode_entry(raw)?;
+        if rev > revision {
+            return Err(Error::Backend(format!(
+                "key {key:?} has revision {rev}, newer than the store revision {revision}"
+            )));
+        }
+        data.push(KeyValue {
+            key: Arc::from(key),
+            value,
+            revision: rev,
+        });
+    }
+    Ok(data)
 }
 
 fn data_key(key: &str) -> Vec<u8> {

@@ -1,0 +1,36 @@
+//! `admission-bench`: drives a real `admission-apiserver` over TLS and reports throughput,
+//! latency percentiles and server memory. Run on purpose (see the README), never in tests.
+//!
+//! - `core`: durable creates/s, gets/s, lists of 500/s, RSS at 10k and 100k Apps.
+
+mod client;
+mod core;
+mod report;
+mod server;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "admission-bench", about = "Benchmarks for admission-apiserver")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Creates, gets and lists of 500, with RSS at 10k and 100k Apps.
+    Core(core::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Core(a) => core::run(a).await,
+        }
+    })
+}

@@ -1,0 +1,123 @@
+//! Starting the server under test (the release binary next to this one) on a fresh data
+//! directory, and reading its memory.
+
+use anyhow::{Context, Result, bail};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A running server.
+pub struct Server {
+    child: Child,
+    /// `https://127.0.0.1:<port>`.
+    pub base: String,
+    /// Admin bearer token.
+    pub token: String,
+    /// CA certificate (PEM).
+    pub ca_pem: String,
+    dir: PathBuf,
+    binary: PathBuf,
+    extra: Vec<String>,
+}
+
+impl Server {
+    /// Starts the server, with extra flags.
+    pub fn start(binary: Option<PathBuf>, extra: &[String]) -> Result<Server> {
+        let binary = match binary {
+            Some(b) => b,
+            None => std::env::current_exe()?
+                .parent()
+                .context("no directory")?
+                .join("admission-apiserver"),
+        };
+        if !binary.exists() {
+            bail!(
+                "{} not found: build it with `cargo build --release` (or pass --server-binary)",
+                binary.display()
+            );
+        }
+        let dir = std::env::temp_dir().join(format!("admission-bench-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        Server::spawn(binary, dir, extra.to_vec())
+    }
+
+    /// Stops the server and starts it again on the same data directory.
+    pub fn restart(mut self) -> Result<Server> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (binary, dir, extra) = (self.binary.clone(), self.dir.clone(), self.extra.clone());
+        // Keep the directory: this server is replaced, not removed.
+        self.dir = PathBuf::new();
+        Server::spawn(binary, dir, extra)
+    }
+
+    fn spawn(binary: PathBuf, dir: PathBuf, extra: Vec<String>) -> Result<Server> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("server.log"))?;
+        let mut child = Command::new(&binary)
+            .args(["serve", "--secure-port", "0", "--data-dir"])
+            .arg(&dir)
+            .args(&extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.strip_prefix("admission-apiserver serving on ") {
+                    let _ = tx.send(url.to_string());
+                }
+            }
+        });
+        let base = rx
+            .recv_timeout(Duration::from_secs(60))
+            .context("the server did not start (see its server.log)")?;
+        let token = std::fs::read_to_string(dir.join("admin-token"))?
+            .trim()
+            .to_string();
+        let ca_pem = std::fs::read_to_string(dir.join("pki/ca.crt"))?;
+        Ok(Server {
+            child,
+            base,
+            token,
+            ca_pem,
+            dir,
+            binary,
+            extra,
+        })
+    }
+
+    /// Resident memory of the server process, in MiB.
+    pub fn rss_mib(&self) -> f64 {
+        rss_mib(self.child.id())
+    }
+}
+
+/// Resident memory of a process, in MiB (0 when unknown).
+pub fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
