@@ -14,6 +14,7 @@
 //! - [`schema`]: structural schemas from `openapi/`, driving validation and pruning.
 //! - [`fields`]: field sets, comparisons and `managedFields`.
 //! - [`object`]: metadata accessors and metadata/name validation.
+//! - [`watch_cache`]: one storage subscription per resource fanned out to bounded watcher queues.
 //! - crate `storage` (workspace member): the versioned store (sled, in-memory).
 //!
 //! # Invariants
@@ -30,6 +31,7 @@ pub mod object;
 pub mod registry;
 pub mod schema;
 pub mod server;
+pub mod watch_cache;
 
 /// Entry point of the binary: parses flags, sets up logging, runs the command.
 pub fn main() -> std::process::ExitCode {

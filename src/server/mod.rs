@@ -12,14 +12,18 @@ use crate::api::openapi::OpenApi;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::registry::Registry;
+use crate::watch_cache::WatchCache;
 use anyhow::{Context, Result, anyhow};
 use state::AppState;
 use std::sync::Arc;
 use storage::index::IndexOptions;
 use storage::{SledOptions, SledStore};
 
-/// Builds the shared state over an open store.
-pub fn build_state(
+/// Events a watcher may have queued before it counts as too slow and is closed.
+const WATCHER_QUEUE: usize = 1024;
+
+/// Builds the shared state over an open store (starts the watch fan-out of every resource).
+pub async fn build_state(
     store: Arc<dyn storage::Store>,
     authenticator: Authenticator,
     config: &Config,
@@ -27,6 +31,13 @@ pub fn build_state(
     let resources = crate::kinds::load().map_err(|e| anyhow!(e))?;
     let discovery = Discovery::new(&resources, &[]);
     let openapi = OpenApi::new(&resources).map_err(|e| anyhow!(e))?;
+    let mut watch_caches = Vec::new();
+    for r in &resources {
+        let cache = WatchCache::start(store.clone(), r, config.watch_history, WATCHER_QUEUE)
+            .await
+            .context("cannot start the watch cache")?;
+        watch_caches.push((r.kind.plural, cache));
+    }
     Ok(Arc::new(AppState {
         registry: Registry::new(store),
         resources,
@@ -34,6 +45,7 @@ pub fn build_state(
         openapi,
         authenticator,
         min_request_timeout: config.min_request_timeout,
+        watch_caches,
     }))
 }
 
@@ -99,7 +111,8 @@ pub async fn run(config: Config) -> Result<()> {
         store,
         Authenticator::new(Some(credentials.admin_token.clone())),
         &config,
-    )?;
+    )
+    .await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -121,6 +134,11 @@ pub async fn run(config: Config) -> Result<()> {
     tracing::info!(address = %addr, kubeconfig = %kubeconfig.display(), "serving");
     println!("admission-apiserver serving on {server}");
     println!("kubeconfig: {}", kubeconfig.display());
-    listener::serve(listener, tls, pipeline::app(state), shutdown_signal()).await;
+    let stopping = state.clone();
+    let shutdown = async move {
+        shutdown_signal().await;
+        stopping.stop_watches();
+    };
+    listener::serve(listener, tls, pipeline::app(state), shutdown).await;
     Ok(())
 }

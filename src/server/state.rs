@@ -7,6 +7,7 @@ use crate::api::openapi::OpenApi;
 use crate::auth::Authenticator;
 use crate::kinds::Resource;
 use crate::registry::Registry;
+use crate::watch_cache::WatchCache;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,12 +25,30 @@ pub struct AppState {
     pub authenticator: Authenticator,
     /// Watches without `timeoutSeconds` end after a random time in [this, 2×this).
     pub min_request_timeout: Duration,
+    /// The watch fan-out of each resource, by plural name.
+    pub watch_caches: Vec<(&'static str, Arc<WatchCache>)>,
 }
 
 /// How long a read asking for a newer revision than the store has waits for it.
 const FRESHNESS_WAIT: Duration = Duration::from_secs(3);
 
 impl AppState {
+    /// The watch fan-out of a resource.
+    pub fn watch_cache(&self, resource: &Resource) -> ApiResult<Arc<WatchCache>> {
+        self.watch_caches
+            .iter()
+            .find(|(plural, _)| *plural == resource.kind.plural)
+            .map(|(_, c)| c.clone())
+            .ok_or_else(|| ApiError::internal(format!("no watch cache for {}", resource.kind.plural)))
+    }
+
+    /// Ends every watch (the server is stopping) so connections can drain.
+    pub fn stop_watches(&self) {
+        for (_, cache) in &self.watch_caches {
+            cache.stop();
+        }
+    }
+
     /// Waits until the store has reached `revision` (a client saw it from another replica or a
     /// moment ago); 504 `Timeout` like kube-apiserver when it does not come.
     pub async fn wait_for_revision(&self, revision: u64) -> ApiResult<()> {

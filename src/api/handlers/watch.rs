@@ -12,9 +12,10 @@ use crate::api::render::{self, IncludeObject};
 use crate::kinds::Resource;
 use crate::object::meta;
 use crate::server::state::AppState;
+use crate::watch_cache::{CachedEvent, Frame, RegisterError, Subscription, frame};
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
 use rand::Rng;
 use serde_json::{Value, json};
@@ -34,16 +35,6 @@ pub struct EventEncoder {
     include: IncludeObject,
     /// Table column definitions go only in the first Table event.
     columns_sent: bool,
-}
-
-fn frame(event_type: &str, object: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(object.len() + 32);
-    out.put_slice(b"{\"type\":\"");
-    out.put_slice(event_type.as_bytes());
-    out.put_slice(b"\",\"object\":");
-    out.put_slice(object);
-    out.put_slice(b"}\n");
-    out.freeze()
 }
 
 impl EventEncoder {
@@ -176,7 +167,7 @@ pub fn plan(options: &ListOptions, min_request_timeout: Duration) -> ApiResult<W
 }
 
 struct Stream {
-    watch: Option<storage::Watch>,
+    events: Option<Subscription>,
     initial: VecDeque<KeyValue>,
     pending: VecDeque<Bytes>,
     encoder: EventEncoder,
@@ -210,26 +201,25 @@ impl Stream {
         }
     }
 
-    fn encode_event(&mut self, event: &storage::Event) -> ApiResult<Option<Bytes>> {
+    fn encode_event(&mut self, cached: &CachedEvent) -> ApiResult<Option<Bytes>> {
+        let event = &cached.event;
         let before = event.prev.as_ref().map(|p| p.value.as_ref());
         let Some(t) = self.classify(event.kind, event.value.as_deref(), before) else {
             return Ok(None);
         };
-        match (&event.value, &event.prev) {
-            (Some(now), _) => self.encoder.object(t, now).map(Some),
-            (None, Some(prev)) => {
-                // A deleted object is reported as it was, at the revision of its deletion.
-                let mut obj: Value = serde_json::from_slice(&prev.value)
-                    .map_err(|e| ApiError::internal(e.to_string()))?;
-                meta::set(
-                    &mut obj,
-                    "resourceVersion",
-                    Some(Value::String(event.revision.to_string())),
-                );
-                self.encoder.value(t, &obj).map(Some)
-            }
-            (None, None) => Ok(None),
+        let f = match t {
+            "ADDED" => Frame::Added,
+            "MODIFIED" => Frame::Modified,
+            _ => Frame::Deleted,
+        };
+        if self.encoder.output == Output::Json {
+            return Ok(cached.json_frame(f));
         }
+        let Some(object) = cached.object() else {
+            return Ok(None);
+        };
+        let obj: Value = serde_json::from_slice(&object).map_err(|e| ApiError::internal(e.to_string()))?;
+        self.encoder.value(t, &obj).map(Some)
     }
 
     async fn next(&mut self) -> Option<Bytes> {
@@ -256,7 +246,7 @@ impl Stream {
                 }
                 continue;
             }
-            let Some(watch) = self.watch.as_mut() else {
+            let Some(sub) = self.events.as_mut() else {
                 self.done = true;
                 continue;
             };
@@ -266,9 +256,9 @@ impl Stream {
                 self.deadline
             };
             tokio::select! {
-                event = watch.next() => match event {
-                    Some(Ok(event)) => {
-                        self.revision = event.revision;
+                event = sub.events.recv() => match event {
+                    Some(event) => {
+                        self.revision = event.event.revision;
                         match self.encode_event(&event) {
                             Ok(Some(b)) => return Some(b),
                             Ok(None) => continue,
@@ -278,11 +268,7 @@ impl Stream {
                             }
                         }
                     }
-                    Some(Err(e)) => {
-                        self.done = true;
-                        let err = ApiError::from_storage(self.encoder.resource.kind, "", e);
-                        return Some(self.encoder.error(&err));
-                    }
+                    // Closed by the fan-out (too slow, or shutting down): the client re-watches.
                     None => self.done = true,
                 },
                 _ = tokio::time::sleep_until(bookmark_at) => {
@@ -308,42 +294,48 @@ pub async fn watch(state: &AppState, call: &Call) -> ApiResult<Response> {
         state.wait_for_revision(plan.requested).await?;
     }
     let encoder = EventEncoder::new(call.resource.clone(), output, include);
-    let started = state
-        .registry
-        .watch(&call.resource, &call.info.namespace, plan.start)
-        .await;
+    let prefix = crate::registry::prefix(&call.resource, &call.info.namespace);
+    let cache = state.watch_cache(&call.resource)?;
     let now = Instant::now();
     let mut stream = Stream {
-        watch: None,
+        events: None,
         initial: VecDeque::new(),
         pending: VecDeque::new(),
         encoder,
         options,
         deadline: now + plan.timeout,
         next_bookmark: now + BOOKMARK_INTERVAL,
-        revision: state.registry.current_revision(),
+        revision: cache.revision(),
         plan,
         done: false,
     };
-    match started {
-        Ok(mut w) => {
-            stream.revision = w.start_revision().max(stream.plan.requested);
-            let initial = w.take_initial();
+    let (start, initial) = match stream.plan.start {
+        WatchStart::Snapshot => {
+            let page = state
+                .registry
+                .list(&call.resource, &call.info.namespace, None, None, None, None)
+                .await
+                .map_err(|e| ApiError::from_storage(call.resource.kind, "", e))?;
+            (page.revision, page.items)
+        }
+        WatchStart::After(rv) => (rv, Vec::new()),
+        WatchStart::Now => (state.registry.current_revision(), Vec::new()),
+    };
+    stream.revision = start.max(stream.plan.requested);
+    match cache.register(&prefix, start) {
+        Ok(sub) => {
             if stream.plan.initial && initial.is_empty() && stream.plan.initial_end_bookmark {
-                stream
-                    .pending
-                    .push_back(stream.encoder.bookmark(stream.revision, true));
+                stream.pending.push_back(stream.encoder.bookmark(stream.revision, true));
             }
             stream.initial = initial.into();
-            stream.watch = Some(w);
+            stream.events = Some(sub);
         }
-        Err(storage::Error::TooOld { requested, oldest }) => {
-            let err =
-                ApiError::expired(format!("too old resource version: {requested} ({oldest})"));
+        Err(RegisterError::TooOld { requested, oldest }) => {
+            let err = ApiError::expired(format!("too old resource version: {requested} ({oldest})"));
             stream.pending.push_back(stream.encoder.error(&err));
             stream.done = true;
         }
-        Err(e) => return Err(ApiError::from_storage(call.resource.kind, "", e)),
+        Err(RegisterError::Stopped) => return Err(ApiError::unavailable("the server is shutting down")),
     }
     let body = futures_util::stream::unfold(stream, |mut s| async move {
         s.next()
