@@ -49,6 +49,9 @@ pub struct Options {
     /// Watches without timeoutSeconds end after a random duration between this and twice this many seconds.
     #[arg(long, default_value_t = 1800)]
     pub min_request_timeout: u64,
+    /// Seconds between the BOOKMARK events of watches that allow them.
+    #[arg(long, default_value_t = 60)]
+    pub watch_bookmark_interval: u64,
     /// Store events kept for watches and paged lists that start in the past.
     #[arg(long, default_value_t = 10_000)]
     pub watch_history: usize,
@@ -70,6 +73,8 @@ pub struct Config {
     pub min_request_timeout: Duration,
     /// See [`Options::watch_history`].
     pub watch_history: usize,
+    /// See [`Options::watch_bookmark_interval`].
+    pub bookmark_interval: Duration,
     /// Emit JSON logs.
     pub json_logs: bool,
 }
@@ -85,6 +90,9 @@ impl Options {
         if self.min_request_timeout == 0 {
             bail!("--min-request-timeout must be positive");
         }
+        if self.watch_bookmark_interval == 0 {
+            bail!("--watch-bookmark-interval must be positive");
+        }
         if self.watch_history == 0 {
             bail!("--watch-history must be positive");
         }
@@ -99,6 +107,7 @@ impl Options {
             serving,
             min_request_timeout: Duration::from_secs(self.min_request_timeout),
             watch_history: self.watch_history,
+            bookmark_interval: Duration::from_secs(self.watch_bookmark_interval),
             json_logs,
         })
     }

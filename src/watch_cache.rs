@@ -161,7 +161,12 @@ pub enum RegisterError {
 impl WatchCache {
     /// Starts the fan-out of a resource's key prefix: subscribes to the store and dispatches
     /// in a background task.
-    pub async fn start(store: Arc<dyn Store>, resource: &Resource, history: usize, queue: usize) -> Result<Arc<WatchCache>, storage::Error> {
+    pub async fn start(
+        store: Arc<dyn Store>,
+        resource: &Resource,
+        history: usize,
+        queue: usize,
+    ) -> Result<Arc<WatchCache>, storage::Error> {
         let prefix = format!("{}/", resource.kind.plural);
         let watch = store.watch(&prefix, WatchStart::Now).await?;
         let start = watch.start_revision();
@@ -184,7 +189,11 @@ impl WatchCache {
 
     /// Registers a watcher of the keys under `prefix` (which must be within this resource) for
     /// the events after `after`.
-    pub fn register(self: &Arc<Self>, prefix: &str, after: Revision) -> Result<Subscription, RegisterError> {
+    pub fn register(
+        self: &Arc<Self>,
+        prefix: &str,
+        after: Revision,
+    ) -> Result<Subscription, RegisterError> {
         let mut inner = self.inner.lock();
         if inner.stopped {
             return Err(RegisterError::Stopped);
@@ -309,12 +318,21 @@ mod tests {
     use storage::MemoryStore;
 
     fn app() -> Arc<Resource> {
-        crate::kinds::load().unwrap().into_iter().find(|r| r.kind.kind == "App").unwrap()
+        crate::kinds::load()
+            .unwrap()
+            .into_iter()
+            .find(|r| r.kind.kind == "App")
+            .unwrap()
     }
 
     async fn put(store: &MemoryStore, key: &str) -> Revision {
         store
-            .create(key, Box::new(|rev| format!("{{\"metadata\":{{\"resourceVersion\":\"{rev}\"}}}}").into_bytes()))
+            .create(
+                key,
+                Box::new(|rev| {
+                    format!("{{\"metadata\":{{\"resourceVersion\":\"{rev}\"}}}}").into_bytes()
+                }),
+            )
             .await
             .unwrap()
             .revision
@@ -329,7 +347,9 @@ mod tests {
     #[tokio::test]
     async fn watchers_get_their_namespace_in_order_and_replay_history() {
         let store = Arc::new(MemoryStore::default());
-        let cache = WatchCache::start(store.clone(), &app(), 100, 16).await.unwrap();
+        let cache = WatchCache::start(store.clone(), &app(), 100, 16)
+            .await
+            .unwrap();
         let start = cache.revision();
         let r1 = put(&store, "apps/a/x").await;
         put(&store, "apps/b/y").await;
@@ -337,8 +357,14 @@ mod tests {
         settle(&cache, r3).await;
         let mut all = cache.register("apps/", start).unwrap();
         let mut ns_a = cache.register("apps/a/", r1).unwrap();
-        assert_eq!(all.events.recv().await.unwrap().event.key.as_ref(), "apps/a/x");
-        assert_eq!(all.events.recv().await.unwrap().event.key.as_ref(), "apps/b/y");
+        assert_eq!(
+            all.events.recv().await.unwrap().event.key.as_ref(),
+            "apps/a/x"
+        );
+        assert_eq!(
+            all.events.recv().await.unwrap().event.key.as_ref(),
+            "apps/b/y"
+        );
         assert_eq!(ns_a.events.recv().await.unwrap().event.revision, r3);
         let r4 = put(&store, "apps/a/w").await;
         assert_eq!(ns_a.events.recv().await.unwrap().event.revision, r4);
@@ -350,7 +376,9 @@ mod tests {
     #[tokio::test]
     async fn a_slow_watcher_is_closed_without_slowing_others() {
         let store = Arc::new(MemoryStore::default());
-        let cache = WatchCache::start(store.clone(), &app(), 100, 4).await.unwrap();
+        let cache = WatchCache::start(store.clone(), &app(), 100, 4)
+            .await
+            .unwrap();
         let start = cache.revision();
         let mut slow = cache.register("apps/", start).unwrap();
         let mut fast = cache.register("apps/", start).unwrap();
@@ -373,14 +401,19 @@ mod tests {
     #[tokio::test]
     async fn starts_outside_the_window_are_too_old() {
         let store = Arc::new(MemoryStore::default());
-        let cache = WatchCache::start(store.clone(), &app(), 2, 16).await.unwrap();
+        let cache = WatchCache::start(store.clone(), &app(), 2, 16)
+            .await
+            .unwrap();
         let first = cache.revision();
         let mut last = 0;
         for i in 0..5 {
             last = put(&store, &format!("apps/a/{i}")).await;
         }
         settle(&cache, last).await;
-        assert!(matches!(cache.register("apps/", first), Err(RegisterError::TooOld { .. })));
+        assert!(matches!(
+            cache.register("apps/", first),
+            Err(RegisterError::TooOld { .. })
+        ));
         assert!(cache.register("apps/", last - 1).is_ok());
     }
 

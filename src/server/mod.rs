@@ -45,6 +45,7 @@ pub async fn build_state(
         openapi,
         authenticator,
         min_request_timeout: config.min_request_timeout,
+        bookmark_interval: config.bookmark_interval,
         watch_caches,
     }))
 }

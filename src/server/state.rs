@@ -25,6 +25,8 @@ pub struct AppState {
     pub authenticator: Authenticator,
     /// Watches without `timeoutSeconds` end after a random time in [this, 2×this).
     pub min_request_timeout: Duration,
+    /// Time between the BOOKMARKs of a watch.
+    pub bookmark_interval: Duration,
     /// The watch fan-out of each resource, by plural name.
     pub watch_caches: Vec<(&'static str, Arc<WatchCache>)>,
 }
@@ -39,7 +41,9 @@ impl AppState {
             .iter()
             .find(|(plural, _)| *plural == resource.kind.plural)
             .map(|(_, c)| c.clone())
-            .ok_or_else(|| ApiError::internal(format!("no watch cache for {}", resource.kind.plural)))
+            .ok_or_else(|| {
+                ApiError::internal(format!("no watch cache for {}", resource.kind.plural))
+            })
     }
 
     /// Ends every watch (the server is stopping) so connections can drain.

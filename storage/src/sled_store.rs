@@ -93,7 +93,7 @@ impl SledStore {
         };
         let data = decode_arena(&arena, revision)?;
         drop(arena);
-        let db = config.open()?;
+        let db = reopen(&config)?;
         // sled's own flush ends in `sync_file_range`, which persists neither the drive's write
         // cache nor the file's size; every group commit therefore also `fdatasync`s the log.
         let log = std::fs::File::open(path.join("db"))
@@ -136,6 +136,26 @@ impl Drop for SledStore {
         self.queue.take();
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
+        }
+    }
+}
+
+/// Opens sled again right after closing it: its background threads may hold the directory
+/// lock for a moment after the last handle is dropped.
+fn reopen(config: &sled::Config) -> Result<sled::Db> {
+    let mut wait = std::time::Duration::from_millis(5);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match config.open() {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(std::time::Duration::from_millis(200));
+            }
+            Err(e) => return Err(e.into()),
         }
     }
 }

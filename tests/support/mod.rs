@@ -41,13 +41,23 @@ impl Server {
 
     /// Starts a server on a data directory, with extra flags.
     pub fn start_with(dir: Arc<tempfile::TempDir>, extra: &[&str]) -> Server {
+        Server::start_on(dir, 0, extra)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.base.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    /// Starts a server on a data directory and port (0: any), with extra flags.
+    pub fn start_on(dir: Arc<tempfile::TempDir>, port: u16, extra: &[&str]) -> Server {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(dir.path().join("server.log"))
             .unwrap();
         let mut child = Command::new(binary())
-            .args(["serve", "--secure-port", "0", "--data-dir"])
+            .args(["serve", "--secure-port", &port.to_string(), "--data-dir"])
             .arg(dir.path())
             .args(extra)
             .env("RUST_LOG", "info")
@@ -341,4 +351,72 @@ pub fn app(name: &str, namespace: &str, replicas: u32, labels: &[(&str, &str)]) 
     format!(
         "apiVersion: admission.example.com/v1\nkind: App\nmetadata:\n  name: {name}\n  namespace: {namespace}{labels}\nspec:\n  version: v1.0.0\n  replicas: {replicas}\n"
     )
+}
+
+/// A watch stream read line by line.
+pub struct WatchStream {
+    body: hyper::body::Incoming,
+    buffer: Vec<u8>,
+    /// Response status.
+    pub status: u16,
+    /// Response headers.
+    pub headers: http::HeaderMap,
+    /// HTTP version.
+    pub version: http::Version,
+}
+
+impl WatchStream {
+    /// The next event, `None` when the stream ends or `timeout` passes first.
+    pub async fn next(&mut self, timeout: Duration) -> Option<serde_json::Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(pos) = self.buffer.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buffer.drain(..=pos).collect();
+                return Some(serde_json::from_slice(&line).expect("a watch event is JSON"));
+            }
+            let frame = tokio::time::timeout_at(deadline, self.body.frame())
+                .await
+                .ok()??;
+            if let Ok(data) = frame.ok()?.into_data() {
+                self.buffer.extend_from_slice(&data);
+            }
+        }
+    }
+
+    /// Whether the server ends the stream within `timeout` (after any events it still sends).
+    pub async fn ends_within(&mut self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.body.frame()).await {
+                Ok(None) => return true,
+                Ok(Some(Ok(_))) => continue,
+                Ok(Some(Err(_))) => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+impl Server {
+    /// Opens a watch (or any streaming GET) as the admin.
+    pub async fn watch(&self, path: &str, headers: &[(&str, &str)], http2: bool) -> WatchStream {
+        let mut req = http::Request::builder()
+            .uri(format!("{}{path}", self.base))
+            .header("authorization", format!("Bearer {}", self.token));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = self
+            .client(http2)
+            .request(req.body(Full::new(Bytes::new())).unwrap())
+            .await
+            .expect("the watch is answered");
+        WatchStream {
+            status: resp.status().as_u16(),
+            headers: resp.headers().clone(),
+            version: resp.version(),
+            body: resp.into_body(),
+            buffer: Vec::new(),
+        }
+    }
 }

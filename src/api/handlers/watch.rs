@@ -25,9 +25,6 @@ use std::time::Duration;
 use storage::{EventKind, KeyValue, WatchStart};
 use tokio::time::Instant;
 
-/// How often an idle watch that allows bookmarks gets one.
-const BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
-
 /// Renders watch events for one client.
 pub struct EventEncoder {
     resource: Arc<Resource>,
@@ -131,12 +128,18 @@ pub struct WatchPlan {
     pub bookmarks: bool,
     /// When the stream ends.
     pub timeout: Duration,
+    /// Time between bookmarks.
+    pub bookmark_interval: Duration,
     /// The revision asked for (0 when none).
     pub requested: u64,
 }
 
 /// Decides how a watch starts from its options (kube-apiserver's `sendInitialEvents` defaults).
-pub fn plan(options: &ListOptions, min_request_timeout: Duration) -> ApiResult<WatchPlan> {
+pub fn plan(
+    options: &ListOptions,
+    min_request_timeout: Duration,
+    bookmark_interval: Duration,
+) -> ApiResult<WatchPlan> {
     let rv = parse_resource_version(&options.resource_version)?;
     let legacy_initial = options.resource_version.is_empty() || options.resource_version == "0";
     let initial = options.send_initial_events.unwrap_or(legacy_initial);
@@ -162,6 +165,7 @@ pub fn plan(options: &ListOptions, min_request_timeout: Duration) -> ApiResult<W
             && options.allow_bookmarks,
         bookmarks: options.allow_bookmarks,
         timeout,
+        bookmark_interval,
         requested: rv,
     })
 }
@@ -218,7 +222,8 @@ impl Stream {
         let Some(object) = cached.object() else {
             return Ok(None);
         };
-        let obj: Value = serde_json::from_slice(&object).map_err(|e| ApiError::internal(e.to_string()))?;
+        let obj: Value =
+            serde_json::from_slice(&object).map_err(|e| ApiError::internal(e.to_string()))?;
         self.encoder.value(t, &obj).map(Some)
     }
 
@@ -231,6 +236,11 @@ impl Stream {
                 return None;
             }
             if let Some(kv) = self.initial.pop_front() {
+                if self.initial.is_empty() && self.plan.initial_end_bookmark {
+                    // Served right after this last initial event.
+                    self.pending
+                        .push_back(self.encoder.bookmark(self.revision, true));
+                }
                 if selected(&kv.value, &self.options.labels, &self.options.fields) {
                     match self.encoder.object("ADDED", &kv.value) {
                         Ok(b) => return Some(b),
@@ -239,10 +249,6 @@ impl Stream {
                             return Some(self.encoder.error(&e));
                         }
                     }
-                }
-                if self.initial.is_empty() && self.plan.initial_end_bookmark {
-                    self.pending
-                        .push_back(self.encoder.bookmark(self.revision, true));
                 }
                 continue;
             }
@@ -276,7 +282,7 @@ impl Stream {
                         self.done = true;
                         continue;
                     }
-                    self.next_bookmark = Instant::now() + BOOKMARK_INTERVAL;
+                    self.next_bookmark = Instant::now() + self.plan.bookmark_interval;
                     return Some(self.encoder.bookmark(self.revision, false));
                 }
             }
@@ -289,7 +295,7 @@ pub async fn watch(state: &AppState, call: &Call) -> ApiResult<Response> {
     let options = ListOptions::parse(&call.query)?;
     let output = negotiate(call.header("accept"), Target::Watch)?;
     let include = IncludeObject::parse(call.query.first("includeObject"))?;
-    let plan = plan(&options, state.min_request_timeout)?;
+    let plan = plan(&options, state.min_request_timeout, state.bookmark_interval)?;
     if options.send_initial_events == Some(true) && plan.requested > 0 {
         state.wait_for_revision(plan.requested).await?;
     }
@@ -304,7 +310,7 @@ pub async fn watch(state: &AppState, call: &Call) -> ApiResult<Response> {
         encoder,
         options,
         deadline: now + plan.timeout,
-        next_bookmark: now + BOOKMARK_INTERVAL,
+        next_bookmark: now + plan.bookmark_interval,
         revision: cache.revision(),
         plan,
         done: false,
@@ -325,17 +331,22 @@ pub async fn watch(state: &AppState, call: &Call) -> ApiResult<Response> {
     match cache.register(&prefix, start) {
         Ok(sub) => {
             if stream.plan.initial && initial.is_empty() && stream.plan.initial_end_bookmark {
-                stream.pending.push_back(stream.encoder.bookmark(stream.revision, true));
+                stream
+                    .pending
+                    .push_back(stream.encoder.bookmark(stream.revision, true));
             }
             stream.initial = initial.into();
             stream.events = Some(sub);
         }
         Err(RegisterError::TooOld { requested, oldest }) => {
-            let err = ApiError::expired(format!("too old resource version: {requested} ({oldest})"));
+            let err =
+                ApiError::expired(format!("too old resource version: {requested} ({oldest})"));
             stream.pending.push_back(stream.encoder.error(&err));
             stream.done = true;
         }
-        Err(RegisterError::Stopped) => return Err(ApiError::unavailable("the server is shutting down")),
+        Err(RegisterError::Stopped) => {
+            return Err(ApiError::unavailable("the server is shutting down"));
+        }
     }
     let body = futures_util::stream::unfold(stream, |mut s| async move {
         s.next()

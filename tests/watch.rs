@@ -1,0 +1,434 @@
+//! Watch and list as client-go, kube-rs and kube-controller-manager use them: resume, 410,
+//! bookmarks, streaming lists, timeouts, metadata-only and table watches, HTTP/2, ordering,
+//! and the resourceVersion/continue semantics of lists.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::{Server, text};
+
+const APPS: &str = "/apis/admission.example.com/v1/namespaces/default/apps";
+const SECOND: Duration = Duration::from_secs(1);
+
+async fn create(s: &Server, name: &str, labels: Value) -> Value {
+    let body = json!({"apiVersion": "admission.example.com/v1", "kind": "App",
+        "metadata": {"name": name, "labels": labels}, "spec": {"version": "v1.0.0", "replicas": 1}});
+    let r = s
+        .request(
+            "POST",
+            APPS,
+            &[("content-type", "application/json")],
+            &body.to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    r.json()
+}
+
+async fn patch(s: &Server, name: &str, body: &str) -> Value {
+    let r = s
+        .request(
+            "PATCH",
+            &format!("{APPS}/{name}"),
+            &[("content-type", "application/merge-patch+json")],
+            body,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    r.json()
+}
+
+fn rv(obj: &Value) -> u64 {
+    obj["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn resume_from_a_resource_version_in_order() {
+    let s = Server::start();
+    let a = create(&s, "a", json!({})).await;
+    create(&s, "b", json!({})).await;
+    let mut w = s
+        .watch(
+            &format!("{APPS}?watch=true&resourceVersion={}", rv(&a)),
+            &[],
+            false,
+        )
+        .await;
+    assert_eq!(w.status, 200);
+    assert_eq!(
+        w.headers.get("content-type").unwrap(),
+        "application/json;stream=watch"
+    );
+    let e = w.next(5 * SECOND).await.unwrap();
+    assert_eq!(
+        (e["type"].as_str(), e["object"]["metadata"]["name"].as_str()),
+        (Some("ADDED"), Some("b"))
+    );
+    patch(&s, "a", r#"{"spec":{"replicas":2}}"#).await;
+    let e = w.next(5 * SECOND).await.unwrap();
+    assert_eq!(
+        (e["type"].as_str(), e["object"]["spec"]["replicas"].as_i64()),
+        (Some("MODIFIED"), Some(2))
+    );
+    let before = s.request("GET", APPS, &[], "").await.json();
+    let r = s.request("DELETE", &format!("{APPS}/a"), &[], "").await;
+    assert_eq!(r.status, 200);
+    let e = w.next(5 * SECOND).await.unwrap();
+    assert_eq!(e["type"], "DELETED");
+    assert_eq!(e["object"]["metadata"]["name"], "a");
+    assert!(
+        rv(&e["object"])
+            > before["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn too_old_resource_version_is_an_error_event_410() {
+    let s = Server::start_with(
+        Arc::new(tempfile::tempdir().unwrap()),
+        &["--watch-history", "3"],
+    );
+    for i in 0..8 {
+        create(&s, &format!("o{i}"), json!({})).await;
+    }
+    let mut w = s
+        .watch(&format!("{APPS}?watch=true&resourceVersion=2"), &[], false)
+        .await;
+    assert_eq!(w.status, 200);
+    let e = w.next(5 * SECOND).await.unwrap();
+    assert_eq!(e["type"], "ERROR");
+    assert_eq!(e["object"]["kind"], "Status");
+    assert_eq!(e["object"]["code"], 410);
+    assert_eq!(e["object"]["reason"], "Expired");
+    assert!(
+        e["object"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("too old resource version: 2 (")
+    );
+    assert!(w.ends_within(5 * SECOND).await);
+
+    // A list at an exact revision outside the window is 410 too; inside it, it is a snapshot.
+    let latest = s.request("GET", APPS, &[], "").await.json();
+    let old = s
+        .request(
+            "GET",
+            &format!("{APPS}?resourceVersion=2&resourceVersionMatch=Exact"),
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(old.status, 410);
+    assert_eq!(
+        old.json()["message"],
+        "The resourceVersion for the provided list is too old."
+    );
+    let at = latest["metadata"]["resourceVersion"].as_str().unwrap();
+    create(&s, "later", json!({})).await;
+    let exact = s
+        .request(
+            "GET",
+            &format!("{APPS}?resourceVersion={at}&resourceVersionMatch=Exact"),
+            &[],
+            "",
+        )
+        .await
+        .json();
+    assert_eq!(exact["items"].as_array().unwrap().len(), 8);
+    assert_eq!(exact["metadata"]["resourceVersion"], at);
+    let any = s
+        .request("GET", &format!("{APPS}?resourceVersion=0"), &[], "")
+        .await
+        .json();
+    assert_eq!(any["items"].as_array().unwrap().len(), 9);
+}
+
+#[tokio::test]
+async fn expired_continue_tokens_get_an_inconsistent_continue() {
+    let s = Server::start_with(
+        Arc::new(tempfile::tempdir().unwrap()),
+        &["--watch-history", "3"],
+    );
+    for i in 0..6 {
+        create(&s, &format!("p{i}"), json!({})).await;
+    }
+    let first = s
+        .request("GET", &format!("{APPS}?limit=2"), &[], "")
+        .await
+        .json();
+    let token = first["metadata"]["continue"].as_str().unwrap().to_string();
+    for i in 0..5 {
+        patch(&s, "p5", &format!(r#"{{"spec":{{"replicas":{}}}}}"#, i + 2)).await;
+    }
+    let expired = s
+        .request("GET", &format!("{APPS}?limit=2&continue={token}"), &[], "")
+        .await;
+    assert_eq!(expired.status, 410);
+    let status = expired.json();
+    assert_eq!(status["reason"], "Expired");
+    assert!(status["message"].as_str().unwrap().starts_with(
+        "The provided continue parameter is too old to display a consistent list result."
+    ));
+    let inconsistent = status["metadata"]["continue"].as_str().unwrap();
+    let rest = s
+        .request(
+            "GET",
+            &format!("{APPS}?limit=10&continue={inconsistent}"),
+            &[],
+            "",
+        )
+        .await
+        .json();
+    let names: Vec<&str> = rest["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["p2", "p3", "p4", "p5"]);
+    assert_eq!(rest["items"][3]["spec"]["replicas"], 6);
+}
+
+#[tokio::test]
+async fn bookmarks_streaming_lists_and_timeouts() {
+    let s = Server::start_with(
+        Arc::new(tempfile::tempdir().unwrap()),
+        &["--watch-bookmark-interval", "1"],
+    );
+    create(&s, "s1", json!({})).await;
+    let s2 = create(&s, "s2", json!({})).await;
+    let mut w = s
+        .watch(&format!("{APPS}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=3"), &[], false)
+        .await;
+    let e1 = w.next(5 * SECOND).await.unwrap();
+    let e2 = w.next(5 * SECOND).await.unwrap();
+    assert_eq!(
+        (e1["type"].as_str(), e2["type"].as_str()),
+        (Some("ADDED"), Some("ADDED"))
+    );
+    let end = w.next(5 * SECOND).await.unwrap();
+    assert_eq!(
+        end,
+        json!({"type": "BOOKMARK", "object": {"kind": "App", "apiVersion": "admission.example.com/v1",
+            "metadata": {"resourceVersion": s2["metadata"]["resourceVersion"], "annotations": {"k8s.io/initial-events-end": "true"}}}})
+    );
+    let started = Instant::now();
+    let periodic = w.next(5 * SECOND).await.unwrap();
+    assert_eq!(periodic["type"], "BOOKMARK");
+    assert!(periodic["object"]["metadata"].get("annotations").is_none());
+    assert!(w.ends_within(5 * SECOND).await);
+    let lasted = started.elapsed();
+    assert!(lasted < Duration::from_millis(3500), "{lasted:?}");
+
+    // The combinations kube-apiserver forbids.
+    let bad = s
+        .request(
+            "GET",
+            &format!("{APPS}?watch=true&sendInitialEvents=true"),
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+    assert!(
+        bad.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("sendInitialEvents requires setting resourceVersionMatch to NotOlderThan")
+    );
+    let bad = s
+        .request("GET", &format!("{APPS}?sendInitialEvents=true"), &[], "")
+        .await
+        .json();
+    let fixture: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            support::fixtures().join("crd-oracle/20-streaming-list-bad-combination.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(bad, fixture["events"][0]["body"]);
+}
+
+#[tokio::test]
+async fn server_chosen_timeout_ends_idle_watches() {
+    let s = Server::start_with(
+        Arc::new(tempfile::tempdir().unwrap()),
+        &["--min-request-timeout", "1"],
+    );
+    let started = Instant::now();
+    let mut w = s
+        .watch(&format!("{APPS}?watch=true&resourceVersion=0"), &[], false)
+        .await;
+    assert!(w.ends_within(5 * SECOND).await);
+    let lasted = started.elapsed();
+    assert!(
+        lasted >= Duration::from_millis(900) && lasted < Duration::from_millis(2600),
+        "{lasted:?}"
+    );
+}
+
+#[tokio::test]
+async fn metadata_and_table_watches() {
+    let s = Server::start();
+    create(&s, "s1", json!({"tier": "web"})).await;
+    create(&s, "s2", json!({})).await;
+    let mut meta = s
+        .watch(
+            &format!("{APPS}?watch=true&resourceVersion=0&timeoutSeconds=5"),
+            &[(
+                "accept",
+                "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+            )],
+            false,
+        )
+        .await;
+    let e = meta.next(5 * SECOND).await.unwrap();
+    assert_eq!(e["type"], "ADDED");
+    assert_eq!(e["object"]["kind"], "PartialObjectMetadata");
+    assert_eq!(e["object"]["apiVersion"], "meta.k8s.io/v1");
+    assert_eq!(e["object"]["metadata"]["labels"]["tier"], "web");
+    assert!(e["object"].get("spec").is_none());
+
+    let mut table = s
+        .watch(
+            &format!("{APPS}?watch=true&resourceVersion=0&timeoutSeconds=5"),
+            &[(
+                "accept",
+                "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+            )],
+            false,
+        )
+        .await;
+    let first = table.next(5 * SECOND).await.unwrap();
+    let second = table.next(5 * SECOND).await.unwrap();
+    assert_eq!(first["object"]["kind"], "Table");
+    assert_eq!(
+        first["object"]["columnDefinitions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+    assert_eq!(first["object"]["rows"][0]["cells"][0], "s1");
+    assert!(second["object"]["columnDefinitions"].is_null());
+    assert_eq!(second["object"]["rows"][0]["cells"][0], "s2");
+    patch(&s, "s2", r#"{"spec":{"replicas":4}}"#).await;
+    let modified = table.next(5 * SECOND).await.unwrap();
+    assert_eq!(modified["type"], "MODIFIED");
+    assert_eq!(modified["object"]["rows"][0]["cells"][2], 4);
+}
+
+#[tokio::test]
+async fn selectors_turn_transitions_into_added_and_deleted() {
+    let s = Server::start();
+    let a = create(&s, "a", json!({"tier": "web"})).await;
+    let mut w = s
+        .watch(
+            &format!(
+                "{APPS}?watch=true&resourceVersion={}&labelSelector=tier%3Dweb",
+                rv(&a)
+            ),
+            &[],
+            false,
+        )
+        .await;
+    patch(&s, "a", r#"{"metadata":{"labels":{"tier":"db"}}}"#).await;
+    let e = w.next(5 * SECOND).await.unwrap();
+    assert_eq!(e["type"], "DELETED");
+    assert_eq!(e["object"]["metadata"]["labels"]["tier"], "db");
+    create(&s, "ignored", json!({"tier": "db"})).await;
+    patch(&s, "a", r#"{"metadata":{"labels":{"tier":"web"}}}"#).await;
+    let e = w.next(5 * SECOND).await.unwrap();
+    assert_eq!(e["type"], "ADDED");
+    assert_eq!(e["object"]["metadata"]["name"], "a");
+}
+
+#[tokio::test]
+async fn watches_over_http2_never_miss_or_reorder() {
+    let s = Arc::new(Server::start());
+    let start = s.request("GET", APPS, &[], "").await.json();
+    let from = start["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut watches = Vec::new();
+    for http2 in [true, false] {
+        watches.push(
+            s.watch(
+                &format!("{APPS}?watch=true&resourceVersion={from}"),
+                &[],
+                http2,
+            )
+            .await,
+        );
+    }
+    assert_eq!(watches[0].version, http::Version::HTTP_2);
+    let mut writers = Vec::new();
+    for w in 0..8 {
+        let s = s.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..25 {
+                create(&s, &format!("w{w}-{i}"), json!({})).await;
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    for watch in &mut watches {
+        let mut last = 0;
+        for _ in 0..200 {
+            let e = watch.next(10 * SECOND).await.expect("every event arrives");
+            assert_eq!(e["type"], "ADDED");
+            let r = rv(&e["object"]);
+            assert!(r > last, "events out of order: {r} after {last}");
+            last = r;
+        }
+    }
+}
+
+#[test]
+fn kubectl_wait_for_delete() {
+    let s = Server::start();
+    s.create(&support::app("gone", "default", 1, &[]));
+    let held = "apiVersion: admission.example.com/v1\nkind: App\nmetadata:\n  name: held\n  finalizers: [\"example.com/hold\"]\nspec:\n  version: v1.0.0\n  replicas: 1\n";
+    s.create(held);
+    s.kubectl_ok(&["delete", "app", "held", "--wait=false"]);
+    let mut wait = s
+        .kubectl_cmd(&["wait", "--for=delete", "app/held", "--timeout=30s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    s.kubectl_ok(&[
+        "patch",
+        "app",
+        "held",
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+    ]);
+    let out = wait.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("app.admission.example.com/held condition met"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = s.kubectl_ok(&["delete", "app", "gone", "--wait=true"]);
+    assert!(out.contains("deleted"));
+}
