@@ -44,7 +44,7 @@ fn status_writes_change_only_status_and_wait_sees_conditions() {
     assert!(obj.get("status").is_none());
     assert_eq!(obj["metadata"]["generation"], 1);
 
-    let mut wait = s
+    let wait = s
         .kubectl_cmd(&["wait", "--for=condition=Ready", "app/web", "--timeout=30s"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

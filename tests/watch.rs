@@ -406,7 +406,7 @@ fn kubectl_wait_for_delete() {
     let held = "apiVersion: admission.example.com/v1\nkind: App\nmetadata:\n  name: held\n  finalizers: [\"example.com/hold\"]\nspec:\n  version: v1.0.0\n  replicas: 1\n";
     s.create(held);
     s.kubectl_ok(&["delete", "app", "held", "--wait=false"]);
-    let mut wait = s
+    let wait = s
         .kubectl_cmd(&["wait", "--for=delete", "app/held", "--timeout=30s"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -47,9 +47,7 @@ impl Client {
         let mut b = Legacy::builder(TokioExecutor::new());
         b.pool_max_idle_per_host(100_000);
         if http2 {
-            b.http2_only(true)
-                .http2_initial_stream_window_size(4 * 1024 * 1024)
-                .http2_initial_connection_window_size(16 * 1024 * 1024);
+            b.http2_only(true);
         }
         Ok(Client {
             inner: b.build(connector),
@@ -81,7 +79,6 @@ impl Client {
     }
 
     /// Opens a streaming GET (a watch); returns the response.
-    #[allow(dead_code, reason = "used by the watch benchmark")]
     pub async fn stream(&self, path: &str) -> Result<http::Response<hyper::body::Incoming>> {
         let req = http::Request::builder()
             .uri(format!("{}{path}", self.base))

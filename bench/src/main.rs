@@ -2,11 +2,13 @@
 //! latency percentiles and server memory. Run on purpose (see the README), never in tests.
 //!
 //! - `core`: durable creates/s, gets/s, lists of 500/s, RSS at 10k and 100k Apps.
+//! - `watch`: many watchers on one resource while a writer creates at a fixed rate.
 
 mod client;
 mod core;
 mod report;
 mod server;
+mod watch;
 
 use clap::{Parser, Subcommand};
 
@@ -21,6 +23,8 @@ struct Cli {
 enum Command {
     /// Creates, gets and lists of 500, with RSS at 10k and 100k Apps.
     Core(core::Args),
+    /// N watchers while a writer creates objects at a fixed rate.
+    Watch(watch::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -31,6 +35,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         match cli.command {
             Command::Core(a) => core::run(a).await,
+            Command::Watch(a) => watch::run(a).await,
         }
     })
 }

@@ -15,7 +15,7 @@ use crate::server::state::AppState;
 use crate::watch_cache::{CachedEvent, Frame, RegisterError, Subscription, frame};
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, StatusCode, header};
 use rand::Rng;
 use serde_json::{Value, json};
@@ -24,6 +24,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use storage::{EventKind, KeyValue, WatchStart};
 use tokio::time::Instant;
+
+/// Most bytes of queued events sent in one write.
+const MAX_BATCH_BYTES: usize = 64 * 1024;
 
 /// Renders watch events for one client.
 pub struct EventEncoder {
@@ -264,15 +267,29 @@ impl Stream {
             tokio::select! {
                 event = sub.events.recv() => match event {
                     Some(event) => {
-                        self.revision = event.event.revision;
-                        match self.encode_event(&event) {
-                            Ok(Some(b)) => return Some(b),
-                            Ok(None) => continue,
-                            Err(e) => {
-                                self.done = true;
-                                return Some(self.encoder.error(&e));
+                        // Whatever else is already queued goes out in the same write: a
+                        // watcher that fell behind catches up with fewer, larger chunks.
+                        let mut batch = BytesMut::new();
+                        let mut next = Some(event);
+                        while let Some(event) = next.take() {
+                            self.revision = event.event.revision;
+                            match self.encode_event(&event) {
+                                Ok(Some(b)) => batch.extend_from_slice(&b),
+                                Ok(None) => {}
+                                Err(e) => {
+                                    self.done = true;
+                                    batch.extend_from_slice(&self.encoder.error(&e));
+                                    return Some(batch.freeze());
+                                }
+                            }
+                            if batch.len() < MAX_BATCH_BYTES {
+                                next = self.events.as_mut().and_then(|s| s.events.try_recv().ok());
                             }
                         }
+                        if batch.is_empty() {
+                            continue;
+                        }
+                        return Some(batch.freeze());
                     }
                     // Closed by the fan-out (too slow, or shutting down): the client re-watches.
                     None => self.done = true,
@@ -375,6 +392,7 @@ mod tests {
         plan(
             &ListOptions::parse(&Query::parse(q)).unwrap(),
             Duration::from_secs(1800),
+            Duration::from_secs(60),
         )
         .unwrap()
     }
