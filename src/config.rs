@@ -58,6 +58,80 @@ pub struct Options {
     /// Log format: text or json.
     #[arg(long, default_value = "text")]
     pub log_format: String,
+
+    /// Delegated mode: kubeconfig of the kube-apiserver that reviews tokens (TokenReview) and
+    /// publishes `extension-apiserver-authentication`.
+    #[arg(long)]
+    pub authentication_kubeconfig: Option<PathBuf>,
+    /// Delegated mode: kubeconfig of the kube-apiserver that authorizes requests
+    /// (SubjectAccessReview).
+    #[arg(long)]
+    pub authorization_kubeconfig: Option<PathBuf>,
+    /// Delegated mode: kubeconfig used for both when the two above are not given, and for Events.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// CA bundle verifying x509 client certificates (default: from the ConfigMap).
+    #[arg(long)]
+    pub client_ca_file: Option<PathBuf>,
+    /// CA bundle verifying the front proxy's client certificate (default: from the ConfigMap).
+    #[arg(long)]
+    pub requestheader_client_ca_file: Option<PathBuf>,
+    /// Common names the front proxy's certificate may have (comma-separated; empty: any).
+    #[arg(long, value_delimiter = ',')]
+    pub requestheader_allowed_names: Option<Vec<String>>,
+    /// Headers carrying the user name (default: from the ConfigMap, else X-Remote-User).
+    #[arg(long, value_delimiter = ',')]
+    pub requestheader_username_headers: Option<Vec<String>>,
+    /// Headers carrying the user uid (default: from the ConfigMap, else X-Remote-Uid).
+    #[arg(long, value_delimiter = ',')]
+    pub requestheader_uid_headers: Option<Vec<String>>,
+    /// Headers carrying groups (default: from the ConfigMap, else X-Remote-Group).
+    #[arg(long, value_delimiter = ',')]
+    pub requestheader_group_headers: Option<Vec<String>>,
+    /// Prefixes of headers carrying extra attributes (default: from the ConfigMap, else X-Remote-Extra-).
+    #[arg(long, value_delimiter = ',')]
+    pub requestheader_extra_headers_prefix: Option<Vec<String>>,
+    /// Delegated mode: let requests without credentials proceed as system:anonymous (authorization still applies).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub anonymous_auth: bool,
+    /// Delegated mode: do not read the extension-apiserver-authentication ConfigMap.
+    #[arg(long)]
+    pub authentication_skip_lookup: bool,
+    /// Seconds a TokenReview answer is cached.
+    #[arg(long, default_value_t = 10)]
+    pub authentication_token_webhook_cache_ttl: u64,
+    /// Seconds a SubjectAccessReview answer is cached.
+    #[arg(long, default_value_t = 10)]
+    pub authorization_webhook_cache_ttl: u64,
+    /// Audiences a bearer token must be for (default: kube-apiserver's own).
+    #[arg(long, value_delimiter = ',')]
+    pub api_audiences: Option<Vec<String>>,
+    /// etcd endpoints for the etcd storage backend (not in this build: sled only).
+    #[arg(long, value_delimiter = ',')]
+    pub etcd_servers: Option<Vec<String>>,
+}
+
+/// Delegated-mode settings.
+#[derive(Debug, Clone)]
+pub struct Delegation {
+    /// Where TokenReviews and the ConfigMap go (`None`: in-cluster).
+    pub authentication: Option<PathBuf>,
+    /// Where SubjectAccessReviews go (`None`: in-cluster).
+    pub authorization: Option<PathBuf>,
+    /// General kube-apiserver access (Events).
+    pub kubeconfig: Option<PathBuf>,
+    /// Flag values that take precedence over the ConfigMap.
+    pub overrides: crate::auth::config_map::Overrides,
+    /// See [`Options::anonymous_auth`].
+    pub anonymous: bool,
+    /// See [`Options::authentication_skip_lookup`].
+    pub skip_lookup: bool,
+    /// TokenReview cache time.
+    pub token_ttl: Duration,
+    /// SubjectAccessReview cache time.
+    pub authorization_ttl: Duration,
+    /// Token audiences.
+    pub audiences: Vec<String>,
 }
 
 /// A validated configuration.
@@ -77,6 +151,23 @@ pub struct Config {
     pub bookmark_interval: Duration,
     /// Emit JSON logs.
     pub json_logs: bool,
+    /// Delegated authentication and authorization, when running behind kube-apiserver.
+    pub delegation: Option<Delegation>,
+}
+
+fn read_pem(path: &Option<PathBuf>, flag: &str) -> Result<Option<String>> {
+    match path {
+        None => Ok(None),
+        Some(p) => std::fs::read_to_string(p)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("{flag} {}: {e}", p.display())),
+    }
+}
+
+/// Whether the process runs in a Kubernetes pod with a service account.
+pub fn in_cluster() -> bool {
+    std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
+        && std::path::Path::new(crate::kube_client::SERVICE_ACCOUNT_DIR).join("token").exists()
 }
 
 impl Options {
@@ -101,7 +192,40 @@ impl Options {
             "json" => true,
             other => bail!("--log-format must be text or json, not {other:?}"),
         };
+        if self.etcd_servers.is_some() {
+            bail!("--etcd-servers: this build stores objects in sled only; the etcd backend is not available yet");
+        }
+        let delegated = self.authentication_kubeconfig.is_some()
+            || self.authorization_kubeconfig.is_some()
+            || self.kubeconfig.is_some()
+            || in_cluster();
+        let delegation = if delegated {
+            let overrides = crate::auth::config_map::Overrides {
+                client_ca: read_pem(&self.client_ca_file, "--client-ca-file")?,
+                request_header_ca: read_pem(&self.requestheader_client_ca_file, "--requestheader-client-ca-file")?,
+                allowed_names: self.requestheader_allowed_names.map(|v| v.into_iter().filter(|s| !s.is_empty()).collect()),
+                username_headers: self.requestheader_username_headers,
+                uid_headers: self.requestheader_uid_headers,
+                group_headers: self.requestheader_group_headers,
+                extra_prefixes: self.requestheader_extra_headers_prefix,
+            };
+            overrides.trust().map_err(|e| anyhow::anyhow!(e))?;
+            Some(Delegation {
+                authentication: self.authentication_kubeconfig.or_else(|| self.kubeconfig.clone()),
+                authorization: self.authorization_kubeconfig.or_else(|| self.kubeconfig.clone()),
+                kubeconfig: self.kubeconfig,
+                overrides,
+                anonymous: self.anonymous_auth,
+                skip_lookup: self.authentication_skip_lookup,
+                token_ttl: Duration::from_secs(self.authentication_token_webhook_cache_ttl),
+                authorization_ttl: Duration::from_secs(self.authorization_webhook_cache_ttl),
+                audiences: self.api_audiences.unwrap_or_default(),
+            })
+        } else {
+            None
+        };
         Ok(Config {
+            delegation,
             data_dir: self.data_dir,
             listen: SocketAddr::new(self.bind_address, self.secure_port),
             serving,

@@ -4,7 +4,11 @@
 //! - [`config`]: flags → validated [`config::Config`].
 //! - [`server`]: TLS serving (HTTP/1.1 and HTTP/2), standalone credentials, the request
 //!   pipeline ([`server::pipeline`]) and the shared state.
-//! - [`auth`]: who is calling.
+//! - [`auth`]: who is calling and what they may do: the standalone admin token, or (behind
+//!   kube-apiserver) front-proxy headers, client certificates, TokenReview and
+//!   SubjectAccessReview, following `extension-apiserver-authentication`.
+//! - [`kube_client`]: the small kube-apiserver client delegated mode needs.
+//! - [`metrics`]: Prometheus metrics under kube-apiserver's names.
 //! - [`api`]: the HTTP API — errors rendered as `Status` ([`api::error`]), request info,
 //!   queries and selectors, content negotiation, discovery, OpenAPI, and the REST verbs
 //!   ([`api::handlers`]: get/list, writes, patches, watch, scale).
@@ -27,6 +31,8 @@ pub mod auth;
 pub mod config;
 pub mod fields;
 pub mod kinds;
+pub mod kube_client;
+pub mod metrics;
 pub mod object;
 pub mod registry;
 pub mod schema;

@@ -113,13 +113,18 @@ pub fn health(state: &AppState, path: &str, query: &Query) -> Option<Response> {
     if !["healthz", "livez", "readyz"].contains(&base) {
         return None;
     }
-    let checks: Vec<(&str, bool)> = vec![
+    let mut checks: Vec<(&str, bool)> = vec![
         ("ping", true),
         (
             "storage",
             state.registry.current_revision() >= state.registry.store().oldest_revision(),
         ),
     ];
+    if base == "readyz" {
+        for (name, ok) in &state.readiness {
+            checks.push((name, ok.load(std::sync::atomic::Ordering::Acquire)));
+        }
+    }
     let text = |code: StatusCode, body: String| {
         let mut r = (code, body).into_response();
         r.headers_mut().insert(
@@ -179,6 +184,25 @@ pub fn serve(
         return ApiError::method_not_allowed().into_response();
     }
     if let Some(r) = health(state, path, query) {
+        return r;
+    }
+    if path == "/metrics" {
+        for (plural, cache) in &state.watch_caches {
+            state
+                .metrics
+                .watchers
+                .get_or_create(&crate::metrics::WatcherLabels {
+                    group: crate::kinds::GROUP.into(),
+                    version: crate::kinds::VERSION.into(),
+                    kind: (*plural).into(),
+                })
+                .set(cache.watchers() as i64);
+        }
+        let mut r = (StatusCode::OK, state.metrics.render()).into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        );
         return r;
     }
     let d = &state.discovery;

@@ -9,7 +9,8 @@ pub mod tls;
 
 use crate::api::discovery::Discovery;
 use crate::api::openapi::OpenApi;
-use crate::auth::Authenticator;
+use crate::auth::Auth;
+use crate::metrics::Metrics;
 use crate::config::Config;
 use crate::registry::Registry;
 use crate::watch_cache::WatchCache;
@@ -25,7 +26,9 @@ const WATCHER_QUEUE: usize = 1024;
 /// Builds the shared state over an open store (starts the watch fan-out of every resource).
 pub async fn build_state(
     store: Arc<dyn storage::Store>,
-    authenticator: Authenticator,
+    auth: Auth,
+    metrics: Metrics,
+    readiness: Vec<(&'static str, Arc<std::sync::atomic::AtomicBool>)>,
     config: &Config,
 ) -> Result<Arc<AppState>> {
     let resources = crate::kinds::load().map_err(|e| anyhow!(e))?;
@@ -43,7 +46,9 @@ pub async fn build_state(
         resources,
         discovery,
         openapi,
-        authenticator,
+        auth,
+        metrics,
+        readiness,
         min_request_timeout: config.min_request_timeout,
         bookmark_interval: config.bookmark_interval,
         watch_caches,
@@ -72,8 +77,67 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// Readiness checks: (name, passing).
+type Readiness = Vec<(&'static str, Arc<std::sync::atomic::AtomicBool>)>;
+
+/// The delegated authenticator and authorizer, the TLS client verifier they share, and the
+/// readiness check of the ConfigMap they follow.
+async fn delegated_auth(
+    d: &crate::config::Delegation,
+    metrics: &Metrics,
+) -> Result<(Auth, Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>, Readiness)> {
+    use crate::auth::config_map::ConfigMapWatcher;
+    use crate::auth::review::{SarAuthorizer, TokenReviewer};
+    use crate::auth::trust::{DynamicVerifier, SharedTrust};
+    use crate::kube_client::KubeClient;
+    let client = |path: &Option<std::path::PathBuf>| -> Result<Option<KubeClient>> {
+        match path {
+            Some(p) => KubeClient::from_kubeconfig(p).map(Some),
+            None => KubeClient::in_cluster(),
+        }
+    };
+    let authentication = client(&d.authentication)?;
+    let authorization = client(&d.authorization)?;
+    if authentication.is_none() {
+        tracing::warn!("no authentication kubeconfig: bearer tokens are not accepted");
+    }
+    if authorization.is_none() {
+        tracing::warn!("no authorization kubeconfig: only system:masters may do anything");
+    }
+    let trust = Arc::new(SharedTrust::default());
+    trust.set(d.overrides.trust().map_err(|e| anyhow!(e))?);
+    let mut readiness: Readiness = Vec::new();
+    if let (Some(c), false) = (&authentication, d.skip_lookup) {
+        let watcher = ConfigMapWatcher::new(c.clone(), d.overrides.clone(), trust.clone());
+        if let Err(e) = watcher.load().await {
+            tracing::warn!(error = %e, "extension-apiserver-authentication not read yet; retrying in the background");
+        }
+        readiness.push(("extension-apiserver-authentication", watcher.loaded.clone()));
+        tokio::spawn(watcher.run());
+    }
+    let auth = Auth::Delegated(crate::auth::Delegated {
+        trust: trust.clone(),
+        tokens: authentication.map(|c| TokenReviewer::new(c, d.audiences.clone(), d.token_ttl, metrics.token_reviews.clone())),
+        authorizer: authorization.map(|c| SarAuthorizer::new(c, d.authorization_ttl, metrics.access_reviews.clone())),
+        anonymous: d.anonymous,
+    });
+    let verifier: Arc<dyn rustls::server::danger::ClientCertVerifier> = Arc::new(DynamicVerifier::new(trust));
+    Ok((auth, Some(verifier), readiness))
+}
+
+/// Raises the open-file limit to its maximum: every watch holds a connection.
+fn raise_fd_limit() {
+    if let Ok((soft, hard)) = rlimit::Resource::NOFILE.get()
+        && soft < hard
+        && rlimit::Resource::NOFILE.set(hard, hard).is_err()
+    {
+        tracing::warn!(soft, hard, "cannot raise the open-file limit");
+    }
+}
+
 /// Serves until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> Result<()> {
+    raise_fd_limit();
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
     let data_dir = config.data_dir.clone();
@@ -88,7 +152,22 @@ pub async fn run(config: Config) -> Result<()> {
             Some(credentials.ca_pem.clone()),
         ),
     };
-    let tls = tls::server_config(&cert_file, &key_file, &[])?;
+    let cert = tls::ReloadingCert::load(&cert_file, &key_file)?;
+    let metrics = Metrics::new();
+    let (auth, client_verifier, readiness) = match &config.delegation {
+        None => (Auth::standalone(Some(credentials.admin_token.clone())), None, Vec::new()),
+        Some(d) => delegated_auth(d, &metrics).await?,
+    };
+    let tls = tls::server_config(cert.clone(), client_verifier)?;
+    if config.serving.is_some() {
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+                let cert = cert.clone();
+                let _ = tokio::task::spawn_blocking(move || cert.reload_if_changed()).await;
+            }
+        });
+    }
 
     let store_dir = config.data_dir.join("store");
     let history = config.watch_history;
@@ -108,12 +187,8 @@ pub async fn run(config: Config) -> Result<()> {
     .context("cannot open the store")?;
     let store: Arc<dyn storage::Store> = Arc::new(store);
 
-    let state = build_state(
-        store,
-        Authenticator::new(Some(credentials.admin_token.clone())),
-        &config,
-    )
-    .await?;
+    let standalone = config.delegation.is_none();
+    let state = build_state(store, auth, metrics, readiness, &config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -126,15 +201,17 @@ pub async fn run(config: Config) -> Result<()> {
         addr.ip().to_string()
     };
     let server = format!("https://{host}:{}", addr.port());
-    let kubeconfig = bootstrap::write_kubeconfig(
-        &config.data_dir,
-        &server,
-        ca_pem.as_deref(),
-        &credentials.admin_token,
-    )?;
-    tracing::info!(address = %addr, kubeconfig = %kubeconfig.display(), "serving");
+    tracing::info!(address = %addr, delegated = !standalone, "serving");
     println!("admission-apiserver serving on {server}");
-    println!("kubeconfig: {}", kubeconfig.display());
+    if standalone {
+        let kubeconfig = bootstrap::write_kubeconfig(
+            &config.data_dir,
+            &server,
+            ca_pem.as_deref(),
+            &credentials.admin_token,
+        )?;
+        println!("kubeconfig: {}", kubeconfig.display());
+    }
     let stopping = state.clone();
     let shutdown = async move {
         shutdown_signal().await;

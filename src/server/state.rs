@@ -4,7 +4,8 @@
 use crate::api::discovery::Discovery;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::openapi::OpenApi;
-use crate::auth::Authenticator;
+use crate::auth::Auth;
+use crate::metrics::Metrics;
 use crate::kinds::Resource;
 use crate::registry::Registry;
 use crate::watch_cache::WatchCache;
@@ -21,8 +22,12 @@ pub struct AppState {
     pub discovery: Discovery,
     /// OpenAPI documents.
     pub openapi: OpenApi,
-    /// Who is calling.
-    pub authenticator: Authenticator,
+    /// Who is calling, and what they may do.
+    pub auth: Auth,
+    /// Request metrics.
+    pub metrics: Metrics,
+    /// Readiness checks beyond storage (name, passing).
+    pub readiness: Vec<(&'static str, Arc<std::sync::atomic::AtomicBool>)>,
     /// Watches without `timeoutSeconds` end after a random time in [this, 2×this).
     pub min_request_timeout: Duration,
     /// Time between the BOOKMARKs of a watch.

@@ -1,0 +1,215 @@
+//! Who the server trusts for client certificates, changeable at run time: the client CA (x509
+//! users) and the request-header CA (the front proxy, i.e. kube-apiserver's aggregator), with the
+//! front proxy's allowed names and header names. The TLS layer asks for (but never requires) a
+//! certificate signed by either; each request then learns which CA, if any, its chain verifies
+//! against.
+
+use parking_lot::RwLock;
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use std::sync::Arc;
+
+/// Front-proxy settings (`--requestheader-*`, or the ConfigMap's `requestheader-*` keys).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestHeader {
+    /// CNs the front-proxy certificate may have; empty means any.
+    pub allowed_names: Vec<String>,
+    /// Headers carrying the user name, first non-empty wins.
+    pub username_headers: Vec<String>,
+    /// Headers carrying the user's uid.
+    pub uid_headers: Vec<String>,
+    /// Headers carrying groups (every value of every header).
+    pub group_headers: Vec<String>,
+    /// Prefixes of headers carrying extra attributes.
+    pub extra_prefixes: Vec<String>,
+}
+
+impl Default for RequestHeader {
+    fn default() -> Self {
+        RequestHeader {
+            allowed_names: Vec::new(),
+            username_headers: vec!["X-Remote-User".into()],
+            uid_headers: vec!["X-Remote-Uid".into()],
+            group_headers: vec!["X-Remote-Group".into()],
+            extra_prefixes: vec!["X-Remote-Extra-".into()],
+        }
+    }
+}
+
+/// One consistent view of the trust settings.
+#[derive(Default)]
+pub struct Trust {
+    /// Verifies x509 user certificates.
+    pub client: Option<Arc<dyn ClientCertVerifier>>,
+    /// PEM of the client CA (for change detection and readiness).
+    pub client_pem: String,
+    /// Verifies the front proxy's certificate.
+    pub request_header: Option<Arc<dyn ClientCertVerifier>>,
+    /// PEM of the request-header CA.
+    pub request_header_pem: String,
+    /// Front-proxy settings.
+    pub headers: RequestHeader,
+    /// Verifies a certificate of either CA (what the TLS handshake accepts).
+    either: Option<Arc<dyn ClientCertVerifier>>,
+}
+
+impl std::fmt::Debug for Trust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trust")
+            .field("client", &self.client.is_some())
+            .field("request_header", &self.request_header.is_some())
+            .field("headers", &self.headers)
+            .finish()
+    }
+}
+
+fn verifier(pems: &[&str]) -> Result<Option<Arc<dyn ClientCertVerifier>>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for pem in pems {
+        use rustls_pki_types::pem::PemObject;
+        for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+            let cert = cert.map_err(|e| format!("bad CA certificate: {e}"))?;
+            roots.add(cert).map_err(|e| format!("bad CA certificate: {e}"))?;
+        }
+    }
+    if roots.is_empty() {
+        return Ok(None);
+    }
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), crate::server::tls::provider())
+        .allow_unauthenticated()
+        .build()
+        .map(Some)
+        .map_err(|e| format!("cannot build a certificate verifier: {e}"))
+}
+
+impl Trust {
+    /// Builds the verifiers for a pair of CA bundles (PEM; empty means none).
+    pub fn new(client_pem: &str, request_header_pem: &str, headers: RequestHeader) -> Result<Trust, String> {
+        Ok(Trust {
+            client: verifier(&[client_pem])?,
+            request_header: verifier(&[request_header_pem])?,
+            either: verifier(&[client_pem, request_header_pem])?,
+            client_pem: client_pem.to_string(),
+            request_header_pem: request_header_pem.to_string(),
+            headers,
+        })
+    }
+}
+
+/// Whether a chain verifies against a verifier's CAs.
+pub fn chains_to(verifier: &dyn ClientCertVerifier, chain: &[CertificateDer<'static>]) -> bool {
+    let Some((end, intermediates)) = chain.split_first() else {
+        return false;
+    };
+    verifier
+        .verify_client_cert(end, intermediates, UnixTime::now())
+        .is_ok()
+}
+
+/// The trust settings shared by the TLS layer and the authenticator.
+#[derive(Default)]
+pub struct SharedTrust(RwLock<Arc<Trust>>);
+
+impl SharedTrust {
+    /// The current settings.
+    pub fn get(&self) -> Arc<Trust> {
+        self.0.read().clone()
+    }
+
+    /// Replaces the settings (takes effect for new connections and requests).
+    pub fn set(&self, trust: Trust) {
+        *self.0.write() = Arc::new(trust);
+    }
+}
+
+/// The TLS client-certificate verifier: asks for a certificate, accepts one that chains to
+/// either CA, accepts none at all (probes and token users present none).
+#[derive(Debug)]
+pub struct DynamicVerifier {
+    trust: Arc<SharedTrust>,
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl std::fmt::Debug for SharedTrust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
+impl DynamicVerifier {
+    /// A verifier reading the shared settings at each handshake.
+    pub fn new(trust: Arc<SharedTrust>) -> DynamicVerifier {
+        DynamicVerifier {
+            trust,
+            algorithms: crate::server::tls::provider().signature_verification_algorithms,
+        }
+    }
+}
+
+impl ClientCertVerifier for DynamicVerifier {
+    fn offer_client_auth(&self) -> bool {
+        self.trust.get().either.is_some()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        match &self.trust.get().either {
+            Some(v) => v.verify_client_cert(end_entity, intermediates, now),
+            None => Err(rustls::Error::General("client certificates are not accepted".into())),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// Subject common name and organizations of a certificate.
+pub fn subject(cert: &CertificateDer<'_>) -> Option<(String, Vec<String>)> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let subject = parsed.subject();
+    let cn = subject
+        .iter_common_name()
+        .next()
+        .and_then(|a| a.as_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let orgs = subject
+        .iter_organization()
+        .filter_map(|a| a.as_str().ok().map(str::to_string))
+        .collect();
+    Some((cn, orgs))
+}

@@ -1,0 +1,219 @@
+//! Prometheus metrics under the names operators already chart for kube-apiserver
+//! (`apiserver_request_total`, `apiserver_request_duration_seconds`,
+//! `apiserver_current_inflight_requests`, `apiserver_registered_watchers`, ...), served at
+//! `/metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Labels of `apiserver_request_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// HTTP-level verb as kube-apiserver reports it (`GET`, `LIST`, `WATCH`, `POST`, ...).
+    pub verb: String,
+    /// API group.
+    pub group: String,
+    /// API version.
+    pub version: String,
+    /// Resource.
+    pub resource: String,
+    /// Subresource.
+    pub subresource: String,
+    /// `resource`, `namespace`, `cluster` or empty for non-resource requests.
+    pub scope: String,
+    /// Always `apiserver`.
+    pub component: String,
+    /// HTTP status code.
+    pub code: String,
+}
+
+/// Labels of `apiserver_request_duration_seconds`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DurationLabels {
+    /// As in [`RequestLabels`].
+    pub verb: String,
+    /// As in [`RequestLabels`].
+    pub group: String,
+    /// As in [`RequestLabels`].
+    pub version: String,
+    /// As in [`RequestLabels`].
+    pub resource: String,
+    /// As in [`RequestLabels`].
+    pub subresource: String,
+    /// As in [`RequestLabels`].
+    pub scope: String,
+    /// As in [`RequestLabels`].
+    pub component: String,
+}
+
+/// Labels of `apiserver_current_inflight_requests`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InflightLabels {
+    /// `readOnly` or `mutating`.
+    pub request_kind: String,
+}
+
+/// Labels of `apiserver_registered_watchers`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WatcherLabels {
+    /// API group.
+    pub group: String,
+    /// API version.
+    pub version: String,
+    /// Resource.
+    pub kind: String,
+}
+
+/// The metrics of a server.
+pub struct Metrics {
+    registry: Registry,
+    /// `apiserver_request_total`.
+    pub requests: Family<RequestLabels, Counter>,
+    /// `apiserver_request_duration_seconds` (not for watches, as kube-apiserver).
+    pub durations: Family<DurationLabels, Histogram>,
+    /// `apiserver_current_inflight_requests`.
+    pub inflight: Family<InflightLabels, Gauge>,
+    /// `apiserver_registered_watchers`.
+    pub watchers: Family<WatcherLabels, Gauge>,
+    /// TokenReviews sent (cache misses).
+    pub token_reviews: Counter,
+    /// SubjectAccessReviews sent (cache misses).
+    pub access_reviews: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// The `verb` label kube-apiserver uses: LIST/WATCH/APPLY split out of GET/PATCH.
+pub fn verb_label(method: &str, request_verb: &str, apply: bool) -> String {
+    match request_verb {
+        "list" => "LIST".into(),
+        "watch" => "WATCH".into(),
+        "patch" if apply => "APPLY".into(),
+        _ => method.to_ascii_uppercase(),
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "apiserver_request",
+            "Counter of apiserver requests broken out for each verb, dry run value, group, version, resource, scope, component, and HTTP response code",
+            requests.clone(),
+        );
+        let durations = Family::<DurationLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([
+                0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0,
+            ])
+        });
+        registry.register(
+            "apiserver_request_duration_seconds",
+            "Response latency distribution in seconds for each verb, dry run value, group, version, resource, subresource, scope and component",
+            durations.clone(),
+        );
+        let inflight = Family::<InflightLabels, Gauge>::default();
+        registry.register(
+            "apiserver_current_inflight_requests",
+            "Maximal number of currently used inflight request limit of this apiserver per request kind in last second",
+            inflight.clone(),
+        );
+        let watchers = Family::<WatcherLabels, Gauge>::default();
+        registry.register(
+            "apiserver_registered_watchers",
+            "Number of currently registered watchers for a given resources",
+            watchers.clone(),
+        );
+        let token_reviews = Counter::default();
+        registry.register(
+            "admission_apiserver_token_reviews",
+            "TokenReviews sent to kube-apiserver (cache misses)",
+            token_reviews.clone(),
+        );
+        let access_reviews = Counter::default();
+        registry.register(
+            "admission_apiserver_subject_access_reviews",
+            "SubjectAccessReviews sent to kube-apiserver (cache misses)",
+            access_reviews.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            durations,
+            inflight,
+            watchers,
+            token_reviews,
+            access_reviews,
+        }
+    }
+
+    /// The text exposition (OpenMetrics), with process metrics appended.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        let rss = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.split_whitespace().next())
+                    .and_then(|kb| kb.parse::<u64>().ok())
+            })
+            .unwrap_or(0);
+        let body = out.trim_end().trim_end_matches("# EOF").to_string();
+        format!(
+            "{body}# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {}\n# EOF\n",
+            rss * 1024
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rendering_uses_the_apiserver_names() {
+        let m = Metrics::new();
+        m.requests
+            .get_or_create(&RequestLabels {
+                verb: "LIST".into(),
+                group: "admission.example.com".into(),
+                version: "v1".into(),
+                resource: "apps".into(),
+                subresource: String::new(),
+                scope: "namespace".into(),
+                component: "apiserver".into(),
+                code: "200".into(),
+            })
+            .inc();
+        m.durations
+            .get_or_create(&DurationLabels {
+                verb: "LIST".into(),
+                group: "admission.example.com".into(),
+                version: "v1".into(),
+                resource: "apps".into(),
+                subresource: String::new(),
+                scope: "namespace".into(),
+                component: "apiserver".into(),
+            })
+            .observe(0.01);
+        let text = m.render();
+        assert!(text.contains("apiserver_request_total{verb=\"LIST\""), "{text}");
+        assert!(text.contains("# TYPE apiserver_request_duration_seconds histogram"), "{text}");
+        assert!(text.contains("process_resident_memory_bytes "), "{text}");
+        assert!(text.ends_with("# EOF\n"));
+        assert_eq!(verb_label("PATCH", "patch", true), "APPLY");
+    }
+}
