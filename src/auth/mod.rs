@@ -286,51 +286,59 @@ impl Auth {
 }
 
 impl Delegated {
+    /// k8s.io/apiserver's union of authenticators: the first that recognises the request wins;
+    /// a credential that fails (a certificate of an unknown CA or an unlisted front proxy, a
+    /// rejected token) makes the request unauthorized even when anonymous requests are allowed.
     async fn authenticate(&self, headers: &HeaderMap, conn: Option<&ConnInfo>) -> Option<User> {
         let trust = self.trust.get();
+        let mut failed = false;
         if let Some(chain) = conn.and_then(|c| c.client_certs.as_deref())
             && let Some(end) = chain.first()
         {
-            if let Some(v) = &trust.request_header
-                && chains_to(v.as_ref(), chain)
-            {
-                let cn = subject(end).map(|(cn, _)| cn).unwrap_or_default();
-                let allowed = trust.headers.allowed_names.is_empty() || trust.headers.allowed_names.contains(&cn);
-                if allowed {
-                    if let Some(user) = from_request_headers(headers, &trust.headers) {
+            if let Some(v) = &trust.request_header {
+                if !chains_to(v.as_ref(), chain) {
+                    failed = true;
+                } else {
+                    let cn = subject(end).map(|(cn, _)| cn).unwrap_or_default();
+                    let names = &trust.headers.allowed_names;
+                    if names.is_empty() || names.contains(&cn) {
+                        if let Some(user) = from_request_headers(headers, &trust.headers) {
+                            return Some(user.authenticated());
+                        }
+                    } else {
+                        tracing::info!(cn = %cn, "front-proxy certificate with a name not in the allowed names");
+                        failed = true;
+                    }
+                }
+            }
+            if let Some(v) = &trust.client {
+                if chains_to(v.as_ref(), chain) {
+                    if let Some((cn, orgs)) = subject(end)
+                        && !cn.is_empty()
+                    {
+                        let user = User {
+                            name: cn,
+                            groups: orgs,
+                            ..Default::default()
+                        };
                         return Some(user.authenticated());
                     }
                 } else {
-                    tracing::info!(cn = %cn, "front-proxy certificate with a name not in the allowed names");
+                    failed = true;
                 }
             }
-            if let Some(v) = &trust.client
-                && chains_to(v.as_ref(), chain)
-                && let Some((cn, orgs)) = subject(end)
-                && !cn.is_empty()
-            {
-                return Some(
-                    User {
-                        name: cn,
-                        groups: orgs,
-                        ..Default::default()
-                    }
-                    .authenticated(),
-                );
-            }
         }
-        if let Some(token) = bearer(headers) {
-            let reviewer = self.tokens.as_ref()?;
-            return match reviewer.review(token).await {
-                Ok(Some(user)) => Some(user.authenticated()),
-                Ok(None) => None,
+        if let (Some(token), Some(reviewer)) = (bearer(headers), &self.tokens) {
+            match reviewer.review(token).await {
+                Ok(Some(user)) => return Some(user.authenticated()),
+                Ok(None) => failed = true,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot review a bearer token");
-                    None
+                    failed = true;
                 }
-            };
+            }
         }
-        self.anonymous.then(User::anonymous)
+        (self.anonymous && !failed).then(User::anonymous)
     }
 }
 

@@ -123,6 +123,8 @@ pub enum Decision {
     Allow,
     /// Not allowed, with the authorizer's reason (may be empty).
     Deny(String),
+    /// No answer could be had (kube-apiserver answers 500 then, and so do we).
+    Error(String),
 }
 
 /// The attributes of a request, as kube-apiserver's RequestInfo describes them.
@@ -210,7 +212,8 @@ impl SarAuthorizer {
         }
     }
 
-    /// Asks whether `user` may do what `attrs` describe. A review that cannot be made denies.
+    /// Asks whether `user` may do what `attrs` describe. A review that cannot be made is an
+    /// error, not cached.
     pub async fn authorize(&self, user: &User, attrs: &Attributes) -> Decision {
         let spec = sar_spec(user, attrs);
         let key = spec.to_string();
@@ -227,14 +230,21 @@ impl SarAuthorizer {
             Ok(r) if r.status == 200 || r.status == 201 => r,
             Ok(r) => {
                 tracing::warn!(status = r.status, "subject access review refused");
-                return Decision::Deny(format!("authorization webhook answered HTTP {}", r.status));
+                return Decision::Error(format!(
+                    "subjectaccessreviews.authorization.k8s.io answered HTTP {}: {}",
+                    r.status,
+                    String::from_utf8_lossy(&r.body)
+                ));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "subject access review failed");
-                return Decision::Deny("authorization webhook unavailable".into());
+                return Decision::Error(format!("{e:#}"));
             }
         };
-        let review: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
+        let review: Value = match serde_json::from_slice(&reply.body) {
+            Ok(v) => v,
+            Err(e) => return Decision::Error(format!("a SubjectAccessReview answer that is not JSON: {e}")),
+        };
         let status = &review["status"];
         let decision = if status["allowed"].as_bool() == Some(true) && status["denied"].as_bool() != Some(true) {
             Decision::Allow
@@ -253,6 +263,15 @@ mod tests {
     fn fixture(name: &str) -> Value {
         let path = format!("{}/tests/fixtures/kube-1.36/{name}", env!("CARGO_MANIFEST_DIR"));
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn cached_answers_expire_after_the_ttl() {
+        let cache = TtlCache::new(Duration::from_millis(50));
+        cache.put("k".into(), Decision::Allow);
+        assert_eq!(cache.get("k"), Some(Decision::Allow));
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(cache.get("k"), None);
     }
 
     #[test]

@@ -1,8 +1,7 @@
 //! Who the server trusts for client certificates, changeable at run time: the client CA (x509
 //! users) and the request-header CA (the front proxy, i.e. kube-apiserver's aggregator), with the
 //! front proxy's allowed names and header names. The TLS layer asks for (but never requires) a
-//! certificate signed by either; each request then learns which CA, if any, its chain verifies
-//! against.
+//! client certificate; each request then learns which CA, if any, its chain verifies against.
 
 use parking_lot::RwLock;
 use rustls::client::danger::HandshakeSignatureValid;
@@ -52,8 +51,6 @@ pub struct Trust {
     pub request_header_pem: String,
     /// Front-proxy settings.
     pub headers: RequestHeader,
-    /// Verifies a certificate of either CA (what the TLS handshake accepts).
-    either: Option<Arc<dyn ClientCertVerifier>>,
 }
 
 impl std::fmt::Debug for Trust {
@@ -91,7 +88,6 @@ impl Trust {
         Ok(Trust {
             client: verifier(&[client_pem])?,
             request_header: verifier(&[request_header_pem])?,
-            either: verifier(&[client_pem, request_header_pem])?,
             client_pem: client_pem.to_string(),
             request_header_pem: request_header_pem.to_string(),
             headers,
@@ -125,11 +121,11 @@ impl SharedTrust {
     }
 }
 
-/// The TLS client-certificate verifier: asks for a certificate, accepts one that chains to
-/// either CA, accepts none at all (probes and token users present none).
+/// The TLS client-certificate verifier: asks for a certificate and checks that the client holds
+/// its key, accepts none at all (probes and token users present none). Trust is decided per
+/// request, against the CAs current at that moment.
 #[derive(Debug)]
-pub struct DynamicVerifier {
-    trust: Arc<SharedTrust>,
+pub struct RequestClientCert {
     algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
 }
 
@@ -139,19 +135,18 @@ impl std::fmt::Debug for SharedTrust {
     }
 }
 
-impl DynamicVerifier {
-    /// A verifier reading the shared settings at each handshake.
-    pub fn new(trust: Arc<SharedTrust>) -> DynamicVerifier {
-        DynamicVerifier {
-            trust,
+impl RequestClientCert {
+    /// The verifier.
+    pub fn new() -> RequestClientCert {
+        RequestClientCert {
             algorithms: crate::server::tls::provider().signature_verification_algorithms,
         }
     }
 }
 
-impl ClientCertVerifier for DynamicVerifier {
+impl ClientCertVerifier for RequestClientCert {
     fn offer_client_auth(&self) -> bool {
-        self.trust.get().either.is_some()
+        true
     }
 
     fn client_auth_mandatory(&self) -> bool {
@@ -168,10 +163,11 @@ impl ClientCertVerifier for DynamicVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        match &self.trust.get().either {
-            Some(v) => v.verify_client_cert(end_entity, intermediates, now),
-            None => Err(rustls::Error::General("client certificates are not accepted".into())),
-        }
+        // Like Go's `tls.RequestClientCert`: the handshake proves the key is held; which CA, if
+        // any, vouches for the certificate is the authenticator's question, answered per request
+        // (a certificate of an unknown CA gets a 401 Status, not a failed handshake).
+        let _ = (end_entity, intermediates, now);
+        Ok(ClientCertVerified::assertion())
     }
 
     fn verify_tls12_signature(

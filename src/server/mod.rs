@@ -88,7 +88,7 @@ async fn delegated_auth(
 ) -> Result<(Auth, Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>, Readiness)> {
     use crate::auth::config_map::ConfigMapWatcher;
     use crate::auth::review::{SarAuthorizer, TokenReviewer};
-    use crate::auth::trust::{DynamicVerifier, SharedTrust};
+    use crate::auth::trust::{RequestClientCert, SharedTrust};
     use crate::kube_client::KubeClient;
     let client = |path: &Option<std::path::PathBuf>| -> Result<Option<KubeClient>> {
         match path {
@@ -121,7 +121,7 @@ async fn delegated_auth(
         authorizer: authorization.map(|c| SarAuthorizer::new(c, d.authorization_ttl, metrics.access_reviews.clone())),
         anonymous: d.anonymous,
     });
-    let verifier: Arc<dyn rustls::server::danger::ClientCertVerifier> = Arc::new(DynamicVerifier::new(trust));
+    let verifier: Arc<dyn rustls::server::danger::ClientCertVerifier> = Arc::new(RequestClientCert::new());
     Ok((auth, Some(verifier), readiness))
 }
 

@@ -87,8 +87,16 @@ async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Respons
             None => return (None, ApiError::unauthorized().into_response()),
         };
         let attrs = auth::attributes(&info, &query);
-        if let Decision::Deny(reason) = state.auth.authorize(&user, &attrs).await {
-            return (Some(user.clone()), auth::forbidden(&user, &attrs, &reason).into_response());
+        match state.auth.authorize(&user, &attrs).await {
+            Decision::Allow => {}
+            Decision::Deny(reason) => {
+                return (Some(user.clone()), auth::forbidden(&user, &attrs, &reason).into_response());
+            }
+            Decision::Error(e) => {
+                let uri = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or(&path);
+                let message = format!("cannot authorize {uri:?}: {e}");
+                return (Some(user), ApiError::internal(message).into_response());
+            }
         }
         let response = if info.is_resource_request {
             handlers::dispatch(&state, info, query, parts.headers, parts.method, body).await

@@ -205,6 +205,18 @@ impl Server {
         hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
         Full<Bytes>,
     > {
+        self.client_with(None, http2)
+    }
+
+    /// An HTTPS client presenting a client certificate (PEM certificate, PEM key) if given.
+    pub fn client_with(
+        &self,
+        identity: Option<(&str, &str)>,
+        http2: bool,
+    ) -> Client<
+        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+        Full<Bytes>,
+    > {
         let mut roots = rustls::RootCertStore::empty();
         use rustls_pki_types::pem::PemObject;
         for cert in rustls_pki_types::CertificateDer::pem_slice_iter(self.ca_pem.as_bytes()) {
@@ -215,8 +227,17 @@ impl Server {
         ))
         .with_safe_default_protocol_versions()
         .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+        let config = match identity {
+            None => config.with_no_client_auth(),
+            Some((cert, key)) => {
+                let certs = rustls_pki_types::CertificateDer::pem_slice_iter(cert.as_bytes())
+                    .collect::<Result<Vec<_>, _>>()
+                    .unwrap();
+                let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+                config.with_client_auth_cert(certs, key).unwrap()
+            }
+        };
         let builder = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(config)
             .https_only();
@@ -253,6 +274,19 @@ impl Server {
         headers: &[(&str, &str)],
         body: &str,
     ) -> Response {
+        self.send(None, token, method, path, headers, body).await
+    }
+
+    /// One request with a client certificate and a bearer token, each optional.
+    pub async fn send(
+        &self,
+        identity: Option<(&str, &str)>,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Response {
         let mut req = http::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base));
@@ -264,7 +298,7 @@ impl Server {
         }
         let req = req.body(Full::new(Bytes::from(body.to_string()))).unwrap();
         let resp = self
-            .client(false)
+            .client_with(identity, false)
             .request(req)
             .await
             .expect("the request is answered");

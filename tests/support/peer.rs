@@ -1,0 +1,349 @@
+//! A small HTTPS server standing in for kube-apiserver in delegated-mode tests: it answers
+//! TokenReviews and SubjectAccessReviews (shaped like the 1.36 fixtures), serves and streams the
+//! `extension-apiserver-authentication` ConfigMap, and records Events.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use parking_lot::Mutex;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use serde_json::{Value, json};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::sync::broadcast;
+
+/// The token the extension server presents to the peer (its service account's, in a cluster).
+const TOKEN: &str = "extension-server-token";
+
+/// A CA that can issue client certificates.
+pub struct Ca {
+    /// PEM of the CA certificate.
+    pub pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl Ca {
+    /// A new CA.
+    pub fn new(name: &str) -> Ca {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::DigitalSignature];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        Ca {
+            pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// A client certificate (PEM cert, PEM key) for CN and organizations.
+    pub fn client(&self, cn: &str, orgs: &[&str]) -> (String, String) {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        for o in orgs {
+            params.distinguished_name.push(DnType::OrganizationName, *o);
+        }
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// A serving certificate for localhost (PEM cert, PEM key).
+    pub fn server(&self) -> (String, String) {
+        let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params.subject_alt_names.push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+/// What the peer knows and has seen.
+pub struct PeerState {
+    /// `data` of the ConfigMap.
+    pub config_map: Mutex<Value>,
+    config_map_version: AtomicUsize,
+    changes: broadcast::Sender<Value>,
+    /// Specs of the TokenReviews received.
+    pub token_reviews: Mutex<Vec<Value>>,
+    /// Review requests still to fail with a 500 (to exercise retries).
+    pub fail_next: AtomicUsize,
+    /// Requests that came without the extension server's credentials.
+    pub unauthenticated: AtomicUsize,
+    /// SubjectAccessReviews received, with their specs.
+    pub access_reviews: Mutex<Vec<Value>>,
+    /// Events created or updated (method, path, body).
+    pub events: Mutex<Vec<(String, String, Value)>>,
+}
+
+/// A running peer.
+pub struct Peer {
+    /// `https://127.0.0.1:<port>`.
+    pub url: String,
+    /// Its CA (PEM).
+    pub ca_pem: String,
+    /// Shared state.
+    pub state: Arc<PeerState>,
+}
+
+fn review_token(token: &str) -> Value {
+    match token {
+        "good-token" => json!({
+            "authenticated": true,
+            "user": {
+                "username": "system:serviceaccount:ext-demo:ext",
+                "uid": "9997e74c-b4f3-4c97-a22f-799fd280e25c",
+                "groups": ["system:serviceaccounts", "system:serviceaccounts:ext-demo", "system:authenticated"],
+                "extra": {"authentication.kubernetes.io/credential-id": ["JTI=de08c282"]}
+            },
+            "audiences": ["https://kubernetes.default.svc.cluster.local"]
+        }),
+        _ => json!({"user": {}, "error": "invalid bearer token"}),
+    }
+}
+
+/// The captured SubjectAccessReviews of the fixtures: (spec, status).
+fn captured_reviews() -> Vec<(Value, Value)> {
+    let dir = crate::support::fixtures();
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("subjectaccessreview-") {
+            let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            out.push((v["request"]["body"]["spec"].clone(), v["response"]["body"]["status"].clone()));
+        }
+    }
+    assert!(out.len() >= 5, "the SubjectAccessReview fixtures are there");
+    out
+}
+
+/// kube-apiserver's answer: the captured one for a captured spec, otherwise the same RBAC as the
+/// capture's cluster: jane (or group dev) may get/list/watch apps and get apps/scale; the
+/// extension server's service account may do anything with apps; everyone authenticated may
+/// discover.
+fn decide(spec: &Value) -> Value {
+    static CAPTURED: std::sync::OnceLock<Vec<(Value, Value)>> = std::sync::OnceLock::new();
+    if let Some((_, status)) = CAPTURED.get_or_init(captured_reviews).iter().find(|(s, _)| s == spec) {
+        return status.clone();
+    }
+    let user = spec["user"].as_str().unwrap_or("");
+    let groups: Vec<&str> = spec["groups"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    if let Some(r) = spec.get("resourceAttributes") {
+        let verb = r["verb"].as_str().unwrap_or("");
+        let resource = r["resource"].as_str().unwrap_or("");
+        let sub = r["subresource"].as_str().unwrap_or("");
+        let reader = user == "jane" || groups.contains(&"dev");
+        let allowed = (reader
+            && resource == "apps"
+            && ((sub.is_empty() && ["get", "list", "watch"].contains(&verb)) || (sub == "scale" && verb == "get")))
+            || (user == "system:serviceaccount:ext-demo:ext" && resource == "apps");
+        if allowed {
+            return json!({"allowed": true, "reason": "RBAC: allowed by ClusterRoleBinding \"admission-example-apps-reader-dev\""});
+        }
+        return json!({"allowed": false});
+    }
+    let path = spec["nonResourceAttributes"]["path"].as_str().unwrap_or("");
+    let discovery = path.starts_with("/apis") || path.starts_with("/openapi") || path == "/version" || path == "/api";
+    json!({"allowed": discovery && groups.contains(&"system:authenticated")})
+}
+
+type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+fn full(code: u16, v: Value) -> http::Response<Body> {
+    http::Response::builder()
+        .status(code)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(v.to_string())).boxed())
+        .unwrap()
+}
+
+impl PeerState {
+    fn config_map(&self) -> Value {
+        json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "extension-apiserver-authentication", "namespace": "kube-system",
+                "resourceVersion": self.config_map_version.load(Ordering::SeqCst).to_string()},
+            "data": self.config_map.lock().clone(),
+        })
+    }
+
+    /// Replaces the ConfigMap's data and tells the watchers.
+    pub fn set_config_map(&self, data: Value) {
+        *self.config_map.lock() = data;
+        self.config_map_version.fetch_add(1, Ordering::SeqCst);
+        let _ = self.changes.send(self.config_map());
+    }
+}
+
+async fn serve(state: Arc<PeerState>, req: http::Request<hyper::body::Incoming>) -> http::Response<Body> {
+    let credential = format!("Bearer {TOKEN}");
+    if req.headers().get("authorization").and_then(|v| v.to_str().ok()) != Some(credential.as_str()) {
+        state.unauthenticated.fetch_add(1, Ordering::SeqCst);
+        return full(401, json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "Unauthorized", "reason": "Unauthorized", "code": 401}));
+    }
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let json_body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let review = path.ends_with("/tokenreviews") || path.ends_with("/subjectaccessreviews");
+    if review
+        && state
+            .fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    {
+        return full(500, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "InternalError", "code": 500}));
+    }
+    match (method.as_str(), path.as_str()) {
+        ("POST", "/apis/authentication.k8s.io/v1/tokenreviews") => {
+            state.token_reviews.lock().push(json_body["spec"].clone());
+            let token = json_body["spec"]["token"].as_str().unwrap_or("");
+            let mut review = json_body.clone();
+            review["status"] = review_token(token);
+            full(201, review)
+        }
+        ("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews") => {
+            state.access_reviews.lock().push(json_body["spec"].clone());
+            let mut review = json_body.clone();
+            review["status"] = decide(&json_body["spec"]);
+            full(201, review)
+        }
+        ("GET", "/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication") => full(200, state.config_map()),
+        ("GET", "/api/v1/namespaces/kube-system/configmaps") if query.contains("watch=true") => {
+            let mut rx = state.changes.subscribe();
+            let stream = async_stream(move |tx| async move {
+                while let Ok(cm) = rx.recv().await {
+                    let line = format!("{}\n", json!({"type": "MODIFIED", "object": cm}));
+                    if tx.send(Bytes::from(line)).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            http::Response::builder()
+                .status(200)
+                .header("content-type", "application/json;stream=watch")
+                .body(stream)
+                .unwrap()
+        }
+        (m @ ("POST" | "PUT" | "PATCH"), p) if p.contains("/events") => {
+            state.events.lock().push((m.to_string(), p.to_string(), json_body.clone()));
+            let code = if m == "POST" { 201 } else { 200 };
+            full(code, json_body)
+        }
+        _ => full(404, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404})),
+    }
+}
+
+/// A body fed by a task through a channel.
+fn async_stream<F, Fut>(producer: F) -> Body
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Bytes>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    tokio::spawn(producer(tx));
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
+    });
+    StreamBody::new(stream).boxed()
+}
+
+impl Peer {
+    /// Starts a peer with a ConfigMap `data`.
+    pub async fn start(config_map: Value) -> Peer {
+        let ca = Ca::new("peer-ca");
+        let (cert, key) = ca.server();
+        let certs = rustls_pki_types::CertificateDer::pem_slice_iter(cert.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        use rustls_pki_types::pem::PemObject;
+        let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let (changes, _) = broadcast::channel(16);
+        let state = Arc::new(PeerState {
+            config_map: Mutex::new(config_map),
+            config_map_version: AtomicUsize::new(1),
+            changes,
+            token_reviews: Mutex::new(Vec::new()),
+            fail_next: AtomicUsize::new(0),
+            unauthenticated: AtomicUsize::new(0),
+            access_reviews: Mutex::new(Vec::new()),
+            events: Mutex::new(Vec::new()),
+        });
+        let shared = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else { continue };
+                let (acceptor, state) = (acceptor.clone(), shared.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let svc = hyper::service::service_fn(move |req| {
+                        let state = state.clone();
+                        async move { Ok::<_, Infallible>(serve(state, req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                        .await;
+                });
+            }
+        });
+        Peer {
+            url,
+            ca_pem: ca.pem,
+            state,
+        }
+    }
+
+    /// A kubeconfig pointing at the peer with a token.
+    pub fn kubeconfig(&self, dir: &std::path::Path) -> std::path::PathBuf {
+        use base64::Engine;
+        let path = dir.join("peer.kubeconfig");
+        let ca = base64::engine::general_purpose::STANDARD.encode(&self.ca_pem);
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: peer\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: ext\n  user:\n    token: {TOKEN}\ncontexts:\n- name: peer\n  context:\n    cluster: peer\n    user: ext\ncurrent-context: peer\n",
+                self.url
+            ),
+        )
+        .unwrap();
+        path
+    }
+}
+
+/// GETs `url` trusting only `ca_pem`; the status code, or why the connection failed.
+pub async fn get_trusting(ca_pem: &str, url: &str) -> Result<u16, String> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_only()
+        .enable_http1()
+        .build();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector);
+    let req = http::Request::get(url).body(Full::new(Bytes::new())).unwrap();
+    client.request(req).await.map(|r| r.status().as_u16()).map_err(|e| format!("{e:?}"))
+}
