@@ -216,24 +216,26 @@ impl KubeClient {
         KubeClient::build(&format!("https://{host}:{port}"), Some(ca), None, Credential::TokenFile(token)).map(Some)
     }
 
-    fn bearer(&self) -> Option<String> {
+    /// The bearer token; a token file is reread every time (kubelet rotates projected tokens).
+    async fn bearer(&self) -> Option<String> {
         match &self.credential {
             Credential::None => None,
             Credential::Token(t) => Some(t.clone()),
-            Credential::TokenFile(p) => std::fs::read_to_string(p).ok().map(|t| t.trim().to_string()),
+            Credential::TokenFile(p) => tokio::fs::read_to_string(p).await.ok().map(|t| t.trim().to_string()),
         }
     }
 
-    fn request(&self, method: &str, path: &str, body: Bytes, accept: &str) -> Result<http::Request<Full<Bytes>>> {
+    async fn request(&self, method: &str, path: &str, body: Bytes, accept: &str) -> Result<http::Request<Full<Bytes>>> {
         let mut req = http::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.server))
             .header("accept", accept)
             .header("user-agent", concat!("admission-apiserver/", env!("CARGO_PKG_VERSION")));
         if !body.is_empty() {
-            req = req.header("content-type", "application/json");
+            let content_type = if method == "PATCH" { "application/merge-patch+json" } else { "application/json" };
+            req = req.header("content-type", content_type);
         }
-        if let Some(t) = self.bearer() {
+        if let Some(t) = self.bearer().await {
             req = req.header("authorization", format!("Bearer {t}"));
         }
         Ok(req.body(Full::new(body))?)
@@ -241,7 +243,7 @@ impl KubeClient {
 
     /// Sends one request and reads the reply.
     pub async fn send(&self, method: &str, path: &str, body: Bytes) -> Result<Reply> {
-        let req = self.request(method, path, body, "application/json")?;
+        let req = self.request(method, path, body, "application/json").await?;
         let resp = tokio::time::timeout(self.timeout, self.http.request(req))
             .await
             .map_err(|_| anyhow!("{method} {path}: timed out"))??;
@@ -277,7 +279,7 @@ impl KubeClient {
 
     /// Opens a streaming GET (a watch).
     pub async fn stream(&self, path: &str) -> Result<http::Response<hyper::body::Incoming>> {
-        let req = self.request("GET", path, Bytes::new(), "application/json")?;
+        let req = self.request("GET", path, Bytes::new(), "application/json").await?;
         let resp = tokio::time::timeout(self.timeout, self.http.request(req))
             .await
             .map_err(|_| anyhow!("GET {path}: timed out"))??;
@@ -300,8 +302,8 @@ fn rustls_native_roots() -> Vec<CertificateDer<'static>> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn kubeconfigs_are_read_like_kubectl_reads_them() {
+    #[tokio::test]
+    async fn kubeconfigs_are_read_like_kubectl_reads_them() {
         let dir = tempfile::tempdir().unwrap();
         let ca = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
         let path = dir.path().join("kc");
@@ -313,7 +315,7 @@ mod tests {
         .unwrap();
         let client = KubeClient::from_kubeconfig(&path).unwrap();
         assert_eq!(&*client.server, "https://127.0.0.1:6443");
-        assert_eq!(client.bearer().as_deref(), Some("abc"));
+        assert_eq!(client.bearer().await.as_deref(), Some("abc"));
         std::fs::write(&path, "clusters: []\n").unwrap();
         assert!(KubeClient::from_kubeconfig(&path).is_err());
     }

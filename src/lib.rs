@@ -14,6 +14,8 @@
 //!   ([`api::handlers`]: get/list, writes, patches, watch, scale).
 //! - [`registry`]: Kubernetes object semantics over the store (create, guarded updates,
 //!   deletion with finalizers), shared by every kind.
+//! - [`admission`]: the admission webhook backend: AdmissionReviews answered from the
+//!   NamespaceReservation policy, denials reported as Events.
 //! - [`kinds`]: one module per served kind (names, columns, subresources, extra checks).
 //! - [`schema`]: structural schemas from `openapi/`, driving validation and pruning.
 //! - [`fields`]: field sets, comparisons and `managedFields`.
@@ -26,6 +28,7 @@
 //! - Handlers never touch sled; storage never sees HTTP or Kubernetes types.
 //! - Stored bytes are exactly what GET serves; lists are spliced from them.
 
+pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod config;

@@ -8,106 +8,11 @@ mod support;
 #[path = "support/peer.rs"]
 mod peer;
 
-use peer::{Ca, Peer};
+use peer::{ADMIN, Ca, GROUP, JANE, cluster, config_map, identity};
 use serde_json::{Value, json};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use support::{Server, app, fixtures};
-
-const GROUP: &str = "/apis/admission.example.com/v1";
-
-/// A server in delegated mode, the peer it delegates to and the CAs of the cluster.
-struct Cluster {
-    server: Server,
-    peer: Peer,
-    front_proxy: Ca,
-    client_ca: Ca,
-    /// The aggregator's front-proxy client certificate (CN=front-proxy-client).
-    proxy_cert: (String, String),
-}
-
-fn config_map(client_ca: &Ca, front_proxy: &Ca) -> Value {
-    json!({
-        "client-ca-file": client_ca.pem,
-        "requestheader-allowed-names": "[\"front-proxy-client\"]",
-        "requestheader-client-ca-file": front_proxy.pem,
-        "requestheader-extra-headers-prefix": "[\"X-Remote-Extra-\"]",
-        "requestheader-group-headers": "[\"X-Remote-Group\"]",
-        "requestheader-username-headers": "[\"X-Remote-User\"]",
-    })
-}
-
-async fn cluster(extra: &[&str]) -> Cluster {
-    let (client_ca, front_proxy) = (Ca::new("cluster-ca"), Ca::new("front-proxy-ca"));
-    let peer = Peer::start(config_map(&client_ca, &front_proxy)).await;
-    let dir = Arc::new(tempfile::tempdir().unwrap());
-    let kubeconfig = peer.kubeconfig(dir.path());
-    let kubeconfig = kubeconfig.to_str().unwrap().to_string();
-    let mut args: Vec<String> = vec![
-        "--authentication-kubeconfig".into(),
-        kubeconfig.clone(),
-        "--authorization-kubeconfig".into(),
-        kubeconfig,
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let server = tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        Server::start_with(dir, &args)
-    })
-    .await
-    .unwrap();
-    let proxy_cert = front_proxy.client("front-proxy-client", &[]);
-    Cluster {
-        server,
-        peer,
-        front_proxy,
-        client_ca,
-        proxy_cert,
-    }
-}
-
-/// The identity headers the aggregator sends for a user.
-fn identity<'a>(user: &'a str, groups: &[&'a str]) -> Vec<(&'a str, &'a str)> {
-    let mut h = vec![("X-Remote-User", user)];
-    for g in groups {
-        h.push(("X-Remote-Group", g));
-    }
-    h
-}
-
-const ADMIN: &[&str] = &["system:masters", "system:authenticated"];
-const JANE: &[&str] = &["dev", "system:authenticated"];
-
-impl Cluster {
-    /// A request proxied by the aggregator for `headers`' user.
-    async fn proxied(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> support::Response {
-        let (cert, key) = &self.proxy_cert;
-        self.server.send(Some((cert, key)), None, method, path, headers, body).await
-    }
-
-    fn reviews(&self) -> Vec<Value> {
-        self.peer.state.access_reviews.lock().clone()
-    }
-
-    /// Creates an App as the cluster admin through the front proxy.
-    async fn create_app(&self, name: &str, namespace: &str) {
-        let body = json!({
-            "apiVersion": "admission.example.com/v1", "kind": "App",
-            "metadata": {"name": name},
-            "spec": {"version": "v1.0.0", "replicas": 1}
-        });
-        let r = self
-            .proxied(
-                "POST",
-                &format!("{GROUP}/namespaces/{namespace}/apps"),
-                &[identity("kubelab-admin", ADMIN), vec![("content-type", "application/json")]].concat(),
-                &body.to_string(),
-            )
-            .await;
-        assert_eq!(r.status, 201, "{}", support::text(&r.body));
-    }
-}
+use support::{app, fixtures};
 
 fn fixture_spec(name: &str) -> Value {
     let v: Value = serde_json::from_str(&std::fs::read_to_string(fixtures().join(name)).unwrap()).unwrap();

@@ -7,6 +7,9 @@ pub mod pipeline;
 pub mod state;
 pub mod tls;
 
+use crate::admission::Admission;
+use crate::admission::events::Recorder;
+use crate::admission::policy::Reservations;
 use crate::api::discovery::Discovery;
 use crate::api::openapi::OpenApi;
 use crate::auth::Auth;
@@ -28,11 +31,19 @@ pub async fn build_state(
     store: Arc<dyn storage::Store>,
     auth: Auth,
     metrics: Metrics,
-    readiness: Vec<(&'static str, Arc<std::sync::atomic::AtomicBool>)>,
+    mut readiness: Readiness,
+    recorder: Recorder,
     config: &Config,
 ) -> Result<Arc<AppState>> {
     let resources = crate::kinds::load().map_err(|e| anyhow!(e))?;
-    let discovery = Discovery::new(&resources, &[]);
+    let discovery = Discovery::new(&resources, &crate::admission::DISCOVERY);
+    let reservations = Arc::new(Reservations::default());
+    let reserved = resources
+        .iter()
+        .find(|r| std::ptr::eq(r.kind, &crate::kinds::namespace_reservation::NAMESPACE_RESERVATION))
+        .ok_or_else(|| anyhow!("NamespaceReservation is not served"))?;
+    tokio::spawn(reservations.clone().follow(store.clone(), crate::registry::prefix(reserved, "")));
+    readiness.push(("namespace-reservations-synced", reservations.loaded.clone()));
     let openapi = OpenApi::new(&resources).map_err(|e| anyhow!(e))?;
     let mut watch_caches = Vec::new();
     for r in &resources {
@@ -52,6 +63,10 @@ pub async fn build_state(
         min_request_timeout: config.min_request_timeout,
         bookmark_interval: config.bookmark_interval,
         watch_caches,
+        admission: Admission {
+            reservations,
+            recorder,
+        },
     }))
 }
 
@@ -125,6 +140,26 @@ async fn delegated_auth(
     Ok((auth, Some(verifier), readiness))
 }
 
+/// The kube-apiserver client Events go through: `--kubeconfig`, else in-cluster, else the
+/// authentication kubeconfig.
+fn events_client(d: &crate::config::Delegation) -> Result<Option<crate::kube_client::KubeClient>> {
+    use crate::kube_client::KubeClient;
+    if let Some(p) = &d.kubeconfig {
+        return KubeClient::from_kubeconfig(p).map(Some);
+    }
+    if let Some(c) = KubeClient::in_cluster()? {
+        return Ok(Some(c));
+    }
+    d.authentication.as_deref().map(KubeClient::from_kubeconfig).transpose()
+}
+
+/// Who reports Events (`reportingInstance`): the pod's name in a cluster.
+fn instance_name() -> String {
+    std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "admission-apiserver".to_string())
+}
+
 /// Raises the open-file limit to its maximum: every watch holds a connection.
 fn raise_fd_limit() {
     if let Ok((soft, hard)) = rlimit::Resource::NOFILE.get()
@@ -188,7 +223,14 @@ pub async fn run(config: Config) -> Result<()> {
     let store: Arc<dyn storage::Store> = Arc::new(store);
 
     let standalone = config.delegation.is_none();
-    let state = build_state(store, auth, metrics, readiness, &config).await?;
+    let recorder = match &config.delegation {
+        Some(d) => match events_client(d)? {
+            Some(client) => Recorder::start(client, instance_name()),
+            None => Recorder::log_only(),
+        },
+        None => Recorder::log_only(),
+    };
+    let state = build_state(store, auth, metrics, readiness, recorder, &config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

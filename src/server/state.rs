@@ -34,6 +34,8 @@ pub struct AppState {
     pub bookmark_interval: Duration,
     /// The watch fan-out of each resource, by plural name.
     pub watch_caches: Vec<(&'static str, Arc<WatchCache>)>,
+    /// The admission webhook backend.
+    pub admission: crate::admission::Admission,
 }
 
 /// How long a read asking for a newer revision than the store has waits for it.

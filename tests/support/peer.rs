@@ -13,6 +13,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::broadcast;
+use crate::support::Server;
 
 /// The token the extension server presents to the peer (its service account's, in a cluster).
 const TOKEN: &str = "extension-server-token";
@@ -347,3 +348,108 @@ pub async fn get_trusting(ca_pem: &str, url: &str) -> Result<u16, String> {
     let req = http::Request::get(url).body(Full::new(Bytes::new())).unwrap();
     client.request(req).await.map(|r| r.status().as_u16()).map_err(|e| format!("{e:?}"))
 }
+
+/// The served group-version path.
+pub const GROUP: &str = "/apis/admission.example.com/v1";
+
+/// A server in delegated mode, the peer it delegates to and the CAs of the cluster.
+pub struct Cluster {
+    /// The server under test.
+    pub server: Server,
+    /// The kube-apiserver it delegates to.
+    pub peer: Peer,
+    /// Signs the front proxy's certificate.
+    pub front_proxy: Ca,
+    /// Signs user certificates.
+    pub client_ca: Ca,
+    /// The aggregator's front-proxy client certificate (CN=front-proxy-client).
+    pub proxy_cert: (String, String),
+}
+
+/// The ConfigMap data kube-apiserver publishes for these CAs.
+pub fn config_map(client_ca: &Ca, front_proxy: &Ca) -> Value {
+    json!({
+        "client-ca-file": client_ca.pem,
+        "requestheader-allowed-names": "[\"front-proxy-client\"]",
+        "requestheader-client-ca-file": front_proxy.pem,
+        "requestheader-extra-headers-prefix": "[\"X-Remote-Extra-\"]",
+        "requestheader-group-headers": "[\"X-Remote-Group\"]",
+        "requestheader-username-headers": "[\"X-Remote-User\"]",
+    })
+}
+
+/// Starts a peer and a server delegating to it, with extra flags.
+pub async fn cluster(extra: &[&str]) -> Cluster {
+    let (client_ca, front_proxy) = (Ca::new("cluster-ca"), Ca::new("front-proxy-ca"));
+    let peer = Peer::start(config_map(&client_ca, &front_proxy)).await;
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let kubeconfig = peer.kubeconfig(dir.path());
+    let kubeconfig = kubeconfig.to_str().unwrap().to_string();
+    let mut args: Vec<String> = vec![
+        "--authentication-kubeconfig".into(),
+        kubeconfig.clone(),
+        "--authorization-kubeconfig".into(),
+        kubeconfig,
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let server = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Server::start_with(dir, &args)
+    })
+    .await
+    .unwrap();
+    let proxy_cert = front_proxy.client("front-proxy-client", &[]);
+    Cluster {
+        server,
+        peer,
+        front_proxy,
+        client_ca,
+        proxy_cert,
+    }
+}
+
+/// The identity headers the aggregator sends for a user.
+pub fn identity<'a>(user: &'a str, groups: &[&'a str]) -> Vec<(&'a str, &'a str)> {
+    let mut h = vec![("X-Remote-User", user)];
+    for g in groups {
+        h.push(("X-Remote-Group", g));
+    }
+    h
+}
+
+/// Groups of a cluster admin.
+pub const ADMIN: &[&str] = &["system:masters", "system:authenticated"];
+/// Groups of jane.
+pub const JANE: &[&str] = &["dev", "system:authenticated"];
+
+impl Cluster {
+    /// A request proxied by the aggregator for `headers`' user.
+    pub async fn proxied(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> crate::support::Response {
+        let (cert, key) = &self.proxy_cert;
+        self.server.send(Some((cert, key)), None, method, path, headers, body).await
+    }
+
+    /// The SubjectAccessReview specs the peer received.
+    pub fn reviews(&self) -> Vec<Value> {
+        self.peer.state.access_reviews.lock().clone()
+    }
+
+    /// Creates an App as the cluster admin through the front proxy.
+    pub async fn create_app(&self, name: &str, namespace: &str) {
+        let body = json!({
+            "apiVersion": "admission.example.com/v1", "kind": "App",
+            "metadata": {"name": name},
+            "spec": {"version": "v1.0.0", "replicas": 1}
+        });
+        let r = self
+            .proxied(
+                "POST",
+                &format!("{GROUP}/namespaces/{namespace}/apps"),
+                &[identity("kubelab-admin", ADMIN), vec![("content-type", "application/json")]].concat(),
+                &body.to_string(),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", crate::support::text(&r.body));
+    }
+}
+

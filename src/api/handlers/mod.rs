@@ -3,8 +3,10 @@
 //! - [`read`]: get and list;
 //! - [`write`]: create, update, patch, delete, deletecollection;
 //! - [`watch`]: watch streams;
-//! - [`scale`]: the autoscaling/v1 `Scale` view of a kind with a scale subresource.
+//! - [`scale`]: the autoscaling/v1 `Scale` view of a kind with a scale subresource;
+//! - [`admission`]: the AdmissionReview endpoints of the webhook backend.
 
+pub mod admission;
 pub mod apply;
 pub mod patch;
 pub mod read;
@@ -121,6 +123,9 @@ async fn route(
 ) -> ApiResult<Response> {
     if info.api_group != GROUP || info.api_version != VERSION {
         return Err(ApiError::path_not_found());
+    }
+    if let Some(webhook) = crate::admission::Webhook::for_resource(&info.resource) {
+        return admission::review(state, &info, &headers, &method, body, webhook).await;
     }
     let resource = state
         .resources
