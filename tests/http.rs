@@ -127,7 +127,9 @@ async fn discovery_negotiation_etag_and_304() {
             "apps/status",
             "apps/scale",
             "namespacereservations",
-            "namespacereservations/status"
+            "namespacereservations/status",
+            "validatingadmissionreviews",
+            "mutatingadmissionreviews"
         ]
     );
     let other = s

@@ -39,10 +39,15 @@ impl Client {
         let builder = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls_config(ca_pem)?)
             .https_only();
+        // Go's clients (kube-apiserver's webhook client among them) disable Nagle's algorithm;
+        // so does this one, or a request split in two writes waits for a delayed ACK.
+        let mut tcp = HttpConnector::new();
+        tcp.set_nodelay(true);
+        tcp.enforce_http(false);
         let connector = if http2 {
-            builder.enable_http2().build()
+            builder.enable_http2().wrap_connector(tcp)
         } else {
-            builder.enable_http1().build()
+            builder.enable_http1().wrap_connector(tcp)
         };
         let mut b = Legacy::builder(TokioExecutor::new());
         b.pool_max_idle_per_host(100_000);

@@ -3,7 +3,9 @@
 //!
 //! - `core`: durable creates/s, gets/s, lists of 500/s, RSS at 10k and 100k Apps.
 //! - `watch`: many watchers on one resource while a writer creates at a fixed rate.
+//! - `admission`: AdmissionReviews/s and latency from N connections.
 
+mod admission;
 mod client;
 mod core;
 mod report;
@@ -25,6 +27,8 @@ enum Command {
     Core(core::Args),
     /// N watchers while a writer creates objects at a fixed rate.
     Watch(watch::Args),
+    /// AdmissionReviews from N concurrent connections.
+    Admission(admission::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,6 +40,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Core(a) => core::run(a).await,
             Command::Watch(a) => watch::run(a).await,
+            Command::Admission(a) => admission::run(a).await,
         }
     })
 }

@@ -63,7 +63,7 @@ impl Recorder {
 
     /// Logs a denial and queues its Event; never waits.
     pub fn record(&self, denied: Denied) {
-        tracing::warn!(
+        tracing::info!(
             reservation = %denied.reservation.name,
             user = %denied.user,
             owners = %denied.reservation.owners(),
