@@ -167,7 +167,9 @@ fn read_pem(path: &Option<PathBuf>, flag: &str) -> Result<Option<String>> {
 /// Whether the process runs in a Kubernetes pod with a service account.
 pub fn in_cluster() -> bool {
     std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
-        && std::path::Path::new(crate::kube_client::SERVICE_ACCOUNT_DIR).join("token").exists()
+        && std::path::Path::new(crate::kube_client::SERVICE_ACCOUNT_DIR)
+            .join("token")
+            .exists()
 }
 
 impl Options {
@@ -193,7 +195,9 @@ impl Options {
             other => bail!("--log-format must be text or json, not {other:?}"),
         };
         if self.etcd_servers.is_some() {
-            bail!("--etcd-servers: this build stores objects in sled only; the etcd backend is not available yet");
+            bail!(
+                "--etcd-servers: this build stores objects in sled only; the etcd backend is not available yet"
+            );
         }
         let delegated = self.authentication_kubeconfig.is_some()
             || self.authorization_kubeconfig.is_some()
@@ -202,8 +206,13 @@ impl Options {
         let delegation = if delegated {
             let overrides = crate::auth::config_map::Overrides {
                 client_ca: read_pem(&self.client_ca_file, "--client-ca-file")?,
-                request_header_ca: read_pem(&self.requestheader_client_ca_file, "--requestheader-client-ca-file")?,
-                allowed_names: self.requestheader_allowed_names.map(|v| v.into_iter().filter(|s| !s.is_empty()).collect()),
+                request_header_ca: read_pem(
+                    &self.requestheader_client_ca_file,
+                    "--requestheader-client-ca-file",
+                )?,
+                allowed_names: self
+                    .requestheader_allowed_names
+                    .map(|v| v.into_iter().filter(|s| !s.is_empty()).collect()),
                 username_headers: self.requestheader_username_headers,
                 uid_headers: self.requestheader_uid_headers,
                 group_headers: self.requestheader_group_headers,
@@ -211,8 +220,12 @@ impl Options {
             };
             overrides.trust().map_err(|e| anyhow::anyhow!(e))?;
             Some(Delegation {
-                authentication: self.authentication_kubeconfig.or_else(|| self.kubeconfig.clone()),
-                authorization: self.authorization_kubeconfig.or_else(|| self.kubeconfig.clone()),
+                authentication: self
+                    .authentication_kubeconfig
+                    .or_else(|| self.kubeconfig.clone()),
+                authorization: self
+                    .authorization_kubeconfig
+                    .or_else(|| self.kubeconfig.clone()),
                 kubeconfig: self.kubeconfig,
                 overrides,
                 anonymous: self.anonymous_auth,

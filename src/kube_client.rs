@@ -110,7 +110,12 @@ fn relative(base: &Path, p: &Path) -> PathBuf {
 }
 
 impl KubeClient {
-    fn build(server: &str, ca_pem: Option<Vec<u8>>, identity: Option<(Vec<u8>, Vec<u8>)>, credential: Credential) -> Result<KubeClient> {
+    fn build(
+        server: &str,
+        ca_pem: Option<Vec<u8>>,
+        identity: Option<(Vec<u8>, Vec<u8>)>,
+        credential: Credential,
+    ) -> Result<KubeClient> {
         let provider = crate::server::tls::provider();
         let mut roots = rustls::RootCertStore::empty();
         match ca_pem {
@@ -152,8 +157,10 @@ impl KubeClient {
 
     /// A client from a kubeconfig file (its current context).
     pub fn from_kubeconfig(path: &Path) -> Result<KubeClient> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let config: Kubeconfig = serde_yaml_ng::from_str(&text).with_context(|| format!("{} is not a kubeconfig", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let config: Kubeconfig = serde_yaml_ng::from_str(&text)
+            .with_context(|| format!("{} is not a kubeconfig", path.display()))?;
         let context = config
             .contexts
             .iter()
@@ -168,14 +175,21 @@ impl KubeClient {
         .ok_or_else(|| anyhow!("{}: no cluster", path.display()))?;
         let empty = UserEntry::default();
         let user = match context {
-            Some(c) => config.users.iter().find(|u| u.name == c.user).map(|u| &u.value),
+            Some(c) => config
+                .users
+                .iter()
+                .find(|u| u.name == c.user)
+                .map(|u| &u.value),
             None => config.users.first().map(|u| &u.value),
         }
         .unwrap_or(&empty);
         if cluster.server.is_empty() {
             bail!("{}: the cluster has no server", path.display());
         }
-        let ca = match (&cluster.certificate_authority_data, &cluster.certificate_authority) {
+        let ca = match (
+            &cluster.certificate_authority_data,
+            &cluster.certificate_authority,
+        ) {
             (Some(d), _) => Some(decode_b64(d, "certificate-authority-data")?),
             (None, Some(p)) => Some(std::fs::read(relative(path, p))?),
             (None, None) => None,
@@ -212,8 +226,18 @@ impl KubeClient {
             return Ok(None);
         }
         let ca = std::fs::read(dir.join("ca.crt")).context("in-cluster CA")?;
-        let host = if host.contains(':') { format!("[{host}]") } else { host };
-        KubeClient::build(&format!("https://{host}:{port}"), Some(ca), None, Credential::TokenFile(token)).map(Some)
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
+        KubeClient::build(
+            &format!("https://{host}:{port}"),
+            Some(ca),
+            None,
+            Credential::TokenFile(token),
+        )
+        .map(Some)
     }
 
     /// The bearer token; a token file is reread every time (kubelet rotates projected tokens).
@@ -221,18 +245,34 @@ impl KubeClient {
         match &self.credential {
             Credential::None => None,
             Credential::Token(t) => Some(t.clone()),
-            Credential::TokenFile(p) => tokio::fs::read_to_string(p).await.ok().map(|t| t.trim().to_string()),
+            Credential::TokenFile(p) => tokio::fs::read_to_string(p)
+                .await
+                .ok()
+                .map(|t| t.trim().to_string()),
         }
     }
 
-    async fn request(&self, method: &str, path: &str, body: Bytes, accept: &str) -> Result<http::Request<Full<Bytes>>> {
+    async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Bytes,
+        accept: &str,
+    ) -> Result<http::Request<Full<Bytes>>> {
         let mut req = http::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.server))
             .header("accept", accept)
-            .header("user-agent", concat!("admission-apiserver/", env!("CARGO_PKG_VERSION")));
+            .header(
+                "user-agent",
+                concat!("admission-apiserver/", env!("CARGO_PKG_VERSION")),
+            );
         if !body.is_empty() {
-            let content_type = if method == "PATCH" { "application/merge-patch+json" } else { "application/json" };
+            let content_type = if method == "PATCH" {
+                "application/merge-patch+json"
+            } else {
+                "application/json"
+            };
             req = req.header("content-type", content_type);
         }
         if let Some(t) = self.bearer().await {
@@ -279,7 +319,9 @@ impl KubeClient {
 
     /// Opens a streaming GET (a watch).
     pub async fn stream(&self, path: &str) -> Result<http::Response<hyper::body::Incoming>> {
-        let req = self.request("GET", path, Bytes::new(), "application/json").await?;
+        let req = self
+            .request("GET", path, Bytes::new(), "application/json")
+            .await?;
         let resp = tokio::time::timeout(self.timeout, self.http.request(req))
             .await
             .map_err(|_| anyhow!("GET {path}: timed out"))??;
@@ -290,7 +332,10 @@ impl KubeClient {
 /// The system's trusted roots, for a kubeconfig without a CA (none are bundled: this reads the
 /// usual Debian bundle when present).
 fn rustls_native_roots() -> Vec<CertificateDer<'static>> {
-    for path in ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"] {
+    for path in [
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+    ] {
         if let Ok(iter) = CertificateDer::pem_file_iter(path) {
             return iter.filter_map(Result::ok).collect();
         }

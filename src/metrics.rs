@@ -113,7 +113,8 @@ impl Metrics {
         );
         let durations = Family::<DurationLabels, Histogram>::new_with_constructor(|| {
             Histogram::new([
-                0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0,
+                0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 5.0,
+                6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0,
             ])
         });
         registry.register(
@@ -210,8 +211,14 @@ mod tests {
             })
             .observe(0.01);
         let text = m.render();
-        assert!(text.contains("apiserver_request_total{verb=\"LIST\""), "{text}");
-        assert!(text.contains("# TYPE apiserver_request_duration_seconds histogram"), "{text}");
+        assert!(
+            text.contains("apiserver_request_total{verb=\"LIST\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE apiserver_request_duration_seconds histogram"),
+            "{text}"
+        );
         assert!(text.contains("process_resident_memory_bytes "), "{text}");
         assert!(text.ends_with("# EOF\n"));
         assert_eq!(verb_label("PATCH", "patch", true), "APPLY");

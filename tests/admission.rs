@@ -3,9 +3,9 @@
 //! denials written to a kube-apiserver stand-in.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
 #[path = "support/peer.rs"]
 mod peer;
+mod support;
 
 use base64::Engine;
 use peer::{ADMIN, GROUP, cluster, identity};
@@ -23,7 +23,12 @@ fn fixture(name: &str) -> Value {
 /// Posts a review as the admin; the status and the answer.
 async fn post(s: &Server, path: &str, review: &Value) -> (u16, Value) {
     let r = s
-        .request("POST", path, &[("content-type", "application/json")], &review.to_string())
+        .request(
+            "POST",
+            path,
+            &[("content-type", "application/json")],
+            &review.to_string(),
+        )
         .await;
     (r.status, r.json())
 }
@@ -35,14 +40,21 @@ fn reservation(name: &str, users: &[&str], groups: &[&str]) -> String {
 }
 
 /// The review of `namespace`'s creation by `user`, built from the captured v1 one.
-fn namespace_review(version: &str, namespace: &str, user: &str, groups: &[&str], dry_run: bool) -> Value {
+fn namespace_review(
+    version: &str,
+    namespace: &str,
+    user: &str,
+    groups: &[&str],
+    dry_run: bool,
+) -> Value {
     let mut r = fixture("admissionreview-v1-namespace-create.json")["request"]["body"].clone();
     r["apiVersion"] = json!(version);
     r["request"]["uid"] = json!(format!("uid-{namespace}-{user}"));
     r["request"]["name"] = json!(namespace);
     r["request"]["namespace"] = json!(namespace);
     r["request"]["object"]["metadata"]["name"] = json!(namespace);
-    r["request"]["object"]["metadata"]["labels"] = json!({"kubernetes.io/metadata.name": namespace});
+    r["request"]["object"]["metadata"]["labels"] =
+        json!({"kubernetes.io/metadata.name": namespace});
     r["request"]["userInfo"] = json!({"username": user, "groups": groups});
     r["request"]["dryRun"] = json!(dry_run);
     r
@@ -60,15 +72,24 @@ async fn captured_reviews_are_answered_in_their_version() {
         let f = fixture(name);
         let (code, answer) = post(&s, VALIDATING, &f["request"]["body"]).await;
         assert_eq!(code, 200, "{name}");
-        assert_eq!(answer, f["response_sent_by_extension_server"]["body"], "{name}");
+        assert_eq!(
+            answer, f["response_sent_by_extension_server"]["body"],
+            "{name}"
+        );
         let (code, answer) = post(&s, MUTATING, &f["request"]["body"]).await;
         assert_eq!(code, 200, "{name}");
-        assert_eq!(answer, f["response_sent_by_extension_server"]["body"], "{name}: nothing to patch");
+        assert_eq!(
+            answer, f["response_sent_by_extension_server"]["body"],
+            "{name}: nothing to patch"
+        );
     }
     let dry = fixture("admissionreview-v1-dryrun.json");
     let (_, answer) = post(&s, VALIDATING, &dry["v1beta1_variant_body"]).await;
     assert_eq!(answer["apiVersion"], "admission.k8s.io/v1beta1");
-    assert_eq!(answer["response"]["uid"], dry["v1beta1_variant_body"]["request"]["uid"]);
+    assert_eq!(
+        answer["response"]["uid"],
+        dry["v1beta1_variant_body"]["request"]["uid"]
+    );
 
     // Reserved for someone else: denied in both versions, dry run or not, as captured.
     s.create(&reservation("reserved-test", &["alice"], &["team-a"]));
@@ -91,19 +112,29 @@ async fn captured_reviews_are_answered_in_their_version() {
         assert_eq!(response["status"]["code"], 403);
         assert_eq!(response["status"]["reason"], "Forbidden");
         let ns = body["request"]["name"].as_str().unwrap();
-        let owners = if ns == "reserved-test" { "users alice and groups team-a" } else { "users alice" };
+        let owners = if ns == "reserved-test" {
+            "users alice and groups team-a"
+        } else {
+            "users alice"
+        };
         assert_eq!(
             response["status"]["message"],
-            format!("namespace name '{ns}' is reserved by NamespaceReservation \"{ns}\" for {owners}")
+            format!(
+                "namespace name '{ns}' is reserved by NamespaceReservation \"{ns}\" for {owners}"
+            )
         );
-        assert!(response.get("patch").is_none(), "a validating review never patches");
+        assert!(
+            response.get("patch").is_none(),
+            "a validating review never patches"
+        );
     }
     // The captured denial's shape (for denied-test) is exactly what was sent then, up to the
     // owners now named.
     let (_, answer) = post(&s, VALIDATING, &denied["admission_request_v1"]).await;
     let mut expected = denied["extension_server_response_v1"].clone();
-    expected["response"]["status"]["message"] =
-        json!("namespace name 'denied-test' is reserved by NamespaceReservation \"denied-test\" for users alice");
+    expected["response"]["status"]["message"] = json!(
+        "namespace name 'denied-test' is reserved by NamespaceReservation \"denied-test\" for users alice"
+    );
     assert_eq!(answer, expected);
 
     // The mutating capture (kubelab-admin, in system:masters): an owner's namespace is labelled.
@@ -115,7 +146,9 @@ async fn captured_reviews_are_answered_in_their_version() {
     assert_eq!(response["uid"], m["request"]["body"]["request"]["uid"]);
     assert_eq!(response["allowed"], true);
     assert_eq!(response["patchType"], "JSONPatch");
-    let patch = base64::engine::general_purpose::STANDARD.decode(response["patch"].as_str().unwrap()).unwrap();
+    let patch = base64::engine::general_purpose::STANDARD
+        .decode(response["patch"].as_str().unwrap())
+        .unwrap();
     let patch: Value = serde_json::from_slice(&patch).unwrap();
     assert_eq!(
         patch,
@@ -123,10 +156,25 @@ async fn captured_reviews_are_answered_in_their_version() {
     );
     // The patch applies to the object under review, as kube-apiserver applies it.
     let mut object = m["request"]["body"]["request"]["object"].clone();
-    json_patch::patch(&mut object, &serde_json::from_value::<json_patch::Patch>(patch).unwrap()).unwrap();
-    assert_eq!(object["metadata"]["labels"]["admission.example.com/reservation"], "mutated-test");
-    assert_eq!(response["warnings"], json!(["admission.example.com: label admission.example.com/reservation=mutated-test was added"]));
-    assert_eq!(response["auditAnnotations"], json!({"reservation": "mutated-test"}));
+    json_patch::patch(
+        &mut object,
+        &serde_json::from_value::<json_patch::Patch>(patch).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        object["metadata"]["labels"]["admission.example.com/reservation"],
+        "mutated-test"
+    );
+    assert_eq!(
+        response["warnings"],
+        json!([
+            "admission.example.com: label admission.example.com/reservation=mutated-test was added"
+        ])
+    );
+    assert_eq!(
+        response["auditAnnotations"],
+        json!({"reservation": "mutated-test"})
+    );
     // And the owner passes validation.
     let (_, answer) = post(&s, VALIDATING, &m["request"]["body"]).await;
     assert_eq!(answer["response"]["allowed"], true);
@@ -135,23 +183,64 @@ async fn captured_reviews_are_answered_in_their_version() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn review_resources_are_create_only_and_check_their_input() {
     let s = Server::start();
-    let resources = s.kubectl_ok(&["api-resources", "--api-group", "admission.example.com", "-o", "wide"]);
+    let resources = s.kubectl_ok(&[
+        "api-resources",
+        "--api-group",
+        "admission.example.com",
+        "-o",
+        "wide",
+    ]);
     for name in ["validatingadmissionreviews", "mutatingadmissionreviews"] {
-        let line = resources.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{resources}"));
+        let line = resources
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{resources}"));
         let cols: Vec<&str> = line.split_whitespace().collect();
-        assert_eq!(cols[1..5], ["admission.example.com/v1", "false", "AdmissionReview", "create"], "{line}");
+        assert_eq!(
+            cols[1..5],
+            [
+                "admission.example.com/v1",
+                "false",
+                "AdmissionReview",
+                "create"
+            ],
+            "{line}"
+        );
     }
 
     for method in ["GET", "PUT", "DELETE", "PATCH"] {
-        let r = s.request(method, VALIDATING, &[("content-type", "application/json")], "{}").await;
+        let r = s
+            .request(
+                method,
+                VALIDATING,
+                &[("content-type", "application/json")],
+                "{}",
+            )
+            .await;
         assert_eq!(r.status, 405, "{method}");
         assert_eq!(r.json()["reason"], "MethodNotAllowed");
     }
-    let r = s.request("GET", &format!("{VALIDATING}/some-name"), &[], "").await;
+    let r = s
+        .request("GET", &format!("{VALIDATING}/some-name"), &[], "")
+        .await;
     assert_eq!(r.status, 404);
-    let r = s.request("POST", "/apis/admission.example.com/v1/namespaces/x/validatingadmissionreviews", &[], "{}").await;
+    let r = s
+        .request(
+            "POST",
+            "/apis/admission.example.com/v1/namespaces/x/validatingadmissionreviews",
+            &[],
+            "{}",
+        )
+        .await;
     assert_eq!(r.status, 404);
-    let r = s.request("POST", VALIDATING, &[("content-type", "application/vnd.kubernetes.protobuf")], "{}").await;
+    let r = s
+        .request(
+            "POST",
+            VALIDATING,
+            &[("content-type", "application/vnd.kubernetes.protobuf")],
+            "{}",
+        )
+        .await;
     assert_eq!(r.status, 415);
 
     let good = namespace_review("admission.k8s.io/v1", "x", "bob", &[], false);
@@ -164,12 +253,21 @@ async fn review_resources_are_create_only_and_check_their_input() {
         (MUTATING, "[]".to_string()),
         (VALIDATING, no_uid.to_string()),
         (MUTATING, wrong_version.to_string()),
-        (VALIDATING, json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}).to_string()),
+        (
+            VALIDATING,
+            json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}).to_string(),
+        ),
     ] {
-        let r = s.request("POST", path, &[("content-type", "application/json")], &body).await;
+        let r = s
+            .request("POST", path, &[("content-type", "application/json")], &body)
+            .await;
         assert_eq!(r.status, 400, "{body}");
         let status = r.json();
-        assert_eq!((status["kind"].as_str(), status["reason"].as_str()), (Some("Status"), Some("BadRequest")), "{body}");
+        assert_eq!(
+            (status["kind"].as_str(), status["reason"].as_str()),
+            (Some("Status"), Some("BadRequest")),
+            "{body}"
+        );
     }
 
     // Requests the policy does not judge are allowed untouched.
@@ -184,7 +282,10 @@ async fn review_resources_are_create_only_and_check_their_input() {
         for path in [VALIDATING, MUTATING] {
             let (code, answer) = post(&s, path, &review).await;
             assert_eq!(code, 200);
-            assert_eq!(answer, json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {"uid": review["request"]["uid"], "allowed": true}}));
+            assert_eq!(
+                answer,
+                json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {"uid": review["request"]["uid"], "allowed": true}})
+            );
         }
     }
 }
@@ -195,25 +296,61 @@ async fn review_resources_are_create_only_and_check_their_input() {
 async fn decisions_follow_reservations_made_with_kubectl() {
     let s = Server::start();
     let bob = namespace_review("admission.k8s.io/v1", "payments", "bob", &["dev"], false);
-    assert_eq!(post(&s, VALIDATING, &bob).await.1["response"]["allowed"], true);
+    assert_eq!(
+        post(&s, VALIDATING, &bob).await.1["response"]["allowed"],
+        true
+    );
 
-    let mut watch = s.watch("/apis/admission.example.com/v1/namespacereservations?watch=true", &[], false).await;
+    let mut watch = s
+        .watch(
+            "/apis/admission.example.com/v1/namespacereservations?watch=true",
+            &[],
+            false,
+        )
+        .await;
     tokio::task::block_in_place(|| s.create(&reservation("payments", &["alice"], &[])));
     let added = watch.next(Duration::from_secs(10)).await.unwrap();
     assert_eq!(added["type"], "ADDED");
-    assert_eq!(post(&s, VALIDATING, &bob).await.1["response"]["allowed"], false);
+    assert_eq!(
+        post(&s, VALIDATING, &bob).await.1["response"]["allowed"],
+        false
+    );
 
     tokio::task::block_in_place(|| {
-        s.kubectl_ok(&["patch", "namespacereservation", "payments", "--type", "merge", "-p", r#"{"spec":{"owners":{"groups":["dev"]}}}"#])
+        s.kubectl_ok(&[
+            "patch",
+            "namespacereservation",
+            "payments",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"owners":{"groups":["dev"]}}}"#,
+        ])
     });
-    assert_eq!(watch.next(Duration::from_secs(10)).await.unwrap()["type"], "MODIFIED");
-    assert_eq!(post(&s, VALIDATING, &bob).await.1["response"]["allowed"], true, "bob is in dev");
+    assert_eq!(
+        watch.next(Duration::from_secs(10)).await.unwrap()["type"],
+        "MODIFIED"
+    );
+    assert_eq!(
+        post(&s, VALIDATING, &bob).await.1["response"]["allowed"],
+        true,
+        "bob is in dev"
+    );
     let carol = namespace_review("admission.k8s.io/v1beta1", "payments", "carol", &[], false);
-    assert_eq!(post(&s, VALIDATING, &carol).await.1["response"]["allowed"], false);
+    assert_eq!(
+        post(&s, VALIDATING, &carol).await.1["response"]["allowed"],
+        false
+    );
 
     tokio::task::block_in_place(|| s.kubectl_ok(&["delete", "namespacereservation", "payments"]));
-    assert_eq!(watch.next(Duration::from_secs(10)).await.unwrap()["type"], "DELETED");
-    assert_eq!(post(&s, VALIDATING, &carol).await.1["response"]["allowed"], true);
+    assert_eq!(
+        watch.next(Duration::from_secs(10)).await.unwrap()["type"],
+        "DELETED"
+    );
+    assert_eq!(
+        post(&s, VALIDATING, &carol).await.1["response"]["allowed"],
+        true
+    );
 
     // The policy survives a restart: it is rebuilt from the store.
     tokio::task::block_in_place(|| s.create(&reservation("ledger", &["alice"], &[])));
@@ -221,7 +358,10 @@ async fn decisions_follow_reservations_made_with_kubectl() {
     s.stop(false);
     let s = Server::start_with(s.dir.clone(), &[]);
     let review = namespace_review("admission.k8s.io/v1", "ledger", "bob", &[], false);
-    assert_eq!(post(&s, VALIDATING, &review).await.1["response"]["allowed"], false);
+    assert_eq!(
+        post(&s, VALIDATING, &review).await.1["response"]["allowed"],
+        false
+    );
 }
 
 /// Denials become a Warning Event on the reservation, counted, through kube-apiserver; dry runs
@@ -242,7 +382,11 @@ async fn denials_are_reported_as_events() {
 
     // kube-apiserver calls the webhook as system:apiserver through the front proxy.
     let apiserver = [
-        vec![("X-Remote-User", "system:apiserver"), ("X-Remote-Group", "system:authenticated"), ("X-Remote-Group", "system:masters")],
+        vec![
+            ("X-Remote-User", "system:apiserver"),
+            ("X-Remote-Group", "system:authenticated"),
+            ("X-Remote-Group", "system:masters"),
+        ],
         vec![("content-type", "application/json")],
     ]
     .concat();
@@ -250,16 +394,39 @@ async fn denials_are_reported_as_events() {
         let c = &c;
         let apiserver = &apiserver;
         async move {
-            let r = c.proxied("POST", VALIDATING, apiserver, &review.to_string()).await;
+            let r = c
+                .proxied("POST", VALIDATING, apiserver, &review.to_string())
+                .await;
             assert_eq!(r.status, 200, "{}", support::text(&r.body));
             r.json()
         }
     };
     // Allowed and dry-run reviews record nothing.
-    post(namespace_review("admission.k8s.io/v1", "payments", "alice", &[], false)).await;
-    let dry = post(namespace_review("admission.k8s.io/v1", "payments", "bob", &[], true)).await;
+    post(namespace_review(
+        "admission.k8s.io/v1",
+        "payments",
+        "alice",
+        &[],
+        false,
+    ))
+    .await;
+    let dry = post(namespace_review(
+        "admission.k8s.io/v1",
+        "payments",
+        "bob",
+        &[],
+        true,
+    ))
+    .await;
     assert_eq!(dry["response"]["allowed"], false);
-    let denied = post(namespace_review("admission.k8s.io/v1", "payments", "bob", &["dev"], false)).await;
+    let denied = post(namespace_review(
+        "admission.k8s.io/v1",
+        "payments",
+        "bob",
+        &["dev"],
+        false,
+    ))
+    .await;
     assert_eq!(denied["response"]["allowed"], false);
 
     let events = || c.peer.state.events.lock().clone();
@@ -271,7 +438,10 @@ async fn denials_are_reported_as_events() {
     let first = events();
     assert_eq!(first.len(), 1, "{first:#?}");
     let (method, path, event) = &first[0];
-    assert_eq!((method.as_str(), path.as_str()), ("POST", "/api/v1/namespaces/default/events"));
+    assert_eq!(
+        (method.as_str(), path.as_str()),
+        ("POST", "/api/v1/namespaces/default/events")
+    );
     assert_eq!(event["type"], "Warning");
     assert_eq!(event["reason"], "ReservationDenied");
     assert_eq!(event["count"], 1);
@@ -287,13 +457,25 @@ async fn denials_are_reported_as_events() {
         "User \"bob\" was denied creating namespace \"payments\": reserved for users alice and groups finance"
     );
     assert_eq!(event["metadata"]["namespace"], "default");
-    assert!(event["metadata"]["name"].as_str().unwrap().starts_with("payments."));
+    assert!(
+        event["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("payments.")
+    );
     assert_eq!(event["source"]["component"], "admission-apiserver");
     assert_eq!(event["firstTimestamp"], event["lastTimestamp"]);
 
     // Repeats are counted on the same Event, not written one by one.
     for _ in 0..4 {
-        post(namespace_review("admission.k8s.io/v1beta1", "payments", "bob", &[], false)).await;
+        post(namespace_review(
+            "admission.k8s.io/v1beta1",
+            "payments",
+            "bob",
+            &[],
+            false,
+        ))
+        .await;
     }
     let name = event["metadata"]["name"].as_str().unwrap().to_string();
     let mut counted = false;
@@ -313,5 +495,8 @@ async fn denials_are_reported_as_events() {
     let all = events();
     assert!(counted, "{all:#?}");
     assert!(all.len() <= 3, "repeats are coalesced: {all:#?}");
-    assert!(all.iter().all(|(_, _, e)| e.get("message").is_none_or(|m| m.as_str().unwrap().contains("bob"))));
+    assert!(all.iter().all(|(_, _, e)| {
+        e.get("message")
+            .is_none_or(|m| m.as_str().unwrap().contains("bob"))
+    }));
 }

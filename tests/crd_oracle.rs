@@ -37,7 +37,11 @@ async fn crd_oracle_replay_differs_only_by_the_admission_review_resources() {
         .filter_map(|l| l.strip_prefix("DIFF "))
         .collect();
     assert_eq!(differing, [DISCOVERY], "\n{stdout}");
-    assert_eq!(stdout.lines().last(), Some("14 compared, 1 differ"), "\n{stdout}");
+    assert_eq!(
+        stdout.lines().last(),
+        Some("14 compared, 1 differ"),
+        "\n{stdout}"
+    );
 
     let oracle: Value = serde_json::from_str(
         &std::fs::read_to_string(fixtures().join(format!("crd-oracle/{DISCOVERY}.json"))).unwrap(),

@@ -4,9 +4,9 @@
 //! reload, and `kubectl` with a client-certificate kubeconfig.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
 #[path = "support/peer.rs"]
 mod peer;
+mod support;
 
 use peer::{ADMIN, Ca, GROUP, JANE, cluster, config_map, identity};
 use serde_json::{Value, json};
@@ -15,7 +15,8 @@ use std::time::Duration;
 use support::{app, fixtures};
 
 fn fixture_spec(name: &str) -> Value {
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(fixtures().join(name)).unwrap()).unwrap();
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join(name)).unwrap()).unwrap();
     v["request"]["body"]["spec"].clone()
 }
 
@@ -26,22 +27,43 @@ fn fixture_spec(name: &str) -> Value {
 async fn aggregator_requests_are_served_as_the_proxied_user() {
     let c = cluster(&[]).await;
     c.create_app("demo", "ext-demo").await;
-    assert!(c.reviews().is_empty(), "system:masters needs no SubjectAccessReview");
+    assert!(
+        c.reviews().is_empty(),
+        "system:masters needs no SubjectAccessReview"
+    );
 
-    let capture: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixtures().join("proxied-user-request.json")).unwrap()).unwrap();
+    let capture: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("proxied-user-request.json")).unwrap(),
+    )
+    .unwrap();
     for exchange in capture["exchanges"].as_array().unwrap() {
         let request = &exchange["request"];
         let headers: Vec<(String, String)> = request["headers"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|h| (h[0].as_str().unwrap().to_string(), h[1].as_str().unwrap().to_string()))
+            .map(|h| {
+                (
+                    h[0].as_str().unwrap().to_string(),
+                    h[1].as_str().unwrap().to_string(),
+                )
+            })
             .filter(|(k, _)| k != "Host")
             .collect();
-        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let r = c.proxied("GET", request["path"].as_str().unwrap(), &headers, "").await;
-        assert_eq!(r.status, 200, "{}: {}", exchange["note"], support::text(&r.body));
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let r = c
+            .proxied("GET", request["path"].as_str().unwrap(), &headers, "")
+            .await;
+        assert_eq!(
+            r.status,
+            200,
+            "{}: {}",
+            exchange["note"],
+            support::text(&r.body)
+        );
         assert_eq!(r.json()["kind"], "AppList");
     }
     // jane is reviewed as jane, the service account with its uid and extra, the admin not at all.
@@ -60,15 +82,26 @@ async fn aggregator_requests_are_served_as_the_proxied_user() {
 
     // The captured SubjectAccessReviews, one request each.
     let sa_headers = [
-        ("X-Remote-Extra-Authentication.kubernetes.io%2fcredential-Id", "JTI=de08c282-f129-4377-9dcf-16e9fc2dc435"),
+        (
+            "X-Remote-Extra-Authentication.kubernetes.io%2fcredential-Id",
+            "JTI=de08c282-f129-4377-9dcf-16e9fc2dc435",
+        ),
         ("X-Remote-Group", "system:serviceaccounts"),
         ("X-Remote-Group", "system:serviceaccounts:ext-demo"),
         ("X-Remote-Group", "system:authenticated"),
         ("X-Remote-Uid", "9997e74c-b4f3-4c97-a22f-799fd280e25c"),
         ("X-Remote-User", "system:serviceaccount:ext-demo:ext"),
     ];
-    let cases: [(&str, &str, Vec<(&str, &str)>, u16, &str); 6] = [
-        ("GET", "/namespaces/ext-demo/apps", identity("jane", JANE), 200, "subjectaccessreview-allowed-list-apps.json"),
+    /// method, path under the group, headers, expected code, fixture of the review sent.
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: [Case; 6] = [
+        (
+            "GET",
+            "/namespaces/ext-demo/apps",
+            identity("jane", JANE),
+            200,
+            "subjectaccessreview-allowed-list-apps.json",
+        ),
         (
             "GET",
             "/namespaces/ext-demo/apps/demo/scale",
@@ -76,7 +109,13 @@ async fn aggregator_requests_are_served_as_the_proxied_user() {
             200,
             "subjectaccessreview-allowed-get-apps-scale.json",
         ),
-        ("GET", "/namespaces/ext-demo/apps/demo", sa_headers.to_vec(), 200, "subjectaccessreview-allowed-get-apps-serviceaccount-extra.json"),
+        (
+            "GET",
+            "/namespaces/ext-demo/apps/demo",
+            sa_headers.to_vec(),
+            200,
+            "subjectaccessreview-allowed-get-apps-serviceaccount-extra.json",
+        ),
         (
             "GET",
             "/namespaces/ext-demo/apps?labelSelector=tier%20in%20(web,api)&fieldSelector=metadata.namespace%3Dext-demo",
@@ -84,32 +123,67 @@ async fn aggregator_requests_are_served_as_the_proxied_user() {
             200,
             "subjectaccessreview-allowed-list-apps-selector-requirements.json",
         ),
-        ("POST", "/namespaces/ext-demo/apps", identity("jane", JANE), 403, "subjectaccessreview-denied-create-apps.json"),
-        ("PUT", "/namespaces/ext-demo/apps/demo/scale", identity("jane", JANE), 403, "subjectaccessreview-denied-update-apps-scale.json"),
+        (
+            "POST",
+            "/namespaces/ext-demo/apps",
+            identity("jane", JANE),
+            403,
+            "subjectaccessreview-denied-create-apps.json",
+        ),
+        (
+            "PUT",
+            "/namespaces/ext-demo/apps/demo/scale",
+            identity("jane", JANE),
+            403,
+            "subjectaccessreview-denied-update-apps-scale.json",
+        ),
     ];
     for (method, path, headers, code, name) in cases {
         let before = c.reviews().len();
-        let r = c.proxied(method, &format!("{GROUP}{path}"), &headers, "{}").await;
-        assert_eq!(r.status, code, "{method} {path}: {}", support::text(&r.body));
+        let r = c
+            .proxied(method, &format!("{GROUP}{path}"), &headers, "{}")
+            .await;
+        assert_eq!(
+            r.status,
+            code,
+            "{method} {path}: {}",
+            support::text(&r.body)
+        );
         let mut expected = fixture_spec(name);
         if name.contains("selector-requirements") {
             // labels.Parse sorts the values of a set (`tier in (web,api)`); the capture was
             // written by hand in the other order.
-            expected["resourceAttributes"]["labelSelector"]["requirements"][0]["values"] = json!(["api", "web"]);
+            expected["resourceAttributes"]["labelSelector"]["requirements"][0]["values"] =
+                json!(["api", "web"]);
         }
         assert_eq!(c.reviews()[before..], [expected], "{method} {path}");
     }
     for (path, name) in [
-        (GROUP.to_string(), "subjectaccessreview-nonresource-allowed.json"),
-        ("/metrics".to_string(), "subjectaccessreview-nonresource-denied.json"),
+        (
+            GROUP.to_string(),
+            "subjectaccessreview-nonresource-allowed.json",
+        ),
+        (
+            "/metrics".to_string(),
+            "subjectaccessreview-nonresource-denied.json",
+        ),
     ] {
         let before = c.reviews().len();
         let r = c.proxied("GET", &path, &identity("jane", JANE), "").await;
-        assert_eq!(r.status, if name.contains("allowed") { 200 } else { 403 }, "{path}");
+        assert_eq!(
+            r.status,
+            if name.contains("allowed") { 200 } else { 403 },
+            "{path}"
+        );
         assert_eq!(c.reviews()[before..], [fixture_spec(name)], "{path}");
     }
-    let r = c.proxied("GET", "/metrics", &identity("jane", JANE), "").await;
-    assert_eq!(r.json()["message"], "forbidden: User \"jane\" cannot get path \"/metrics\"");
+    let r = c
+        .proxied("GET", "/metrics", &identity("jane", JANE), "")
+        .await;
+    assert_eq!(
+        r.json()["message"],
+        "forbidden: User \"jane\" cannot get path \"/metrics\""
+    );
 }
 
 /// Identity headers count only over a front-proxy certificate whose CN is allowed; a
@@ -134,19 +208,28 @@ async fn identity_headers_need_the_front_proxy_certificate() {
 
     // A certificate of the front-proxy CA with another CN: 401.
     let (cert, key) = c.front_proxy.client("not-the-aggregator", &[]);
-    let r = c.server.send(Some((&cert, &key)), None, "GET", &path, &admin, "").await;
+    let r = c
+        .server
+        .send(Some((&cert, &key)), None, "GET", &path, &admin, "")
+        .await;
     assert_eq!(r.status, 401, "{}", support::text(&r.body));
     assert_eq!(r.json()["reason"], "Unauthorized");
 
     // A certificate of an unknown CA with the right CN: the handshake succeeds, the request is 401.
     let (cert, key) = Ca::new("front-proxy-ca").client("front-proxy-client", &[]);
-    let r = c.server.send(Some((&cert, &key)), None, "GET", &path, &admin, "").await;
+    let r = c
+        .server
+        .send(Some((&cert, &key)), None, "GET", &path, &admin, "")
+        .await;
     assert_eq!(r.status, 401);
 
     // A user certificate of the client CA: its CN and O are the user, the headers are ignored.
     let (cert, key) = c.client_ca.client("jane", &["dev"]);
     let reservations = format!("{GROUP}/namespacereservations");
-    let r = c.server.send(Some((&cert, &key)), None, "GET", &reservations, &admin, "").await;
+    let r = c
+        .server
+        .send(Some((&cert, &key)), None, "GET", &reservations, &admin, "")
+        .await;
     assert_eq!(r.status, 403);
     assert_eq!(
         r.json()["message"],
@@ -157,81 +240,179 @@ async fn identity_headers_need_the_front_proxy_certificate() {
     assert_eq!(review["user"], "jane");
     assert_eq!(review["groups"], json!(["dev", "system:authenticated"]));
     let (cert, key) = c.client_ca.client("ops", &["system:masters"]);
-    assert_eq!(c.server.send(Some((&cert, &key)), None, "GET", &path, &[], "").await.status, 200);
+    assert_eq!(
+        c.server
+            .send(Some((&cert, &key)), None, "GET", &path, &[], "")
+            .await
+            .status,
+        200
+    );
 
     // Probes carry nothing and are always allowed; so are their sub-paths.
-    for probe in ["/healthz", "/livez", "/readyz", "/readyz?verbose", "/livez/ping"] {
+    for probe in [
+        "/healthz",
+        "/livez",
+        "/readyz",
+        "/readyz?verbose",
+        "/livez/ping",
+    ] {
         let r = c.server.send(None, None, "GET", probe, &[], "").await;
         assert_eq!(r.status, 200, "{probe}: {}", support::text(&r.body));
     }
-    let verbose = c.server.send(None, None, "GET", "/readyz?verbose", &[], "").await;
+    let verbose = c
+        .server
+        .send(None, None, "GET", "/readyz?verbose", &[], "")
+        .await;
     assert!(support::text(&verbose.body).contains("[+]extension-apiserver-authentication ok"));
-    assert!(!c.reviews().iter().any(|r| r["nonResourceAttributes"]["path"].as_str().is_some_and(|p| p.contains("z"))));
-    assert_eq!(c.peer.state.unauthenticated.load(Ordering::SeqCst), 0, "the server presents its own credentials");
+    assert!(!c.reviews().iter().any(|r| {
+        r["nonResourceAttributes"]["path"]
+            .as_str()
+            .is_some_and(|p| p.contains("z"))
+    }));
+    assert_eq!(
+        c.peer.state.unauthenticated.load(Ordering::SeqCst),
+        0,
+        "the server presents its own credentials"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_anonymous_auth_headers_without_a_certificate_are_401() {
     let c = cluster(&["--anonymous-auth=false"]).await;
     let admin = identity("kubelab-admin", ADMIN);
-    let r = c.server.send(None, None, "GET", &format!("{GROUP}/apps"), &admin, "").await;
+    let r = c
+        .server
+        .send(None, None, "GET", &format!("{GROUP}/apps"), &admin, "")
+        .await;
     assert_eq!(r.status, 401);
     assert_eq!(
         r.json(),
         json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "Unauthorized", "reason": "Unauthorized", "code": 401})
     );
-    assert_eq!(c.proxied("GET", &format!("{GROUP}/apps"), &admin, "").await.status, 200);
-    assert_eq!(c.server.send(None, None, "GET", "/readyz", &[], "").await.status, 200);
+    assert_eq!(
+        c.proxied("GET", &format!("{GROUP}/apps"), &admin, "")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        c.server
+            .send(None, None, "GET", "/readyz", &[], "")
+            .await
+            .status,
+        200
+    );
 }
 
 /// Bearer tokens go through TokenReview, once per token and TTL; bad tokens are 401 whatever
 /// `--anonymous-auth` says; failed reviews are retried with backoff.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bearer_tokens_are_reviewed_and_cached() {
-    let c = cluster(&["--api-audiences", "https://kubernetes.default.svc.cluster.local"]).await;
+    let c = cluster(&[
+        "--api-audiences",
+        "https://kubernetes.default.svc.cluster.local",
+    ])
+    .await;
     let path = format!("{GROUP}/namespaces/ext-demo/apps");
     for _ in 0..5 {
-        let r = c.server.send(None, Some("good-token"), "GET", &path, &[], "").await;
+        let r = c
+            .server
+            .send(None, Some("good-token"), "GET", &path, &[], "")
+            .await;
         assert_eq!(r.status, 200, "{}", support::text(&r.body));
     }
     let reviews = c.peer.state.token_reviews.lock().clone();
     assert_eq!(
         reviews,
-        [json!({"token": "good-token", "audiences": ["https://kubernetes.default.svc.cluster.local"]})],
+        [
+            json!({"token": "good-token", "audiences": ["https://kubernetes.default.svc.cluster.local"]})
+        ],
         "one TokenReview for five requests"
     );
     let sars = c.reviews();
-    assert_eq!(sars.len(), 1, "one SubjectAccessReview for five identical requests");
+    assert_eq!(
+        sars.len(),
+        1,
+        "one SubjectAccessReview for five identical requests"
+    );
     assert_eq!(sars[0]["user"], "system:serviceaccount:ext-demo:ext");
     assert_eq!(sars[0]["uid"], "9997e74c-b4f3-4c97-a22f-799fd280e25c");
 
     for _ in 0..3 {
-        let r = c.server.send(None, Some("garbage-not-a-token.abc.def"), "GET", &path, &[], "").await;
+        let r = c
+            .server
+            .send(
+                None,
+                Some("garbage-not-a-token.abc.def"),
+                "GET",
+                &path,
+                &[],
+                "",
+            )
+            .await;
         assert_eq!(r.status, 401);
         assert_eq!(r.json()["reason"], "Unauthorized");
     }
-    assert_eq!(c.peer.state.token_reviews.lock().len(), 2, "rejections are cached too");
+    assert_eq!(
+        c.peer.state.token_reviews.lock().len(),
+        2,
+        "rejections are cached too"
+    );
 
     // kube-apiserver failing twice, then answering: the request still succeeds.
     c.peer.state.fail_next.store(2, Ordering::SeqCst);
-    let r = c.server.send(None, Some("another-good-token"), "GET", &path, &[], "").await;
-    assert_eq!(r.status, 401, "unknown to the peer, but reviewed after the retries");
+    let r = c
+        .server
+        .send(None, Some("another-good-token"), "GET", &path, &[], "")
+        .await;
+    assert_eq!(
+        r.status, 401,
+        "unknown to the peer, but reviewed after the retries"
+    );
     assert_eq!(c.peer.state.fail_next.load(Ordering::SeqCst), 0);
     assert_eq!(c.peer.state.token_reviews.lock().len(), 3);
 
     // A failing SubjectAccessReview is kube-apiserver's 500, and is not cached.
     c.peer.state.fail_next.store(5, Ordering::SeqCst);
-    let r = c.server.send(None, Some("good-token"), "GET", &format!("{path}/nothing"), &[], "").await;
+    let r = c
+        .server
+        .send(
+            None,
+            Some("good-token"),
+            "GET",
+            &format!("{path}/nothing"),
+            &[],
+            "",
+        )
+        .await;
     assert_eq!(r.status, 500, "{}", support::text(&r.body));
     assert_eq!(r.json()["reason"], "InternalError");
-    let r = c.server.send(None, Some("good-token"), "GET", &format!("{path}/nothing"), &[], "").await;
+    let r = c
+        .server
+        .send(
+            None,
+            Some("good-token"),
+            "GET",
+            &format!("{path}/nothing"),
+            &[],
+            "",
+        )
+        .await;
     assert_eq!(r.status, 404, "{}", support::text(&r.body));
 
-    let metrics = c.proxied("GET", "/metrics", &identity("kubelab-admin", ADMIN), "").await;
+    let metrics = c
+        .proxied("GET", "/metrics", &identity("kubelab-admin", ADMIN), "")
+        .await;
     let text = support::text(&metrics.body);
-    assert!(text.contains("admission_apiserver_token_reviews_total 3"), "{text}");
+    assert!(
+        text.contains("admission_apiserver_token_reviews_total 3"),
+        "{text}"
+    );
     assert!(text.contains("apiserver_request_total{verb=\"LIST\",group=\"admission.example.com\",version=\"v1\",resource=\"apps\",subresource=\"\",scope=\"namespace\",component=\"apiserver\",code=\"200\"} 5"), "{text}");
-    assert!(text.contains("apiserver_current_inflight_requests{request_kind=\"readOnly\"} 1"), "{text}");
+    assert!(
+        text.contains("apiserver_current_inflight_requests{request_kind=\"readOnly\"} 1"),
+        "{text}"
+    );
 }
 
 /// Each verb is authorized as itself (watch, deletecollection, patch, the status and scale
@@ -242,20 +423,68 @@ async fn every_verb_is_authorized_and_denials_read_like_kube_apiserver() {
     c.create_app("demo", "ext-demo").await;
     let jane = identity("jane", JANE);
     let ns = format!("{GROUP}/namespaces/ext-demo");
-    let merge = [jane.clone(), vec![("content-type", "application/merge-patch+json")]].concat();
+    let merge = [
+        jane.clone(),
+        vec![("content-type", "application/merge-patch+json")],
+    ]
+    .concat();
     let json_body = [jane.clone(), vec![("content-type", "application/json")]].concat();
-    let cases: Vec<(&str, String, &[(&str, &str)], &str, &str)> = vec![
+    /// method, path, headers, verb and subresource reviewed.
+    type Case<'a> = (&'a str, String, &'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: Vec<Case> = vec![
         ("POST", format!("{ns}/apps"), &json_body, "create", ""),
         ("PUT", format!("{ns}/apps/demo"), &json_body, "update", ""),
         ("PATCH", format!("{ns}/apps/demo"), &merge, "patch", ""),
         ("DELETE", format!("{ns}/apps/demo"), &jane, "delete", ""),
-        ("DELETE", format!("{ns}/apps"), &jane, "deletecollection", ""),
-        ("GET", format!("{GROUP}/namespacereservations?watch=true"), &jane, "watch", ""),
-        ("GET", format!("{GROUP}/namespacereservations"), &jane, "list", ""),
-        ("GET", format!("{ns}/apps/demo/status"), &jane, "get", "status"),
-        ("PATCH", format!("{ns}/apps/demo/status"), &merge, "patch", "status"),
-        ("PUT", format!("{ns}/apps/demo/scale"), &json_body, "update", "scale"),
-        ("PATCH", format!("{ns}/apps/demo/scale"), &merge, "patch", "scale"),
+        (
+            "DELETE",
+            format!("{ns}/apps"),
+            &jane,
+            "deletecollection",
+            "",
+        ),
+        (
+            "GET",
+            format!("{GROUP}/namespacereservations?watch=true"),
+            &jane,
+            "watch",
+            "",
+        ),
+        (
+            "GET",
+            format!("{GROUP}/namespacereservations"),
+            &jane,
+            "list",
+            "",
+        ),
+        (
+            "GET",
+            format!("{ns}/apps/demo/status"),
+            &jane,
+            "get",
+            "status",
+        ),
+        (
+            "PATCH",
+            format!("{ns}/apps/demo/status"),
+            &merge,
+            "patch",
+            "status",
+        ),
+        (
+            "PUT",
+            format!("{ns}/apps/demo/scale"),
+            &json_body,
+            "update",
+            "scale",
+        ),
+        (
+            "PATCH",
+            format!("{ns}/apps/demo/scale"),
+            &merge,
+            "patch",
+            "scale",
+        ),
     ];
     for (method, path, headers, verb, subresource) in cases {
         let before = c.reviews().len();
@@ -266,9 +495,17 @@ async fn every_verb_is_authorized_and_denials_read_like_kube_apiserver() {
         assert_eq!(review.len(), 1, "{method} {path}");
         let attrs = &review[0]["resourceAttributes"];
         assert_eq!(attrs["verb"], verb, "{method} {path}");
-        assert_eq!(attrs["subresource"].as_str().unwrap_or(""), subresource, "{method} {path}");
+        assert_eq!(
+            attrs["subresource"].as_str().unwrap_or(""),
+            subresource,
+            "{method} {path}"
+        );
         let resource = attrs["resource"].as_str().unwrap();
-        let shown = if subresource.is_empty() { resource.to_string() } else { format!("{resource}/{subresource}") };
+        let shown = if subresource.is_empty() {
+            resource.to_string()
+        } else {
+            format!("{resource}/{subresource}")
+        };
         let name = attrs["name"].as_str().unwrap_or("");
         let subject = if name.is_empty() {
             format!("{resource}.admission.example.com")
@@ -281,7 +518,9 @@ async fn every_verb_is_authorized_and_denials_read_like_kube_apiserver() {
         };
         assert_eq!(
             status["message"],
-            format!("{subject} is forbidden: User \"jane\" cannot {verb} resource \"{shown}\" in API group \"admission.example.com\" {scope}"),
+            format!(
+                "{subject} is forbidden: User \"jane\" cannot {verb} resource \"{shown}\" in API group \"admission.example.com\" {scope}"
+            ),
         );
         assert_eq!(status["reason"], "Forbidden");
         assert_eq!(status["details"]["group"], "admission.example.com");
@@ -291,15 +530,36 @@ async fn every_verb_is_authorized_and_denials_read_like_kube_apiserver() {
         }
     }
     // Allowed reads, including watch, answer; repeating a request costs no new review.
-    let mut watch = c.proxied("GET", &format!("{ns}/apps?watch=true&timeoutSeconds=1"), &jane, "").await;
+    let mut watch = c
+        .proxied(
+            "GET",
+            &format!("{ns}/apps?watch=true&timeoutSeconds=1"),
+            &jane,
+            "",
+        )
+        .await;
     assert_eq!(watch.status, 200);
     assert!(support::text(&std::mem::take(&mut watch.body)).contains("\"ADDED\""));
     let mut before = c.reviews().len();
     for round in 0..4 {
-        assert_eq!(c.proxied("GET", &format!("{ns}/apps/demo/scale"), &jane, "").await.status, 200);
-        assert_eq!(c.proxied("PUT", &format!("{ns}/apps/demo/scale"), &json_body, "{}").await.status, 403);
+        assert_eq!(
+            c.proxied("GET", &format!("{ns}/apps/demo/scale"), &jane, "")
+                .await
+                .status,
+            200
+        );
+        assert_eq!(
+            c.proxied("PUT", &format!("{ns}/apps/demo/scale"), &json_body, "{}")
+                .await
+                .status,
+            403
+        );
         if round == 0 {
-            assert_eq!(c.reviews().len(), before + 1, "the denial was reviewed above already");
+            assert_eq!(
+                c.reviews().len(),
+                before + 1,
+                "the denial was reviewed above already"
+            );
             before += 1;
         }
     }
@@ -321,14 +581,27 @@ async fn a_rotated_front_proxy_ca_applies_without_restart() {
     let (cert, key) = rotated.client("aggregator", &[]);
     let mut served = false;
     for _ in 0..100 {
-        if c.server.send(Some((&cert, &key)), None, "GET", &path, &admin, "").await.status == 200 {
+        if c.server
+            .send(Some((&cert, &key)), None, "GET", &path, &admin, "")
+            .await
+            .status
+            == 200
+        {
             served = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(served, "the new CA and allowed name apply:\n{}", c.server.log());
-    assert_eq!(c.proxied("GET", &path, &admin, "").await.status, 401, "the old CA no longer counts");
+    assert!(
+        served,
+        "the new CA and allowed name apply:\n{}",
+        c.server.log()
+    );
+    assert_eq!(
+        c.proxied("GET", &path, &admin, "").await.status,
+        401,
+        "the old CA no longer counts"
+    );
 }
 
 /// `--tls-cert-file` and `--tls-private-key-file` are reread when they change.
@@ -343,7 +616,13 @@ async fn serving_certificates_are_reloaded() {
         std::fs::write(&cert_file, cert).unwrap();
     };
     write(&old_ca);
-    let c = cluster(&["--tls-cert-file", cert_file.to_str().unwrap(), "--tls-private-key-file", key_file.to_str().unwrap()]).await;
+    let c = cluster(&[
+        "--tls-cert-file",
+        cert_file.to_str().unwrap(),
+        "--tls-private-key-file",
+        key_file.to_str().unwrap(),
+    ])
+    .await;
     let url = format!("{}/readyz", c.server.base);
     assert!(peer::get_trusting(&old_ca.pem, &url).await.is_ok());
     assert!(peer::get_trusting(&new_ca.pem, &url).await.is_err());
@@ -356,7 +635,11 @@ async fn serving_certificates_are_reloaded() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(reloaded, "the new serving certificate is served:\n{}", c.server.log());
+    assert!(
+        reloaded,
+        "the new serving certificate is served:\n{}",
+        c.server.log()
+    );
 }
 
 /// `kubectl` with a kubeconfig holding a client certificate, as a cluster admin and as a user
@@ -386,20 +669,53 @@ async fn kubectl_with_a_client_certificate() {
     let jane = kubeconfig("jane", &["dev"]);
     let server = &c.server;
     tokio::task::block_in_place(|| {
-        let out = server.kubectl_stdin(&["--kubeconfig", &ops, "create", "-f", "-"], &app("demo", "ext-demo", 2, &[]));
+        let out = server.kubectl_stdin(
+            &["--kubeconfig", &ops, "create", "-f", "-"],
+            &app("demo", "ext-demo", 2, &[]),
+        );
         assert!(out.status.success(), "{}", support::text(&out.stderr));
         let got = server.kubectl_ok(&["--kubeconfig", &ops, "get", "apps", "-o", "name"]);
         assert_eq!(got.trim(), "app.admission.example.com/demo");
-        let resources = server.kubectl_ok(&["--kubeconfig", &jane, "api-resources", "--api-group", "admission.example.com", "-o", "name"]);
-        assert!(resources.contains("apps.admission.example.com"), "{resources}");
-        let got = server.kubectl_ok(&["--kubeconfig", &jane, "get", "app", "demo", "-o", "jsonpath={.spec.replicas}"]);
+        let resources = server.kubectl_ok(&[
+            "--kubeconfig",
+            &jane,
+            "api-resources",
+            "--api-group",
+            "admission.example.com",
+            "-o",
+            "name",
+        ]);
+        assert!(
+            resources.contains("apps.admission.example.com"),
+            "{resources}"
+        );
+        let got = server.kubectl_ok(&[
+            "--kubeconfig",
+            &jane,
+            "get",
+            "app",
+            "demo",
+            "-o",
+            "jsonpath={.spec.replicas}",
+        ]);
         assert_eq!(got, "2");
-        let err = server.kubectl_err(&["--kubeconfig", &jane, "scale", "app", "demo", "--replicas", "3"]);
+        let err = server.kubectl_err(&[
+            "--kubeconfig",
+            &jane,
+            "scale",
+            "app",
+            "demo",
+            "--replicas",
+            "3",
+        ]);
         assert!(
             err.contains("Error from server (Forbidden): apps.admission.example.com \"demo\" is forbidden: User \"jane\" cannot patch resource \"apps/scale\" in API group \"admission.example.com\" in the namespace \"ext-demo\""),
             "{err}"
         );
         let err = server.kubectl_err(&["--kubeconfig", &jane, "delete", "app", "demo"]);
-        assert!(err.contains("User \"jane\" cannot delete resource \"apps\""), "{err}");
+        assert!(
+            err.contains("User \"jane\" cannot delete resource \"apps\""),
+            "{err}"
+        );
     });
 }

@@ -21,7 +21,11 @@ fn objects() -> Vec<Value> {
         .arg(root().join("apiservice"))
         .output()
         .expect("kubectl runs");
-    assert!(out.status.success(), "kustomize build fails: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kustomize build fails: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     serde_yaml_ng::Deserializer::from_str(&text)
         .map(|doc| <Value as serde::Deserialize>::deserialize(doc).unwrap())
@@ -41,21 +45,31 @@ fn all<'a>(objects: &'a [Value], kind: &'a str) -> impl Iterator<Item = &'a Valu
 }
 
 fn strings(v: &Value) -> Vec<&str> {
-    v.as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default()
+    v.as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
 }
 
 #[test]
 fn every_file_is_part_of_the_kustomization() {
-    let kustomization: Value =
-        serde_yaml_ng::from_str(&std::fs::read_to_string(root().join("apiservice/kustomization.yaml")).unwrap()).unwrap();
+    let kustomization: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(root().join("apiservice/kustomization.yaml")).unwrap(),
+    )
+    .unwrap();
     let listed = strings(&kustomization["resources"]);
     for entry in std::fs::read_dir(root().join("apiservice")).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().to_string();
         if name.ends_with(".yaml") && name != "kustomization.yaml" {
-            assert!(listed.contains(&name.as_str()), "{name} is not in kustomization.yaml");
+            assert!(
+                listed.contains(&name.as_str()),
+                "{name} is not in kustomization.yaml"
+            );
         }
     }
-    assert!(kustomization.get("namespace").is_none(), "a namespace: would move the kube-system RoleBinding");
+    assert!(
+        kustomization.get("namespace").is_none(),
+        "a namespace: would move the kube-system RoleBinding"
+    );
 }
 
 #[test]
@@ -64,10 +78,16 @@ fn the_apiservice_reaches_the_server() {
     let api = find(&objects, "APIService", &format!("{VERSION}.{GROUP}"));
     assert_eq!(api["spec"]["group"], GROUP);
     assert_eq!(api["spec"]["version"], VERSION);
-    assert_ne!(api["spec"]["insecureSkipTLSVerify"], true, "the server's certificate is verified");
+    assert_ne!(
+        api["spec"]["insecureSkipTLSVerify"], true,
+        "the server's certificate is verified"
+    );
 
     // APIService → Service → container port → --secure-port.
-    let (svc_ns, svc_name) = (api["spec"]["service"]["namespace"].as_str().unwrap(), api["spec"]["service"]["name"].as_str().unwrap());
+    let (svc_ns, svc_name) = (
+        api["spec"]["service"]["namespace"].as_str().unwrap(),
+        api["spec"]["service"]["name"].as_str().unwrap(),
+    );
     let service = find(&objects, "Service", svc_name);
     assert_eq!(service["metadata"]["namespace"], svc_ns);
     let port = service["spec"]["ports"]
@@ -80,7 +100,10 @@ fn the_apiservice_reaches_the_server() {
     assert_eq!(sts["metadata"]["namespace"], svc_ns);
     let pod = &sts["spec"]["template"];
     for (k, v) in service["spec"]["selector"].as_object().unwrap() {
-        assert_eq!(&pod["metadata"]["labels"][k], v, "the Service selects the pods");
+        assert_eq!(
+            &pod["metadata"]["labels"][k], v,
+            "the Service selects the pods"
+        );
     }
     let container = &pod["spec"]["containers"][0];
     let container_port = container["ports"]
@@ -94,17 +117,30 @@ fn the_apiservice_reaches_the_server() {
     let args: Vec<String> = std::iter::once("admission-apiserver".to_string())
         .chain(strings(&container["args"]).into_iter().map(str::to_string))
         .collect();
-    let cli = admission_apiserver::config::Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    let cli = admission_apiserver::config::Cli::try_parse_from(&args)
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
     let admission_apiserver::config::Command::Serve(options) = cli.command;
-    assert_eq!(u64::from(options.secure_port), container_port["containerPort"].as_u64().unwrap());
-    assert!(options.bind_address.is_unspecified(), "reachable from the Service");
-    assert!(options.authentication_kubeconfig.is_none(), "in a pod, the service account is used");
+    assert_eq!(
+        u64::from(options.secure_port),
+        container_port["containerPort"].as_u64().unwrap()
+    );
+    assert!(
+        options.bind_address.is_unspecified(),
+        "reachable from the Service"
+    );
+    assert!(
+        options.authentication_kubeconfig.is_none(),
+        "in a pod, the service account is used"
+    );
 
     // Probes use paths the server always allows, on the serving port, over HTTPS.
     for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
         let get = &container[probe]["httpGet"];
         let path = get["path"].as_str().unwrap();
-        assert!(admission_apiserver::auth::is_always_allowed_path(path), "{probe} {path}");
+        assert!(
+            admission_apiserver::auth::is_always_allowed_path(path),
+            "{probe} {path}"
+        );
         assert_eq!(get["port"], container_port["name"]);
         assert_eq!(get["scheme"], "HTTPS");
     }
@@ -112,8 +148,15 @@ fn the_apiservice_reaches_the_server() {
     // The data directory is the claimed volume; the serving certificate is the Certificate's
     // Secret, whose CA is injected into the APIService.
     let mounts = container["volumeMounts"].as_array().unwrap();
-    let mount_of = |volume: &str| mounts.iter().find(|m| m["name"] == volume).unwrap()["mountPath"].as_str().unwrap().to_string();
-    let claim = sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"].as_str().unwrap();
+    let mount_of = |volume: &str| {
+        mounts.iter().find(|m| m["name"] == volume).unwrap()["mountPath"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let claim = sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"]
+        .as_str()
+        .unwrap();
     assert_eq!(options.data_dir, Path::new(&mount_of(claim)));
     let cert_file = options.tls_cert_file.clone().unwrap();
     let volume = pod["spec"]["volumes"]
@@ -123,14 +166,31 @@ fn the_apiservice_reaches_the_server() {
         .find(|v| cert_file.starts_with(mount_of(v["name"].as_str().unwrap())))
         .expect("--tls-cert-file is in a mounted volume");
     let secret = volume["secret"]["secretName"].as_str().unwrap();
-    let (ns, cert_name) = api["metadata"]["annotations"]["cert-manager.io/inject-ca-from"].as_str().unwrap().split_once('/').unwrap();
+    let (ns, cert_name) = api["metadata"]["annotations"]["cert-manager.io/inject-ca-from"]
+        .as_str()
+        .unwrap()
+        .split_once('/')
+        .unwrap();
     let certificate = find(&objects, "Certificate", cert_name);
     assert_eq!(certificate["metadata"]["namespace"], ns);
     assert_eq!(certificate["spec"]["secretName"], secret);
-    assert!(strings(&certificate["spec"]["dnsNames"]).contains(&format!("{svc_name}.{svc_ns}.svc").as_str()));
+    assert!(
+        strings(&certificate["spec"]["dnsNames"])
+            .contains(&format!("{svc_name}.{svc_ns}.svc").as_str())
+    );
     assert_eq!(cert_file.file_name().unwrap(), "tls.crt");
-    assert_eq!(options.tls_private_key_file.clone().unwrap().file_name().unwrap(), "tls.key");
-    options.validate().expect("the arguments form a valid configuration");
+    assert_eq!(
+        options
+            .tls_private_key_file
+            .clone()
+            .unwrap()
+            .file_name()
+            .unwrap(),
+        "tls.key"
+    );
+    options
+        .validate()
+        .expect("the arguments form a valid configuration");
 }
 
 #[test]
@@ -142,15 +202,24 @@ fn the_pod_is_locked_down_and_single_writer() {
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
     let container = &pod["containers"][0];
     assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
-    assert_eq!(container["securityContext"]["allowPrivilegeEscalation"], false);
-    assert_eq!(strings(&container["securityContext"]["capabilities"]["drop"]), ["ALL"]);
+    assert_eq!(
+        container["securityContext"]["allowPrivilegeEscalation"],
+        false
+    );
+    assert_eq!(
+        strings(&container["securityContext"]["capabilities"]["drop"]),
+        ["ALL"]
+    );
     assert!(container["resources"]["requests"]["memory"].is_string());
     assert!(container["resources"]["limits"]["memory"].is_string());
 
     // The Dockerfile builds this binary and runs it as the user the pod expects.
     let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
     let user = pod["securityContext"]["runAsUser"].as_u64().unwrap();
-    assert!(dockerfile.contains(&format!("USER {user}:")), "Dockerfile USER is {user}");
+    assert!(
+        dockerfile.contains(&format!("USER {user}:")),
+        "Dockerfile USER is {user}"
+    );
     assert!(dockerfile.contains("--bin admission-apiserver"));
     assert!(dockerfile.contains("ENTRYPOINT [\"/admission-apiserver\"]"));
     assert_eq!(strings(&container["args"])[0], "serve");
@@ -161,15 +230,21 @@ fn rbac_names_what_the_server_serves_and_needs() {
     let objects = objects();
     let sa = find(&objects, "ServiceAccount", "admission-apiserver");
     let sts = find(&objects, "StatefulSet", "admission-apiserver");
-    assert_eq!(sts["spec"]["template"]["spec"]["serviceAccountName"], sa["metadata"]["name"]);
+    assert_eq!(
+        sts["spec"]["template"]["spec"]["serviceAccountName"],
+        sa["metadata"]["name"]
+    );
     let bound_to_sa = |binding: &Value| {
-        binding["subjects"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["kind"] == "ServiceAccount" && s["name"] == sa["metadata"]["name"] && s["namespace"] == sa["metadata"]["namespace"])
+        binding["subjects"].as_array().unwrap().iter().any(|s| {
+            s["kind"] == "ServiceAccount"
+                && s["name"] == sa["metadata"]["name"]
+                && s["namespace"] == sa["metadata"]["namespace"]
+        })
     };
-    assert!(all(&objects, "ClusterRoleBinding").any(|b| b["roleRef"]["name"] == "system:auth-delegator" && bound_to_sa(b)));
+    assert!(
+        all(&objects, "ClusterRoleBinding")
+            .any(|b| b["roleRef"]["name"] == "system:auth-delegator" && bound_to_sa(b))
+    );
     assert!(all(&objects, "RoleBinding").any(|b| {
         b["metadata"]["namespace"] == "kube-system"
             && b["roleRef"]["kind"] == "Role"
@@ -177,10 +252,16 @@ fn rbac_names_what_the_server_serves_and_needs() {
             && bound_to_sa(b)
     }));
     let events = all(&objects, "ClusterRole").find(|r| {
-        r["rules"].as_array().unwrap().iter().any(|rule| strings(&rule["resources"]).contains(&"events") && strings(&rule["verbs"]).contains(&"create"))
+        r["rules"].as_array().unwrap().iter().any(|rule| {
+            strings(&rule["resources"]).contains(&"events")
+                && strings(&rule["verbs"]).contains(&"create")
+        })
     });
     let events = events.expect("a ClusterRole lets the server record Events");
-    assert!(all(&objects, "ClusterRoleBinding").any(|b| b["roleRef"]["name"] == events["metadata"]["name"] && bound_to_sa(b)));
+    assert!(
+        all(&objects, "ClusterRoleBinding")
+            .any(|b| b["roleRef"]["name"] == events["metadata"]["name"] && bound_to_sa(b))
+    );
 
     // Every resource named for the group exists, with its subresources.
     let served = kinds::load().unwrap();
@@ -193,10 +274,18 @@ fn rbac_names_what_the_server_serves_and_needs() {
             for resource in strings(&rule["resources"]) {
                 let (plural, sub) = resource.split_once('/').unwrap_or((resource, ""));
                 if admission_apiserver::admission::REVIEW_RESOURCES.contains(&plural) {
-                    assert_eq!((sub, strings(&rule["verbs"])), ("", vec!["create"]), "review resources are create-only");
+                    assert_eq!(
+                        (sub, strings(&rule["verbs"])),
+                        ("", vec!["create"]),
+                        "review resources are create-only"
+                    );
                     continue;
                 }
-                let kind = served.iter().find(|r| r.kind.plural == plural).unwrap_or_else(|| panic!("{resource} is not served")).kind;
+                let kind = served
+                    .iter()
+                    .find(|r| r.kind.plural == plural)
+                    .unwrap_or_else(|| panic!("{resource} is not served"))
+                    .kind;
                 match sub {
                     "" => {}
                     "status" => assert!(kind.status_subresource, "{resource}"),
@@ -212,7 +301,10 @@ fn rbac_names_what_the_server_serves_and_needs() {
         }
     }
     for role in ["admin", "edit", "view"] {
-        assert!(aggregated.iter().any(|a| a == role), "nothing aggregates into {role}");
+        assert!(
+            aggregated.iter().any(|a| a == role),
+            "nothing aggregates into {role}"
+        );
     }
 }
 
@@ -221,29 +313,62 @@ fn webhooks_call_the_served_admission_reviews() {
     let objects = objects();
     let served = admission_apiserver::admission::REVIEW_RESOURCES;
     let mut seen = 0;
-    for kind in ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"] {
+    for kind in [
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+    ] {
         for config in all(&objects, kind) {
-            assert_eq!(config["metadata"]["annotations"]["cert-manager.io/inject-apiserver-ca"], "true", "caBundle is the cluster CA");
+            assert_eq!(
+                config["metadata"]["annotations"]["cert-manager.io/inject-apiserver-ca"], "true",
+                "caBundle is the cluster CA"
+            );
             for hook in config["webhooks"].as_array().unwrap() {
                 seen += 1;
                 let path = hook["clientConfig"]["service"]["path"].as_str().unwrap();
-                let resource = path.strip_prefix(&format!("/apis/{GROUP}/{VERSION}/")).unwrap_or_else(|| panic!("{path}"));
+                let resource = path
+                    .strip_prefix(&format!("/apis/{GROUP}/{VERSION}/"))
+                    .unwrap_or_else(|| panic!("{path}"));
                 assert!(served.contains(&resource), "{path} is not served");
-                let expected = if kind.starts_with("Validating") { "validatingadmissionreviews" } else { "mutatingadmissionreviews" };
+                let expected = if kind.starts_with("Validating") {
+                    "validatingadmissionreviews"
+                } else {
+                    "mutatingadmissionreviews"
+                };
                 assert_eq!(resource, expected);
-                assert_eq!(hook["clientConfig"]["service"]["name"], "kubernetes", "through the aggregator");
+                assert_eq!(
+                    hook["clientConfig"]["service"]["name"], "kubernetes",
+                    "through the aggregator"
+                );
                 // The validating webhook records Events, except on dry runs.
-                let side_effects = if kind.starts_with("Validating") { "NoneOnDryRun" } else { "None" };
+                let side_effects = if kind.starts_with("Validating") {
+                    "NoneOnDryRun"
+                } else {
+                    "None"
+                };
                 assert_eq!(hook["sideEffects"], side_effects);
                 let versions = strings(&hook["admissionReviewVersions"]);
-                assert_eq!(versions, admission_apiserver::admission::review::VERSIONS.map(|v| v.trim_start_matches("admission.k8s.io/")));
+                assert_eq!(
+                    versions,
+                    admission_apiserver::admission::review::VERSIONS
+                        .map(|v| v.trim_start_matches("admission.k8s.io/"))
+                );
                 // Never the server's own namespace.
                 let sts = find(&objects, "StatefulSet", "admission-apiserver");
                 let own = sts["metadata"]["namespace"].as_str().unwrap();
-                let excluded = hook["namespaceSelector"]["matchExpressions"].as_array().unwrap().iter().any(|e| {
-                    e["key"] == "kubernetes.io/metadata.name" && e["operator"] == "NotIn" && strings(&e["values"]).contains(&own)
-                });
-                assert!(excluded, "{} must not review its own namespace", hook["name"]);
+                let excluded = hook["namespaceSelector"]["matchExpressions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|e| {
+                        e["key"] == "kubernetes.io/metadata.name"
+                            && e["operator"] == "NotIn"
+                            && strings(&e["values"]).contains(&own)
+                    });
+                assert!(
+                    excluded,
+                    "{} must not review its own namespace",
+                    hook["name"]
+                );
                 assert_eq!(strings(&hook["rules"][0]["resources"]), ["namespaces"]);
                 assert_eq!(strings(&hook["rules"][0]["operations"]), ["CREATE"]);
             }
@@ -252,8 +377,20 @@ fn webhooks_call_the_served_admission_reviews() {
     assert_eq!(seen, 2);
     // kube-apiserver's identity may create reviews.
     let role = all(&objects, "ClusterRole")
-        .find(|r| r["rules"].as_array().unwrap().iter().any(|rule| strings(&rule["resources"]).contains(&"validatingadmissionreviews")))
+        .find(|r| {
+            r["rules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|rule| strings(&rule["resources"]).contains(&"validatingadmissionreviews"))
+        })
         .expect("a ClusterRole grants create on the review resources");
-    assert!(all(&objects, "ClusterRoleBinding").any(|b| b["roleRef"]["name"] == role["metadata"]["name"]
-        && b["subjects"].as_array().unwrap().iter().any(|s| s["kind"] == "User" && s["name"] == "system:apiserver")));
+    assert!(all(&objects, "ClusterRoleBinding").any(|b| {
+        b["roleRef"]["name"] == role["metadata"]["name"]
+            && b["subjects"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["kind"] == "User" && s["name"] == "system:apiserver")
+    }));
 }

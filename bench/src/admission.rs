@@ -111,7 +111,10 @@ pub async fn run(args: Args) -> Result<()> {
             )
             .await?;
         if code != 201 {
-            bail!("creating a reservation: {code} {}", String::from_utf8_lossy(&text));
+            bail!(
+                "creating a reservation: {code} {}",
+                String::from_utf8_lossy(&text)
+            );
         }
     }
     let mix = Arc::new(mix(args.reservations));
@@ -132,11 +135,17 @@ pub async fn run(args: Args) -> Result<()> {
                 }
                 let (path, body, allowed) = &mix[i % mix.len()];
                 i += 1;
-                let result = client.send("POST", path, Some("application/json"), body.clone()).await;
+                let result = client
+                    .send("POST", path, Some("application/json"), body.clone())
+                    .await;
                 let measured = now >= warmup;
                 match result {
                     Ok((200, answer)) => {
-                        let expected = if *allowed { "\"allowed\":true" } else { "\"allowed\":false" };
+                        let expected = if *allowed {
+                            "\"allowed\":true"
+                        } else {
+                            "\"allowed\":false"
+                        };
                         if memchr::memmem::find(&answer, expected.as_bytes()).is_none() {
                             wrong += 1;
                         }
@@ -167,7 +176,10 @@ pub async fn run(args: Args) -> Result<()> {
         args.seconds
     );
     println!("{HEADER}");
-    println!("{}", all.line("AdmissionReview", Duration::from_secs(args.seconds)));
+    println!(
+        "{}",
+        all.line("AdmissionReview", Duration::from_secs(args.seconds))
+    );
     println!(
         "\nwrong decisions: {wrong}\nserver RSS: {rss_before:.1} MiB before, {:.1} MiB after",
         server.rss_mib()

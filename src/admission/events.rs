@@ -162,7 +162,8 @@ async fn run(client: KubeClient, instance: String, mut rx: mpsc::Receiver<Denied
             }
         }
         for t in tracked.values_mut() {
-            let due = t.count > t.written && t.last_write.is_none_or(|w| w.elapsed() >= MIN_INTERVAL);
+            let due =
+                t.count > t.written && t.last_write.is_none_or(|w| w.elapsed() >= MIN_INTERVAL);
             if due && bucket.take() {
                 write(&client, &instance, t).await;
             }

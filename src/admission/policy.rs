@@ -227,7 +227,9 @@ pub fn mutate(request: &Request<'_>, reservations: &Reservations) -> Answer {
         .object
         .as_ref()
         .and_then(|o| o.metadata.labels.as_ref());
-    let current = labels.and_then(|l| l.get(RESERVATION_LABEL)).map(|v| v.as_ref());
+    let current = labels
+        .and_then(|l| l.get(RESERVATION_LABEL))
+        .map(|v| v.as_ref());
     let label_path = format!("/metadata/labels/{}", pointer_segment(RESERVATION_LABEL));
     match reservations.get(name) {
         Some(r) if r.owns(&request.user_info.username, &request.user_info.groups) => {
@@ -235,9 +237,13 @@ pub fn mutate(request: &Request<'_>, reservations: &Reservations) -> Answer {
                 return Answer::default();
             }
             let patch = match (labels, current) {
-                (None, _) => json!([{"op": "add", "path": "/metadata/labels", "value": {RESERVATION_LABEL: r.name}}]),
+                (None, _) => {
+                    json!([{"op": "add", "path": "/metadata/labels", "value": {RESERVATION_LABEL: r.name}}])
+                }
                 (Some(_), None) => json!([{"op": "add", "path": label_path, "value": r.name}]),
-                (Some(_), Some(_)) => json!([{"op": "replace", "path": label_path, "value": r.name}]),
+                (Some(_), Some(_)) => {
+                    json!([{"op": "replace", "path": label_path, "value": r.name}])
+                }
             };
             Answer {
                 patch: Some(patch),
@@ -285,7 +291,8 @@ mod tests {
     }
 
     fn review(name: &str, user: &str, groups: &[&str], labels: Option<Value>) -> Vec<u8> {
-        let mut object = json!({"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": name}});
+        let mut object =
+            json!({"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": name}});
         if let Some(l) = labels {
             object["metadata"]["labels"] = l;
         }
@@ -304,7 +311,10 @@ mod tests {
 
     #[test]
     fn owners_pass_others_are_denied_by_name() {
-        let r = reservations(&[("team-a", &["alice"], &["team-a-admins"]), ("ops", &[], &["sre"])]);
+        let r = reservations(&[
+            ("team-a", &["alice"], &["team-a-admins"]),
+            ("ops", &[], &["sre"]),
+        ]);
         for (ns, user, groups, allowed) in [
             ("team-a", "alice", &[][..], true),
             ("team-a", "bob", &["team-a-admins"][..], true),
@@ -335,12 +345,22 @@ mod tests {
         let mut v: Value = serde_json::from_slice(&review("team-a", "bob", &[], None)).unwrap();
         v["request"]["operation"] = json!("UPDATE");
         let body = serde_json::to_vec(&v).unwrap();
-        assert_eq!(validate(&parse(&body).unwrap().request, &r).0, Answer::default());
+        assert_eq!(
+            validate(&parse(&body).unwrap().request, &r).0,
+            Answer::default()
+        );
         v["request"]["operation"] = json!("CREATE");
-        v["request"]["resource"] = json!({"group": "apps", "version": "v1", "resource": "deployments"});
+        v["request"]["resource"] =
+            json!({"group": "apps", "version": "v1", "resource": "deployments"});
         let body = serde_json::to_vec(&v).unwrap();
-        assert_eq!(validate(&parse(&body).unwrap().request, &r).0, Answer::default());
-        assert_eq!(mutate(&parse(&body).unwrap().request, &r), Answer::default());
+        assert_eq!(
+            validate(&parse(&body).unwrap().request, &r).0,
+            Answer::default()
+        );
+        assert_eq!(
+            mutate(&parse(&body).unwrap().request, &r),
+            Answer::default()
+        );
     }
 
     #[test]
@@ -353,19 +373,44 @@ mod tests {
             answer.patch.unwrap(),
             json!([{"op": "add", "path": "/metadata/labels/admission.example.com~1reservation", "value": "team-a"}])
         );
-        assert_eq!(answer.warnings, ["admission.example.com: label admission.example.com/reservation=team-a was added"]);
+        assert_eq!(
+            answer.warnings,
+            ["admission.example.com: label admission.example.com/reservation=team-a was added"]
+        );
         let body = review("team-a", "alice", &[], None);
         let patch = mutate(&parse(&body).unwrap().request, &r).patch.unwrap();
-        assert_eq!(patch, json!([{"op": "add", "path": "/metadata/labels", "value": {"admission.example.com/reservation": "team-a"}}]));
+        assert_eq!(
+            patch,
+            json!([{"op": "add", "path": "/metadata/labels", "value": {"admission.example.com/reservation": "team-a"}}])
+        );
         // Already right: nothing to do. Not an owner: no patch (validation denies).
-        let body = review("team-a", "alice", &[], Some(json!({RESERVATION_LABEL: "team-a"})));
-        assert_eq!(mutate(&parse(&body).unwrap().request, &r), Answer::default());
+        let body = review(
+            "team-a",
+            "alice",
+            &[],
+            Some(json!({RESERVATION_LABEL: "team-a"})),
+        );
+        assert_eq!(
+            mutate(&parse(&body).unwrap().request, &r),
+            Answer::default()
+        );
         let body = review("team-a", "bob", &[], Some(labels));
-        assert_eq!(mutate(&parse(&body).unwrap().request, &r), Answer::default());
+        assert_eq!(
+            mutate(&parse(&body).unwrap().request, &r),
+            Answer::default()
+        );
         // A claimed reservation that does not exist is taken off.
-        let body = review("free", "bob", &[], Some(json!({RESERVATION_LABEL: "team-a"})));
+        let body = review(
+            "free",
+            "bob",
+            &[],
+            Some(json!({RESERVATION_LABEL: "team-a"})),
+        );
         let answer = mutate(&parse(&body).unwrap().request, &r);
-        assert_eq!(answer.patch.unwrap(), json!([{"op": "remove", "path": "/metadata/labels/admission.example.com~1reservation"}]));
+        assert_eq!(
+            answer.patch.unwrap(),
+            json!([{"op": "remove", "path": "/metadata/labels/admission.example.com~1reservation"}])
+        );
     }
 
     #[test]
@@ -376,7 +421,10 @@ mod tests {
             "spec": {"owners": {"users": ["alice"]}}
         });
         let r = Reservation::from_stored(&serde_json::to_vec(&stored).unwrap()).unwrap();
-        assert_eq!((r.name.as_str(), r.uid.as_str(), r.resource_version.as_str()), ("team-a", "x", "12"));
+        assert_eq!(
+            (r.name.as_str(), r.uid.as_str(), r.resource_version.as_str()),
+            ("team-a", "x", "12")
+        );
         assert_eq!(r.users, ["alice"]);
         assert!(r.groups.is_empty());
         assert_eq!(r.owners(), "users alice");

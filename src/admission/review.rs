@@ -155,7 +155,9 @@ pub fn parse(body: &[u8]) -> ApiResult<Review<'_>> {
         return Err(ApiError::bad_request("AdmissionReview has no request"));
     };
     if request.uid.is_empty() {
-        return Err(ApiError::bad_request("AdmissionReview request.uid is required"));
+        return Err(ApiError::bad_request(
+            "AdmissionReview request.uid is required",
+        ));
     }
     Ok(Review {
         api_version,
@@ -254,8 +256,14 @@ mod tests {
     #[test]
     fn captured_reviews_parse_and_answer_in_their_version() {
         for (name, version) in [
-            ("admissionreview-v1-namespace-create.json", "admission.k8s.io/v1"),
-            ("admissionreview-v1beta1-namespace-create.json", "admission.k8s.io/v1beta1"),
+            (
+                "admissionreview-v1-namespace-create.json",
+                "admission.k8s.io/v1",
+            ),
+            (
+                "admissionreview-v1beta1-namespace-create.json",
+                "admission.k8s.io/v1beta1",
+            ),
         ] {
             let f = fixture(name);
             let body = serde_json::to_vec(&f["request"]["body"]).unwrap();
@@ -265,7 +273,8 @@ mod tests {
             assert_eq!(review.request.resource.resource, "namespaces");
             assert_eq!(review.request.user_info.username, "kubelab-admin");
             assert!(!review.request.is_dry_run());
-            let out: Value = serde_json::from_slice(&render(&review, &Answer::default()).unwrap()).unwrap();
+            let out: Value =
+                serde_json::from_slice(&render(&review, &Answer::default()).unwrap()).unwrap();
             assert_eq!(out, f["response_sent_by_extension_server"]["body"]);
         }
         let dry = fixture("admissionreview-v1-dryrun.json");
@@ -283,7 +292,10 @@ mod tests {
             denied: Some(Denial {
                 code: 403,
                 reason: "Forbidden",
-                message: expected["response"]["status"]["message"].as_str().unwrap().into(),
+                message: expected["response"]["status"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .into(),
             }),
             ..Answer::default()
         };
@@ -305,9 +317,15 @@ mod tests {
         let patch = base64::engine::general_purpose::STANDARD
             .decode(out["response"]["patch"].as_str().unwrap())
             .unwrap();
-        assert_eq!(serde_json::from_slice::<Value>(&patch).unwrap(), m["decoded_patch"]);
+        assert_eq!(
+            serde_json::from_slice::<Value>(&patch).unwrap(),
+            m["decoded_patch"]
+        );
         assert_eq!(out["response"]["warnings"], sent["warnings"]);
-        assert_eq!(out["response"]["auditAnnotations"], sent["auditAnnotations"]);
+        assert_eq!(
+            out["response"]["auditAnnotations"],
+            sent["auditAnnotations"]
+        );
     }
 
     #[test]

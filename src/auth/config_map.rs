@@ -40,7 +40,12 @@ impl Overrides {
 
     /// Flags over the ConfigMap's `data`.
     pub fn merge(&self, data: &Value) -> Result<Trust, String> {
-        let text = |k: &str| data.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let text = |k: &str| {
+            data.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
         let list = |k: &str| -> Option<Vec<String>> {
             data.get(k)
                 .and_then(Value::as_str)
@@ -74,7 +79,10 @@ impl Overrides {
                 .or_else(|| list("requestheader-extra-headers-prefix"))
                 .unwrap_or(defaults.extra_prefixes),
         };
-        let client = self.client_ca.clone().unwrap_or_else(|| text("client-ca-file"));
+        let client = self
+            .client_ca
+            .clone()
+            .unwrap_or_else(|| text("client-ca-file"));
         let request_header = self
             .request_header_ca
             .clone()
@@ -94,7 +102,11 @@ pub struct ConfigMapWatcher {
 
 impl ConfigMapWatcher {
     /// A watcher applying the ConfigMap under the flag overrides.
-    pub fn new(client: KubeClient, overrides: Overrides, trust: Arc<SharedTrust>) -> ConfigMapWatcher {
+    pub fn new(
+        client: KubeClient,
+        overrides: Overrides,
+        trust: Arc<SharedTrust>,
+    ) -> ConfigMapWatcher {
         ConfigMapWatcher {
             client,
             overrides,
@@ -115,19 +127,31 @@ impl ConfigMapWatcher {
                 self.trust.set(trust);
                 self.loaded.store(true, Ordering::Release);
             }
-            Err(e) => tracing::warn!(error = %e, "ignoring an unusable extension-apiserver-authentication"),
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring an unusable extension-apiserver-authentication")
+            }
         }
     }
 
     /// Reads the ConfigMap once (used at startup, so the first requests see it).
     pub async fn load(&self) -> Result<String, String> {
-        let reply = self.client.send("GET", PATH, bytes::Bytes::new()).await.map_err(|e| format!("{e:#}"))?;
+        let reply = self
+            .client
+            .send("GET", PATH, bytes::Bytes::new())
+            .await
+            .map_err(|e| format!("{e:#}"))?;
         if reply.status != 200 {
-            return Err(format!("reading the ConfigMap answered HTTP {}", reply.status));
+            return Err(format!(
+                "reading the ConfigMap answered HTTP {}",
+                reply.status
+            ));
         }
         let cm: Value = serde_json::from_slice(&reply.body).map_err(|e| e.to_string())?;
         self.apply(&cm);
-        Ok(cm["metadata"]["resourceVersion"].as_str().unwrap_or("").to_string())
+        Ok(cm["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or("")
+            .to_string())
     }
 
     /// Reads, then watches, for ever; on any failure starts over after a pause.
@@ -139,7 +163,9 @@ impl ConfigMapWatcher {
                         tracing::debug!(error = %e, "ConfigMap watch ended");
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "cannot read extension-apiserver-authentication"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read extension-apiserver-authentication")
+                }
             }
             tokio::time::sleep(Duration::from_secs(5)).await;
         }
@@ -164,10 +190,14 @@ impl ConfigMapWatcher {
             buffer.extend_from_slice(&data);
             while let Some(pos) = buffer.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = buffer.drain(..=pos).collect();
-                let Ok(event) = serde_json::from_slice::<Value>(&line) else { continue };
+                let Ok(event) = serde_json::from_slice::<Value>(&line) else {
+                    continue;
+                };
                 match event["type"].as_str() {
                     Some("ADDED" | "MODIFIED") => self.apply(&event["object"]),
-                    Some("ERROR") => return Err(format!("watch error: {}", event["object"]["message"])),
+                    Some("ERROR") => {
+                        return Err(format!("watch error: {}", event["object"]["message"]));
+                    }
                     _ => {}
                 }
             }
@@ -197,6 +227,13 @@ mod tests {
             allowed_names: Some(vec![]),
             ..Default::default()
         };
-        assert!(flags.merge(&cm["data"]).unwrap().headers.allowed_names.is_empty());
+        assert!(
+            flags
+                .merge(&cm["data"])
+                .unwrap()
+                .headers
+                .allowed_names
+                .is_empty()
+        );
     }
 }

@@ -108,7 +108,7 @@ pub enum Auth {
         admin_token: Option<String>,
     },
     /// Behind kube-apiserver.
-    Delegated(Delegated),
+    Delegated(Box<Delegated>),
 }
 
 /// Front-proxy identity from request headers (`X-Remote-User` etc.).
@@ -116,7 +116,12 @@ fn from_request_headers(headers: &HeaderMap, settings: &trust::RequestHeader) ->
     let first = |names: &[String]| -> String {
         names
             .iter()
-            .find_map(|n| headers.get(n.as_str()).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()))
+            .find_map(|n| {
+                headers
+                    .get(n.as_str())
+                    .and_then(|v| v.to_str().ok())
+                    .filter(|v| !v.is_empty())
+            })
             .unwrap_or("")
             .to_string()
     };
@@ -220,7 +225,10 @@ pub fn attributes(info: &RequestInfo, query: &Query) -> Attributes {
 /// The 403 kube-apiserver answers for a denied request.
 pub fn forbidden(user: &User, attrs: &Attributes, reason: &str) -> ApiError {
     let what = if !attrs.resource_request {
-        format!("User {:?} cannot {} path {:?}", user.name, attrs.verb, attrs.path)
+        format!(
+            "User {:?} cannot {} path {:?}",
+            user.name, attrs.verb, attrs.path
+        )
     } else {
         let resource = if attrs.subresource.is_empty() {
             attrs.resource.clone()
@@ -239,8 +247,16 @@ pub fn forbidden(user: &User, attrs: &Attributes, reason: &str) -> ApiError {
             )
         }
     };
-    let why = if reason.is_empty() { what } else { format!("{what}: {reason}") };
-    let resource = if attrs.resource_request { attrs.resource.as_str() } else { "" };
+    let why = if reason.is_empty() {
+        what
+    } else {
+        format!("{what}: {reason}")
+    };
+    let resource = if attrs.resource_request {
+        attrs.resource.as_str()
+    } else {
+        ""
+    };
     ApiError::forbidden(&attrs.group, resource, &attrs.name, &why)
 }
 
@@ -349,7 +365,10 @@ mod tests {
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+            h.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
         }
         h
     }
@@ -357,17 +376,37 @@ mod tests {
     #[tokio::test]
     async fn only_the_admin_token_authenticates_standalone() {
         let a = Auth::standalone(Some("s3cret".into()));
-        assert!(a.authenticate(&headers(&[("authorization", "Bearer s3cret")]), None).await.unwrap().is_master());
-        assert!(a.authenticate(&headers(&[("authorization", "bearer s3cret")]), None).await.is_some());
-        assert!(a.authenticate(&headers(&[("authorization", "Bearer s3cre")]), None).await.is_none());
-        assert!(a.authenticate(&headers(&[("authorization", "Basic s3cret")]), None).await.is_none());
+        assert!(
+            a.authenticate(&headers(&[("authorization", "Bearer s3cret")]), None)
+                .await
+                .unwrap()
+                .is_master()
+        );
+        assert!(
+            a.authenticate(&headers(&[("authorization", "bearer s3cret")]), None)
+                .await
+                .is_some()
+        );
+        assert!(
+            a.authenticate(&headers(&[("authorization", "Bearer s3cre")]), None)
+                .await
+                .is_none()
+        );
+        assert!(
+            a.authenticate(&headers(&[("authorization", "Basic s3cret")]), None)
+                .await
+                .is_none()
+        );
         assert!(a.authenticate(&HeaderMap::new(), None).await.is_none());
     }
 
     #[test]
     fn front_proxy_headers_as_the_aggregator_sends_them() {
         let h = headers(&[
-            ("X-Remote-Extra-Authentication.kubernetes.io%2fcredential-Id", "X509SHA256=7b7b"),
+            (
+                "X-Remote-Extra-Authentication.kubernetes.io%2fcredential-Id",
+                "X509SHA256=7b7b",
+            ),
             ("X-Remote-Group", "system:masters"),
             ("X-Remote-Group", "system:authenticated"),
             ("X-Remote-User", "kubelab-admin"),
@@ -377,13 +416,28 @@ mod tests {
         assert_eq!(user.name, "kubelab-admin");
         assert_eq!(user.uid, "u-1");
         assert_eq!(user.groups, ["system:masters", "system:authenticated"]);
-        assert_eq!(user.extra, [("authentication.kubernetes.io/credential-id".to_string(), vec!["X509SHA256=7b7b".to_string()])]);
-        assert!(from_request_headers(&headers(&[("X-Remote-Group", "g")]), &trust::RequestHeader::default()).is_none());
+        assert_eq!(
+            user.extra,
+            [(
+                "authentication.kubernetes.io/credential-id".to_string(),
+                vec!["X509SHA256=7b7b".to_string()]
+            )]
+        );
+        assert!(
+            from_request_headers(
+                &headers(&[("X-Remote-Group", "g")]),
+                &trust::RequestHeader::default()
+            )
+            .is_none()
+        );
     }
 
     #[test]
     fn forbidden_messages_match_kube_apiserver() {
-        let jane = User { name: "jane".into(), ..Default::default() };
+        let jane = User {
+            name: "jane".into(),
+            ..Default::default()
+        };
         let attrs = Attributes {
             resource_request: true,
             verb: "update".into(),
@@ -400,16 +454,35 @@ mod tests {
             e.message(),
             "apps.admission.example.com \"demo\" is forbidden: User \"jane\" cannot update resource \"apps/scale\" in API group \"admission.example.com\" in the namespace \"ext-demo\""
         );
-        let metrics = Attributes { verb: "get".into(), path: "/metrics".into(), ..Default::default() };
-        assert_eq!(forbidden(&jane, &metrics, "").message(), "forbidden: User \"jane\" cannot get path \"/metrics\"");
+        let metrics = Attributes {
+            verb: "get".into(),
+            path: "/metrics".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            forbidden(&jane, &metrics, "").message(),
+            "forbidden: User \"jane\" cannot get path \"/metrics\""
+        );
     }
 
     #[test]
     fn selectors_become_requirements() {
-        let info = RequestInfo::new(&http::Method::GET, "/apis/admission.example.com/v1/namespaces/ext-demo/apps", &Query::parse(""));
-        let q = Query::parse("labelSelector=tier%20in%20(web,api)&fieldSelector=metadata.namespace%3Dext-demo");
+        let info = RequestInfo::new(
+            &http::Method::GET,
+            "/apis/admission.example.com/v1/namespaces/ext-demo/apps",
+            &Query::parse(""),
+        );
+        let q = Query::parse(
+            "labelSelector=tier%20in%20(web,api)&fieldSelector=metadata.namespace%3Dext-demo",
+        );
         let attrs = attributes(&info, &q);
-        assert_eq!(attrs.label_requirements, [json!({"key": "tier", "operator": "In", "values": ["api", "web"]})]);
-        assert_eq!(attrs.field_requirements, [json!({"key": "metadata.namespace", "operator": "In", "values": ["ext-demo"]})]);
+        assert_eq!(
+            attrs.label_requirements,
+            [json!({"key": "tier", "operator": "In", "values": ["api", "web"]})]
+        );
+        assert_eq!(
+            attrs.field_requirements,
+            [json!({"key": "metadata.namespace", "operator": "In", "values": ["ext-demo"]})]
+        );
     }
 }

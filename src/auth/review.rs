@@ -5,9 +5,9 @@
 use super::User;
 use crate::kube_client::KubeClient;
 use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
-use prometheus_client::metrics::counter::Counter;
 use std::time::{Duration, Instant};
 
 /// A bounded map of answers that expire.
@@ -58,7 +58,12 @@ pub struct TokenReviewer {
 
 impl TokenReviewer {
     /// A reviewer asking through `client`, for `audiences` (empty: kube-apiserver's own).
-    pub fn new(client: KubeClient, audiences: Vec<String>, ttl: Duration, sent: Counter) -> TokenReviewer {
+    pub fn new(
+        client: KubeClient,
+        audiences: Vec<String>,
+        ttl: Duration,
+        sent: Counter,
+    ) -> TokenReviewer {
         TokenReviewer {
             client,
             audiences,
@@ -76,7 +81,8 @@ impl TokenReviewer {
         if !self.audiences.is_empty() {
             spec["audiences"] = json!(self.audiences);
         }
-        let body = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": spec});
+        let body =
+            json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": spec});
         self.sent.inc();
         let reply = self
             .client
@@ -90,13 +96,18 @@ impl TokenReviewer {
                 String::from_utf8_lossy(&reply.body)
             ));
         }
-        let review: Value = serde_json::from_slice(&reply.body).map_err(|e| format!("token review answer: {e}"))?;
+        let review: Value =
+            serde_json::from_slice(&reply.body).map_err(|e| format!("token review answer: {e}"))?;
         let status = &review["status"];
         let user = if status["authenticated"].as_bool() == Some(true) {
             let u = &status["user"];
             let strings = |v: &Value| -> Vec<String> {
                 v.as_array()
-                    .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|s| s.as_str().map(str::to_string))
+                            .collect()
+                    })
                     .unwrap_or_default()
             };
             Some(User {
@@ -169,7 +180,11 @@ pub fn sar_spec(user: &User, attrs: &Attributes) -> Value {
         spec.insert("groups".into(), json!(user.groups));
     }
     if !user.extra.is_empty() {
-        let extra: Map<String, Value> = user.extra.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        let extra: Map<String, Value> = user
+            .extra
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
         spec.insert("extra".into(), Value::Object(extra));
     }
     if attrs.resource_request {
@@ -182,14 +197,23 @@ pub fn sar_spec(user: &User, attrs: &Attributes) -> Value {
         put_nonempty(&mut r, "subresource", &attrs.subresource);
         put_nonempty(&mut r, "name", &attrs.name);
         if !attrs.field_requirements.is_empty() {
-            r.insert("fieldSelector".into(), json!({"requirements": attrs.field_requirements}));
+            r.insert(
+                "fieldSelector".into(),
+                json!({"requirements": attrs.field_requirements}),
+            );
         }
         if !attrs.label_requirements.is_empty() {
-            r.insert("labelSelector".into(), json!({"requirements": attrs.label_requirements}));
+            r.insert(
+                "labelSelector".into(),
+                json!({"requirements": attrs.label_requirements}),
+            );
         }
         spec.insert("resourceAttributes".into(), Value::Object(r));
     } else {
-        spec.insert("nonResourceAttributes".into(), json!({"path": attrs.path, "verb": attrs.verb}));
+        spec.insert(
+            "nonResourceAttributes".into(),
+            json!({"path": attrs.path, "verb": attrs.verb}),
+        );
     }
     Value::Object(spec)
 }
@@ -243,10 +267,16 @@ impl SarAuthorizer {
         };
         let review: Value = match serde_json::from_slice(&reply.body) {
             Ok(v) => v,
-            Err(e) => return Decision::Error(format!("a SubjectAccessReview answer that is not JSON: {e}")),
+            Err(e) => {
+                return Decision::Error(format!(
+                    "a SubjectAccessReview answer that is not JSON: {e}"
+                ));
+            }
         };
         let status = &review["status"];
-        let decision = if status["allowed"].as_bool() == Some(true) && status["denied"].as_bool() != Some(true) {
+        let decision = if status["allowed"].as_bool() == Some(true)
+            && status["denied"].as_bool() != Some(true)
+        {
             Decision::Allow
         } else {
             Decision::Deny(status["reason"].as_str().unwrap_or("").to_string())
@@ -261,7 +291,10 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> Value {
-        let path = format!("{}/tests/fixtures/kube-1.36/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/tests/fixtures/kube-1.36/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
@@ -290,33 +323,55 @@ mod tests {
             namespace: "ext-demo".into(),
             ..Default::default()
         };
-        assert_eq!(sar_spec(&jane, &list), fixture("subjectaccessreview-allowed-list-apps.json")["request"]["body"]["spec"]);
+        assert_eq!(
+            sar_spec(&jane, &list),
+            fixture("subjectaccessreview-allowed-list-apps.json")["request"]["body"]["spec"]
+        );
         let metrics = Attributes {
             verb: "get".into(),
             path: "/metrics".into(),
             ..Default::default()
         };
-        assert_eq!(sar_spec(&jane, &metrics), fixture("subjectaccessreview-nonresource-denied.json")["request"]["body"]["spec"]);
+        assert_eq!(
+            sar_spec(&jane, &metrics),
+            fixture("subjectaccessreview-nonresource-denied.json")["request"]["body"]["spec"]
+        );
         let sa = User {
             name: "system:serviceaccount:ext-demo:ext".into(),
             uid: "9997e74c-b4f3-4c97-a22f-799fd280e25c".into(),
-            groups: vec!["system:serviceaccounts".into(), "system:serviceaccounts:ext-demo".into(), "system:authenticated".into()],
-            extra: vec![("authentication.kubernetes.io/credential-id".into(), vec!["JTI=de08c282-f129-4377-9dcf-16e9fc2dc435".into()])],
+            groups: vec![
+                "system:serviceaccounts".into(),
+                "system:serviceaccounts:ext-demo".into(),
+                "system:authenticated".into(),
+            ],
+            extra: vec![(
+                "authentication.kubernetes.io/credential-id".into(),
+                vec!["JTI=de08c282-f129-4377-9dcf-16e9fc2dc435".into()],
+            )],
         };
         let get = Attributes {
             verb: "get".into(),
             name: "demo".into(),
             ..list.clone()
         };
-        assert_eq!(sar_spec(&sa, &get), fixture("subjectaccessreview-allowed-get-apps-serviceaccount-extra.json")["request"]["body"]["spec"]);
+        assert_eq!(
+            sar_spec(&sa, &get),
+            fixture("subjectaccessreview-allowed-get-apps-serviceaccount-extra.json")["request"]["body"]
+                ["spec"]
+        );
         let selected = Attributes {
-            label_requirements: vec![json!({"key": "tier", "operator": "In", "values": ["web", "api"]})],
-            field_requirements: vec![json!({"key": "metadata.namespace", "operator": "In", "values": ["ext-demo"]})],
+            label_requirements: vec![
+                json!({"key": "tier", "operator": "In", "values": ["web", "api"]}),
+            ],
+            field_requirements: vec![
+                json!({"key": "metadata.namespace", "operator": "In", "values": ["ext-demo"]}),
+            ],
             ..list
         };
         assert_eq!(
             sar_spec(&jane, &selected),
-            fixture("subjectaccessreview-allowed-list-apps-selector-requirements.json")["request"]["body"]["spec"]
+            fixture("subjectaccessreview-allowed-list-apps-selector-requirements.json")["request"]
+                ["body"]["spec"]
         );
     }
 }

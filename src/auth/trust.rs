@@ -69,7 +69,9 @@ fn verifier(pems: &[&str]) -> Result<Option<Arc<dyn ClientCertVerifier>>, String
         use rustls_pki_types::pem::PemObject;
         for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
             let cert = cert.map_err(|e| format!("bad CA certificate: {e}"))?;
-            roots.add(cert).map_err(|e| format!("bad CA certificate: {e}"))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("bad CA certificate: {e}"))?;
         }
     }
     if roots.is_empty() {
@@ -84,7 +86,11 @@ fn verifier(pems: &[&str]) -> Result<Option<Arc<dyn ClientCertVerifier>>, String
 
 impl Trust {
     /// Builds the verifiers for a pair of CA bundles (PEM; empty means none).
-    pub fn new(client_pem: &str, request_header_pem: &str, headers: RequestHeader) -> Result<Trust, String> {
+    pub fn new(
+        client_pem: &str,
+        request_header_pem: &str,
+        headers: RequestHeader,
+    ) -> Result<Trust, String> {
         Ok(Trust {
             client: verifier(&[client_pem])?,
             request_header: verifier(&[request_header_pem])?,
@@ -135,9 +141,8 @@ impl std::fmt::Debug for SharedTrust {
     }
 }
 
-impl RequestClientCert {
-    /// The verifier.
-    pub fn new() -> RequestClientCert {
+impl Default for RequestClientCert {
+    fn default() -> RequestClientCert {
         RequestClientCert {
             algorithms: crate::server::tls::provider().signature_verification_algorithms,
         }

@@ -13,8 +13,8 @@ use crate::admission::policy::Reservations;
 use crate::api::discovery::Discovery;
 use crate::api::openapi::OpenApi;
 use crate::auth::Auth;
-use crate::metrics::Metrics;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::watch_cache::WatchCache;
 use anyhow::{Context, Result, anyhow};
@@ -40,9 +40,18 @@ pub async fn build_state(
     let reservations = Arc::new(Reservations::default());
     let reserved = resources
         .iter()
-        .find(|r| std::ptr::eq(r.kind, &crate::kinds::namespace_reservation::NAMESPACE_RESERVATION))
+        .find(|r| {
+            std::ptr::eq(
+                r.kind,
+                &crate::kinds::namespace_reservation::NAMESPACE_RESERVATION,
+            )
+        })
         .ok_or_else(|| anyhow!("NamespaceReservation is not served"))?;
-    tokio::spawn(reservations.clone().follow(store.clone(), crate::registry::prefix(reserved, "")));
+    tokio::spawn(
+        reservations
+            .clone()
+            .follow(store.clone(), crate::registry::prefix(reserved, "")),
+    );
     readiness.push(("namespace-reservations-synced", reservations.loaded.clone()));
     let openapi = OpenApi::new(&resources).map_err(|e| anyhow!(e))?;
     let mut watch_caches = Vec::new();
@@ -100,7 +109,11 @@ type Readiness = Vec<(&'static str, Arc<std::sync::atomic::AtomicBool>)>;
 async fn delegated_auth(
     d: &crate::config::Delegation,
     metrics: &Metrics,
-) -> Result<(Auth, Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>, Readiness)> {
+) -> Result<(
+    Auth,
+    Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
+    Readiness,
+)> {
     use crate::auth::config_map::ConfigMapWatcher;
     use crate::auth::review::{SarAuthorizer, TokenReviewer};
     use crate::auth::trust::{RequestClientCert, SharedTrust};
@@ -130,13 +143,22 @@ async fn delegated_auth(
         readiness.push(("extension-apiserver-authentication", watcher.loaded.clone()));
         tokio::spawn(watcher.run());
     }
-    let auth = Auth::Delegated(crate::auth::Delegated {
+    let auth = Auth::Delegated(Box::new(crate::auth::Delegated {
         trust: trust.clone(),
-        tokens: authentication.map(|c| TokenReviewer::new(c, d.audiences.clone(), d.token_ttl, metrics.token_reviews.clone())),
-        authorizer: authorization.map(|c| SarAuthorizer::new(c, d.authorization_ttl, metrics.access_reviews.clone())),
+        tokens: authentication.map(|c| {
+            TokenReviewer::new(
+                c,
+                d.audiences.clone(),
+                d.token_ttl,
+                metrics.token_reviews.clone(),
+            )
+        }),
+        authorizer: authorization
+            .map(|c| SarAuthorizer::new(c, d.authorization_ttl, metrics.access_reviews.clone())),
         anonymous: d.anonymous,
-    });
-    let verifier: Arc<dyn rustls::server::danger::ClientCertVerifier> = Arc::new(RequestClientCert::new());
+    }));
+    let verifier: Arc<dyn rustls::server::danger::ClientCertVerifier> =
+        Arc::new(RequestClientCert::default());
     Ok((auth, Some(verifier), readiness))
 }
 
@@ -150,7 +172,10 @@ fn events_client(d: &crate::config::Delegation) -> Result<Option<crate::kube_cli
     if let Some(c) = KubeClient::in_cluster()? {
         return Ok(Some(c));
     }
-    d.authentication.as_deref().map(KubeClient::from_kubeconfig).transpose()
+    d.authentication
+        .as_deref()
+        .map(KubeClient::from_kubeconfig)
+        .transpose()
 }
 
 /// Who reports Events (`reportingInstance`): the pod's name in a cluster.
@@ -190,7 +215,11 @@ pub async fn run(config: Config) -> Result<()> {
     let cert = tls::ReloadingCert::load(&cert_file, &key_file)?;
     let metrics = Metrics::new();
     let (auth, client_verifier, readiness) = match &config.delegation {
-        None => (Auth::standalone(Some(credentials.admin_token.clone())), None, Vec::new()),
+        None => (
+            Auth::standalone(Some(credentials.admin_token.clone())),
+            None,
+            Vec::new(),
+        ),
         Some(d) => delegated_auth(d, &metrics).await?,
     };
     let tls = tls::server_config(cert.clone(), client_verifier)?;
@@ -244,15 +273,21 @@ pub async fn run(config: Config) -> Result<()> {
     };
     let server = format!("https://{host}:{}", addr.port());
     tracing::info!(address = %addr, delegated = !standalone, "serving");
+    // The kubeconfig is in place before the line that tells scripts the server is up.
+    let kubeconfig = if standalone {
+        let (dir, url) = (config.data_dir.clone(), server.clone());
+        let token = credentials.admin_token.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            bootstrap::write_kubeconfig(&dir, &url, ca_pem.as_deref(), &token)
+        })
+        .await??;
+        Some(written)
+    } else {
+        None
+    };
     println!("admission-apiserver serving on {server}");
-    if standalone {
-        let kubeconfig = bootstrap::write_kubeconfig(
-            &config.data_dir,
-            &server,
-            ca_pem.as_deref(),
-            &credentials.admin_token,
-        )?;
-        println!("kubeconfig: {}", kubeconfig.display());
+    if let Some(path) = kubeconfig {
+        println!("kubeconfig: {}", path.display());
     }
     let stopping = state.clone();
     let shutdown = async move {

@@ -90,10 +90,17 @@ async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Respons
         match state.auth.authorize(&user, &attrs).await {
             Decision::Allow => {}
             Decision::Deny(reason) => {
-                return (Some(user.clone()), auth::forbidden(&user, &attrs, &reason).into_response());
+                return (
+                    Some(user.clone()),
+                    auth::forbidden(&user, &attrs, &reason).into_response(),
+                );
             }
             Decision::Error(e) => {
-                let uri = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or(&path);
+                let uri = parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or(&path);
                 let message = format!("cannot authorize {uri:?}: {e}");
                 return (Some(user), ApiError::internal(message).into_response());
             }

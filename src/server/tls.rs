@@ -99,7 +99,10 @@ impl ResolvesServerCert for ReloadingCert {
 }
 
 /// A server config serving `cert`, asking for client certificates through `clients` if given.
-pub fn server_config(cert: Arc<ReloadingCert>, clients: Option<Arc<dyn ClientCertVerifier>>) -> Result<Arc<ServerConfig>> {
+pub fn server_config(
+    cert: Arc<ReloadingCert>,
+    clients: Option<Arc<dyn ClientCertVerifier>>,
+) -> Result<Arc<ServerConfig>> {
     let builder = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?;
@@ -133,11 +136,24 @@ mod tests {
         write("two.example");
         // Make sure the modification time moves even on coarse file systems.
         let later = SystemTime::now() + std::time::Duration::from_secs(2);
-        std::fs::File::options().write(true).open(&c).unwrap().set_modified(later).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&c)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
         assert!(cert.reload_if_changed());
         assert_ne!(cert.current.read().cert, first.cert);
         std::fs::write(&k, "garbage").unwrap();
-        std::fs::File::options().write(true).open(&k).unwrap().set_modified(later + std::time::Duration::from_secs(1)).unwrap();
-        assert!(!cert.reload_if_changed(), "a broken key keeps the old certificate");
+        std::fs::File::options()
+            .write(true)
+            .open(&k)
+            .unwrap()
+            .set_modified(later + std::time::Duration::from_secs(1))
+            .unwrap();
+        assert!(
+            !cert.reload_if_changed(),
+            "a broken key keeps the old certificate"
+        );
     }
 }

@@ -148,8 +148,10 @@ fn reopen(config: &sled::Config) -> Result<sled::Db> {
     loop {
         match config.open() {
             Ok(db) => return Ok(db),
+            // sled reports a held lock as `ErrorKind::Other` with this text.
             Err(sled::Error::Io(e))
-                if e.kind() == std::io::ErrorKind::WouldBlock
+                if (e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.to_string().contains("could not acquire lock"))
                     && std::time::Instant::now() < deadline =>
             {
                 std::thread::sleep(wait);
@@ -354,5 +356,26 @@ impl Store for SledStore {
 
     fn oldest_revision(&self) -> Revision {
         self.index.oldest()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reopen_waits_for_a_lock_still_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = sled::Config::new().path(dir.path().join("db"));
+        let held = config.open().unwrap();
+        let err = config.open().unwrap_err();
+        assert!(err.to_string().contains("could not acquire lock"), "{err}");
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(held);
+        });
+        let db = reopen(&config).expect("reopen waits for the lock");
+        drop(db);
+        release.join().unwrap();
     }
 }

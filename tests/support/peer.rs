@@ -3,6 +3,7 @@
 //! `extension-apiserver-authentication` ConfigMap, and records Events.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use crate::support::Server;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
@@ -13,7 +14,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::broadcast;
-use crate::support::Server;
 
 /// The token the extension server presents to the peer (its service account's, in a cluster).
 const TOKEN: &str = "extension-server-token";
@@ -31,7 +31,10 @@ impl Ca {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.distinguished_name.push(DnType::CommonName, name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
         let key = KeyPair::generate().unwrap();
         let cert = params.self_signed(&key).unwrap();
         Ca {
@@ -56,7 +59,9 @@ impl Ca {
     /// A serving certificate for localhost (PEM cert, PEM key).
     pub fn server(&self) -> (String, String) {
         let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-        params.subject_alt_names.push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         (cert.pem(), key.serialize_pem())
@@ -116,7 +121,10 @@ fn captured_reviews() -> Vec<(Value, Value)> {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         if name.starts_with("subjectaccessreview-") {
             let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-            out.push((v["request"]["body"]["spec"].clone(), v["response"]["body"]["status"].clone()));
+            out.push((
+                v["request"]["body"]["spec"].clone(),
+                v["response"]["body"]["status"].clone(),
+            ));
         }
     }
     assert!(out.len() >= 5, "the SubjectAccessReview fixtures are there");
@@ -129,11 +137,18 @@ fn captured_reviews() -> Vec<(Value, Value)> {
 /// discover.
 fn decide(spec: &Value) -> Value {
     static CAPTURED: std::sync::OnceLock<Vec<(Value, Value)>> = std::sync::OnceLock::new();
-    if let Some((_, status)) = CAPTURED.get_or_init(captured_reviews).iter().find(|(s, _)| s == spec) {
+    if let Some((_, status)) = CAPTURED
+        .get_or_init(captured_reviews)
+        .iter()
+        .find(|(s, _)| s == spec)
+    {
         return status.clone();
     }
     let user = spec["user"].as_str().unwrap_or("");
-    let groups: Vec<&str> = spec["groups"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let groups: Vec<&str> = spec["groups"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
     if let Some(r) = spec.get("resourceAttributes") {
         let verb = r["verb"].as_str().unwrap_or("");
         let resource = r["resource"].as_str().unwrap_or("");
@@ -141,7 +156,8 @@ fn decide(spec: &Value) -> Value {
         let reader = user == "jane" || groups.contains(&"dev");
         let allowed = (reader
             && resource == "apps"
-            && ((sub.is_empty() && ["get", "list", "watch"].contains(&verb)) || (sub == "scale" && verb == "get")))
+            && ((sub.is_empty() && ["get", "list", "watch"].contains(&verb))
+                || (sub == "scale" && verb == "get")))
             || (user == "system:serviceaccount:ext-demo:ext" && resource == "apps");
         if allowed {
             return json!({"allowed": true, "reason": "RBAC: allowed by ClusterRoleBinding \"admission-example-apps-reader-dev\""});
@@ -149,7 +165,10 @@ fn decide(spec: &Value) -> Value {
         return json!({"allowed": false});
     }
     let path = spec["nonResourceAttributes"]["path"].as_str().unwrap_or("");
-    let discovery = path.starts_with("/apis") || path.starts_with("/openapi") || path == "/version" || path == "/api";
+    let discovery = path.starts_with("/apis")
+        || path.starts_with("/openapi")
+        || path == "/version"
+        || path == "/api";
     json!({"allowed": discovery && groups.contains(&"system:authenticated")})
 }
 
@@ -181,16 +200,32 @@ impl PeerState {
     }
 }
 
-async fn serve(state: Arc<PeerState>, req: http::Request<hyper::body::Incoming>) -> http::Response<Body> {
+async fn serve(
+    state: Arc<PeerState>,
+    req: http::Request<hyper::body::Incoming>,
+) -> http::Response<Body> {
     let credential = format!("Bearer {TOKEN}");
-    if req.headers().get("authorization").and_then(|v| v.to_str().ok()) != Some(credential.as_str()) {
+    if req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        != Some(credential.as_str())
+    {
         state.unauthenticated.fetch_add(1, Ordering::SeqCst);
-        return full(401, json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "Unauthorized", "reason": "Unauthorized", "code": 401}));
+        return full(
+            401,
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "Unauthorized", "reason": "Unauthorized", "code": 401}),
+        );
     }
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
-    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let json_body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let review = path.ends_with("/tokenreviews") || path.ends_with("/subjectaccessreviews");
     if review
@@ -199,7 +234,10 @@ async fn serve(state: Arc<PeerState>, req: http::Request<hyper::body::Incoming>)
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
     {
-        return full(500, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "InternalError", "code": 500}));
+        return full(
+            500,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "InternalError", "code": 500}),
+        );
     }
     match (method.as_str(), path.as_str()) {
         ("POST", "/apis/authentication.k8s.io/v1/tokenreviews") => {
@@ -215,7 +253,9 @@ async fn serve(state: Arc<PeerState>, req: http::Request<hyper::body::Incoming>)
             review["status"] = decide(&json_body["spec"]);
             full(201, review)
         }
-        ("GET", "/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication") => full(200, state.config_map()),
+        ("GET", "/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication") => {
+            full(200, state.config_map())
+        }
         ("GET", "/api/v1/namespaces/kube-system/configmaps") if query.contains("watch=true") => {
             let mut rx = state.changes.subscribe();
             let stream = async_stream(move |tx| async move {
@@ -233,11 +273,17 @@ async fn serve(state: Arc<PeerState>, req: http::Request<hyper::body::Incoming>)
                 .unwrap()
         }
         (m @ ("POST" | "PUT" | "PATCH"), p) if p.contains("/events") => {
-            state.events.lock().push((m.to_string(), p.to_string(), json_body.clone()));
+            state
+                .events
+                .lock()
+                .push((m.to_string(), p.to_string(), json_body.clone()));
             let code = if m == "POST" { 201 } else { 200 };
             full(code, json_body)
         }
-        _ => full(404, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404})),
+        _ => full(
+            404,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404}),
+        ),
     }
 }
 
@@ -250,7 +296,9 @@ where
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
     tokio::spawn(producer(tx));
     let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
     });
     StreamBody::new(stream).boxed()
 }
@@ -265,16 +313,21 @@ impl Peer {
             .unwrap();
         use rustls_pki_types::pem::PemObject;
         let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
-        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .unwrap();
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let url = format!(
+            "https://127.0.0.1:{}",
+            listener.local_addr().unwrap().port()
+        );
         let (changes, _) = broadcast::channel(16);
         let state = Arc::new(PeerState {
             config_map: Mutex::new(config_map),
@@ -289,10 +342,14 @@ impl Peer {
         let shared = state.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((tcp, _)) = listener.accept().await else { continue };
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
                 let (acceptor, state) = (acceptor.clone(), shared.clone());
                 tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
                     let svc = hyper::service::service_fn(move |req| {
                         let state = state.clone();
                         async move { Ok::<_, Infallible>(serve(state, req).await) }
@@ -334,19 +391,28 @@ pub async fn get_trusting(ca_pem: &str, url: &str) -> Result<u16, String> {
     for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(cert.unwrap()).unwrap();
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(config)
         .https_only()
         .enable_http1()
         .build();
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector);
-    let req = http::Request::get(url).body(Full::new(Bytes::new())).unwrap();
-    client.request(req).await.map(|r| r.status().as_u16()).map_err(|e| format!("{e:?}"))
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build(connector);
+    let req = http::Request::get(url)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    client
+        .request(req)
+        .await
+        .map(|r| r.status().as_u16())
+        .map_err(|e| format!("{e:?}"))
 }
 
 /// The served group-version path.
@@ -424,9 +490,17 @@ pub const JANE: &[&str] = &["dev", "system:authenticated"];
 
 impl Cluster {
     /// A request proxied by the aggregator for `headers`' user.
-    pub async fn proxied(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> crate::support::Response {
+    pub async fn proxied(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> crate::support::Response {
         let (cert, key) = &self.proxy_cert;
-        self.server.send(Some((cert, key)), None, method, path, headers, body).await
+        self.server
+            .send(Some((cert, key)), None, method, path, headers, body)
+            .await
     }
 
     /// The SubjectAccessReview specs the peer received.
@@ -445,11 +519,14 @@ impl Cluster {
             .proxied(
                 "POST",
                 &format!("{GROUP}/namespaces/{namespace}/apps"),
-                &[identity("kubelab-admin", ADMIN), vec![("content-type", "application/json")]].concat(),
+                &[
+                    identity("kubelab-admin", ADMIN),
+                    vec![("content-type", "application/json")],
+                ]
+                .concat(),
                 &body.to_string(),
             )
             .await;
         assert_eq!(r.status, 201, "{}", crate::support::text(&r.body));
     }
 }
-
