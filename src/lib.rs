@@ -42,6 +42,9 @@ pub mod schema;
 pub mod server;
 pub mod watch_cache;
 
+#[cfg(test)]
+mod test_support;
+
 /// Entry point of the binary: parses flags, sets up logging, runs the command.
 pub fn main() -> std::process::ExitCode {
     use clap::Parser;

@@ -10,7 +10,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-/// Labels of `apiserver_request_total`.
+/// Labels of `apiserver_request_duration_seconds`, and of `apiserver_request_total` with
+/// [`CodeLabel`] after them.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     /// HTTP-level verb as kube-apiserver reports it (`GET`, `LIST`, `WATCH`, `POST`, ...).
@@ -27,27 +28,13 @@ pub struct RequestLabels {
     pub scope: String,
     /// Always `apiserver`.
     pub component: String,
-    /// HTTP status code.
-    pub code: String,
 }
 
-/// Labels of `apiserver_request_duration_seconds`.
+/// The `code` label of `apiserver_request_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct DurationLabels {
-    /// As in [`RequestLabels`].
-    pub verb: String,
-    /// As in [`RequestLabels`].
-    pub group: String,
-    /// As in [`RequestLabels`].
-    pub version: String,
-    /// As in [`RequestLabels`].
-    pub resource: String,
-    /// As in [`RequestLabels`].
-    pub subresource: String,
-    /// As in [`RequestLabels`].
-    pub scope: String,
-    /// As in [`RequestLabels`].
-    pub component: String,
+pub struct CodeLabel {
+    /// HTTP status code.
+    pub code: String,
 }
 
 /// Labels of `apiserver_current_inflight_requests`.
@@ -72,9 +59,9 @@ pub struct WatcherLabels {
 pub struct Metrics {
     registry: Registry,
     /// `apiserver_request_total`.
-    pub requests: Family<RequestLabels, Counter>,
+    pub requests: Family<(RequestLabels, CodeLabel), Counter>,
     /// `apiserver_request_duration_seconds` (not for watches, as kube-apiserver).
-    pub durations: Family<DurationLabels, Histogram>,
+    pub durations: Family<RequestLabels, Histogram>,
     /// `apiserver_current_inflight_requests`.
     pub inflight: Family<InflightLabels, Gauge>,
     /// `apiserver_registered_watchers`.
@@ -105,13 +92,13 @@ impl Metrics {
     /// Registers every metric.
     pub fn new() -> Metrics {
         let mut registry = Registry::default();
-        let requests = Family::<RequestLabels, Counter>::default();
+        let requests = Family::<(RequestLabels, CodeLabel), Counter>::default();
         registry.register(
             "apiserver_request",
             "Counter of apiserver requests broken out for each verb, dry run value, group, version, resource, scope, component, and HTTP response code",
             requests.clone(),
         );
-        let durations = Family::<DurationLabels, Histogram>::new_with_constructor(|| {
+        let durations = Family::<RequestLabels, Histogram>::new_with_constructor(|| {
             Histogram::new([
                 0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 5.0,
                 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0,
@@ -187,32 +174,21 @@ mod tests {
     #[test]
     fn rendering_uses_the_apiserver_names() {
         let m = Metrics::new();
-        m.requests
-            .get_or_create(&RequestLabels {
-                verb: "LIST".into(),
-                group: "admission.example.com".into(),
-                version: "v1".into(),
-                resource: "apps".into(),
-                subresource: String::new(),
-                scope: "namespace".into(),
-                component: "apiserver".into(),
-                code: "200".into(),
-            })
-            .inc();
-        m.durations
-            .get_or_create(&DurationLabels {
-                verb: "LIST".into(),
-                group: "admission.example.com".into(),
-                version: "v1".into(),
-                resource: "apps".into(),
-                subresource: String::new(),
-                scope: "namespace".into(),
-                component: "apiserver".into(),
-            })
-            .observe(0.01);
+        let labels = RequestLabels {
+            verb: "LIST".into(),
+            group: "admission.example.com".into(),
+            version: "v1".into(),
+            resource: "apps".into(),
+            subresource: String::new(),
+            scope: "namespace".into(),
+            component: "apiserver".into(),
+        };
+        let code = CodeLabel { code: "200".into() };
+        m.requests.get_or_create(&(labels.clone(), code)).inc();
+        m.durations.get_or_create(&labels).observe(0.01);
         let text = m.render();
         assert!(
-            text.contains("apiserver_request_total{verb=\"LIST\""),
+            text.contains("apiserver_request_total{verb=\"LIST\",group=\"admission.example.com\",version=\"v1\",resource=\"apps\",subresource=\"\",scope=\"namespace\",component=\"apiserver\",code=\"200\"} 1"),
             "{text}"
         );
         assert!(

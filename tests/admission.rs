@@ -11,25 +11,14 @@ use base64::Engine;
 use peer::{ADMIN, GROUP, cluster, identity};
 use serde_json::{Value, json};
 use std::time::Duration;
-use support::{Server, fixtures};
+use support::{Server, fixture};
 
 const VALIDATING: &str = "/apis/admission.example.com/v1/validatingadmissionreviews";
 const MUTATING: &str = "/apis/admission.example.com/v1/mutatingadmissionreviews";
 
-fn fixture(name: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(fixtures().join(name)).unwrap()).unwrap()
-}
-
 /// Posts a review as the admin; the status and the answer.
 async fn post(s: &Server, path: &str, review: &Value) -> (u16, Value) {
-    let r = s
-        .request(
-            "POST",
-            path,
-            &[("content-type", "application/json")],
-            &review.to_string(),
-        )
-        .await;
+    let r = s.post_json(path, review).await;
     (r.status, r.json())
 }
 
@@ -350,6 +339,19 @@ async fn decisions_follow_reservations_made_with_kubectl() {
     assert_eq!(
         post(&s, VALIDATING, &carol).await.1["response"]["allowed"],
         true
+    );
+
+    // With the reservation gone, a namespace claiming it loses the label.
+    let mut claim = namespace_review("admission.k8s.io/v1", "payments", "carol", &[], false);
+    claim["request"]["object"]["metadata"]["labels"]["admission.example.com/reservation"] =
+        json!("payments");
+    let answer = post(&s, MUTATING, &claim).await.1;
+    let patch = base64::engine::general_purpose::STANDARD
+        .decode(answer["response"]["patch"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&patch).unwrap(),
+        json!([{"op": "remove", "path": "/metadata/labels/admission.example.com~1reservation"}])
     );
 
     // The policy survives a restart: it is rebuilt from the store.

@@ -11,7 +11,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{Server, fixtures, text};
+use support::{Server, fixture, text};
 
 const DISCOVERY: &str = "14-discovery-resourcelist";
 
@@ -43,10 +43,7 @@ async fn crd_oracle_replay_differs_only_by_the_admission_review_resources() {
         "\n{stdout}"
     );
 
-    let oracle: Value = serde_json::from_str(
-        &std::fs::read_to_string(fixtures().join(format!("crd-oracle/{DISCOVERY}.json"))).unwrap(),
-    )
-    .unwrap();
+    let oracle = fixture(&format!("crd-oracle/{DISCOVERY}.json"));
     let canon = |list: &Value| -> Vec<Value> {
         let mut items: Vec<Value> = list["resources"]
             .as_array()

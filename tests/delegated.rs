@@ -12,12 +12,10 @@ use peer::{ADMIN, Ca, GROUP, JANE, cluster, config_map, identity};
 use serde_json::{Value, json};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use support::{app, fixtures};
+use support::{app, fixture};
 
 fn fixture_spec(name: &str) -> Value {
-    let v: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixtures().join(name)).unwrap()).unwrap();
-    v["request"]["body"]["spec"].clone()
+    fixture(name)["request"]["body"]["spec"].clone()
 }
 
 /// The aggregator's captured requests, replayed as sent (headers in wire order, repeated groups)
@@ -32,10 +30,7 @@ async fn aggregator_requests_are_served_as_the_proxied_user() {
         "system:masters needs no SubjectAccessReview"
     );
 
-    let capture: Value = serde_json::from_str(
-        &std::fs::read_to_string(fixtures().join("proxied-user-request.json")).unwrap(),
-    )
-    .unwrap();
+    let capture = fixture("proxied-user-request.json");
     for exchange in capture["exchanges"].as_array().unwrap() {
         let request = &exchange["request"];
         let headers: Vec<(String, String)> = request["headers"]

@@ -4,26 +4,11 @@
 
 mod support;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use support::{Server, app};
 
 const APPS: &str = "/apis/admission.example.com/v1/namespaces/default/apps";
 const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList";
-
-async fn post_app(s: &Server, name: &str, labels: Value) -> Value {
-    let body = json!({"apiVersion": "admission.example.com/v1", "kind": "App",
-        "metadata": {"name": name, "labels": labels}, "spec": {"version": "v1.0.0", "replicas": 1}});
-    let r = s
-        .request(
-            "POST",
-            APPS,
-            &[("content-type", "application/json")],
-            &body.to_string(),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
-    r.json()
-}
 
 #[tokio::test]
 async fn credentials_are_required_except_for_probes() {
@@ -192,7 +177,7 @@ async fn openapi_documents_are_hashed_and_cached() {
 async fn paging_is_a_consistent_snapshot() {
     let s = Server::start();
     for i in 0..7 {
-        post_app(&s, &format!("a{i}"), json!({})).await;
+        s.create_app(&format!("a{i}"), json!({})).await;
     }
     let first = s
         .request("GET", &format!("{APPS}?limit=3"), &[], "")
@@ -267,7 +252,7 @@ async fn paging_is_a_consistent_snapshot() {
 #[tokio::test]
 async fn tables_and_metadata_views() {
     let s = Server::start();
-    post_app(&s, "web", json!({"tier": "web"})).await;
+    s.create_app("web", json!({"tier": "web"})).await;
     let table_accept = "application/json;as=Table;v=v1;g=meta.k8s.io";
     let t = s
         .request("GET", APPS, &[("accept", table_accept)], "")
@@ -395,7 +380,7 @@ async fn bad_requests_get_clear_statuses() {
 #[tokio::test]
 async fn updates_without_a_resource_version_and_preconditions() {
     let s = Server::start();
-    let created = post_app(&s, "web", json!({})).await;
+    let created = s.create_app("web", json!({})).await;
     let mut body = created.clone();
     body["metadata"]
         .as_object_mut()
@@ -461,8 +446,8 @@ async fn http2_is_negotiated_by_alpn() {
 #[tokio::test]
 async fn deletecollection_honours_selectors() {
     let s = Server::start();
-    post_app(&s, "a", json!({"tier": "web"})).await;
-    post_app(&s, "b", json!({"tier": "db"})).await;
+    s.create_app("a", json!({"tier": "web"})).await;
+    s.create_app("b", json!({"tier": "db"})).await;
     let r = s
         .request(
             "DELETE",

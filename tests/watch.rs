@@ -13,21 +13,6 @@ use support::{Server, text};
 const APPS: &str = "/apis/admission.example.com/v1/namespaces/default/apps";
 const SECOND: Duration = Duration::from_secs(1);
 
-async fn create(s: &Server, name: &str, labels: Value) -> Value {
-    let body = json!({"apiVersion": "admission.example.com/v1", "kind": "App",
-        "metadata": {"name": name, "labels": labels}, "spec": {"version": "v1.0.0", "replicas": 1}});
-    let r = s
-        .request(
-            "POST",
-            APPS,
-            &[("content-type", "application/json")],
-            &body.to_string(),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
-    r.json()
-}
-
 async fn patch(s: &Server, name: &str, body: &str) -> Value {
     let r = s
         .request(
@@ -52,8 +37,8 @@ fn rv(obj: &Value) -> u64 {
 #[tokio::test]
 async fn resume_from_a_resource_version_in_order() {
     let s = Server::start();
-    let a = create(&s, "a", json!({})).await;
-    create(&s, "b", json!({})).await;
+    let a = s.create_app("a", json!({})).await;
+    s.create_app("b", json!({})).await;
     let mut w = s
         .watch(
             &format!("{APPS}?watch=true&resourceVersion={}", rv(&a)),
@@ -100,7 +85,7 @@ async fn too_old_resource_version_is_an_error_event_410() {
         &["--watch-history", "3"],
     );
     for i in 0..8 {
-        create(&s, &format!("o{i}"), json!({})).await;
+        s.create_app(&format!("o{i}"), json!({})).await;
     }
     let mut w = s
         .watch(&format!("{APPS}?watch=true&resourceVersion=2"), &[], false)
@@ -135,7 +120,7 @@ async fn too_old_resource_version_is_an_error_event_410() {
         "The resourceVersion for the provided list is too old."
     );
     let at = latest["metadata"]["resourceVersion"].as_str().unwrap();
-    create(&s, "later", json!({})).await;
+    s.create_app("later", json!({})).await;
     let exact = s
         .request(
             "GET",
@@ -161,7 +146,7 @@ async fn expired_continue_tokens_get_an_inconsistent_continue() {
         &["--watch-history", "3"],
     );
     for i in 0..6 {
-        create(&s, &format!("p{i}"), json!({})).await;
+        s.create_app(&format!("p{i}"), json!({})).await;
     }
     let first = s
         .request("GET", &format!("{APPS}?limit=2"), &[], "")
@@ -206,8 +191,8 @@ async fn bookmarks_streaming_lists_and_timeouts() {
         Arc::new(tempfile::tempdir().unwrap()),
         &["--watch-bookmark-interval", "1"],
     );
-    create(&s, "s1", json!({})).await;
-    let s2 = create(&s, "s2", json!({})).await;
+    s.create_app("s1", json!({})).await;
+    let s2 = s.create_app("s2", json!({})).await;
     let mut w = s
         .watch(&format!("{APPS}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=3"), &[], false)
         .await;
@@ -251,13 +236,7 @@ async fn bookmarks_streaming_lists_and_timeouts() {
         .request("GET", &format!("{APPS}?sendInitialEvents=true"), &[], "")
         .await
         .json();
-    let fixture: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            support::fixtures().join("crd-oracle/20-streaming-list-bad-combination.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let fixture = support::fixture("crd-oracle/20-streaming-list-bad-combination.json");
     assert_eq!(bad, fixture["events"][0]["body"]);
 }
 
@@ -282,8 +261,8 @@ async fn server_chosen_timeout_ends_idle_watches() {
 #[tokio::test]
 async fn metadata_and_table_watches() {
     let s = Server::start();
-    create(&s, "s1", json!({"tier": "web"})).await;
-    create(&s, "s2", json!({})).await;
+    s.create_app("s1", json!({"tier": "web"})).await;
+    s.create_app("s2", json!({})).await;
     let mut meta = s
         .watch(
             &format!("{APPS}?watch=true&resourceVersion=0&timeoutSeconds=5"),
@@ -333,7 +312,7 @@ async fn metadata_and_table_watches() {
 #[tokio::test]
 async fn selectors_turn_transitions_into_added_and_deleted() {
     let s = Server::start();
-    let a = create(&s, "a", json!({"tier": "web"})).await;
+    let a = s.create_app("a", json!({"tier": "web"})).await;
     let mut w = s
         .watch(
             &format!(
@@ -348,7 +327,7 @@ async fn selectors_turn_transitions_into_added_and_deleted() {
     let e = w.next(5 * SECOND).await.unwrap();
     assert_eq!(e["type"], "DELETED");
     assert_eq!(e["object"]["metadata"]["labels"]["tier"], "db");
-    create(&s, "ignored", json!({"tier": "db"})).await;
+    s.create_app("ignored", json!({"tier": "db"})).await;
     patch(&s, "a", r#"{"metadata":{"labels":{"tier":"web"}}}"#).await;
     let e = w.next(5 * SECOND).await.unwrap();
     assert_eq!(e["type"], "ADDED");
@@ -380,7 +359,7 @@ async fn watches_over_http2_never_miss_or_reorder() {
         let s = s.clone();
         writers.push(tokio::spawn(async move {
             for i in 0..25 {
-                create(&s, &format!("w{w}-{i}"), json!({})).await;
+                s.create_app(&format!("w{w}-{i}"), json!({})).await;
             }
         }));
     }

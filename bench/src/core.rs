@@ -139,6 +139,21 @@ fn list_paths(objects: usize) -> Arc<dyn Fn() -> String + Send + Sync> {
     })
 }
 
+/// The get and list phases with `stored` Apps, each printed as a report line.
+async fn reads(client: &Client, args: &Args, stored: usize) {
+    let phases = [
+        (format!("get, {stored} stored"), get_paths(stored)),
+        (
+            format!("list of {PER_NAMESPACE}, {stored} stored"),
+            list_paths(stored),
+        ),
+    ];
+    for (name, paths) in phases {
+        let (mut s, d) = read_phase(client, args.concurrency, args.seconds, paths).await;
+        println!("{}", s.line(&name, d));
+    }
+}
+
 /// Runs the core benchmark and prints a Markdown report.
 pub async fn run(args: Args) -> Result<()> {
     let server = Server::start(args.server_binary.clone(), &[])?;
@@ -157,28 +172,7 @@ pub async fn run(args: Args) -> Result<()> {
         s.line(&format!("create (durable), 0→{}", args.objects), d)
     );
     let rss_small = server.rss_mib();
-    let (mut s, d) = read_phase(
-        &client,
-        args.concurrency,
-        args.seconds,
-        get_paths(args.objects),
-    )
-    .await;
-    println!("{}", s.line(&format!("get, {} stored", args.objects), d));
-    let (mut s, d) = read_phase(
-        &client,
-        args.concurrency,
-        args.seconds,
-        list_paths(args.objects),
-    )
-    .await;
-    println!(
-        "{}",
-        s.line(
-            &format!("list of {PER_NAMESPACE}, {} stored", args.objects),
-            d
-        )
-    );
+    reads(&client, &args, args.objects).await;
     let mut rss_large = None;
     let mut rss_created = None;
     if args.large > args.objects {
@@ -191,28 +185,7 @@ pub async fn run(args: Args) -> Result<()> {
             )
         );
         rss_created = Some(server.rss_mib());
-        let (mut s, d) = read_phase(
-            &client,
-            args.concurrency,
-            args.seconds,
-            get_paths(args.large),
-        )
-        .await;
-        println!("{}", s.line(&format!("get, {} stored", args.large), d));
-        let (mut s, d) = read_phase(
-            &client,
-            args.concurrency,
-            args.seconds,
-            list_paths(args.large),
-        )
-        .await;
-        println!(
-            "{}",
-            s.line(
-                &format!("list of {PER_NAMESPACE}, {} stored", args.large),
-                d
-            )
-        );
+        reads(&client, &args, args.large).await;
         rss_large = Some(server.rss_mib());
     }
     println!(

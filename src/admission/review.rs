@@ -245,13 +245,7 @@ mod tests {
     use super::*;
     use serde_json::{Value, json};
 
-    fn fixture(name: &str) -> Value {
-        let path = format!(
-            "{}/tests/fixtures/kube-1.36/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-    }
+    use crate::test_support::fixture;
 
     #[test]
     fn captured_reviews_parse_and_answer_in_their_version() {

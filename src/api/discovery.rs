@@ -265,11 +265,7 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> Value {
-        let path = format!(
-            "{}/tests/fixtures/kube-1.36/crd-oracle/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+        crate::test_support::fixture(&format!("crd-oracle/{name}"))
     }
 
     #[test]

@@ -145,6 +145,17 @@ fn list_params() -> Vec<Value> {
     ]
 }
 
+/// The query parameters of a PATCH: a write's, and `force` for apply.
+fn patch_params() -> Vec<Value> {
+    let mut p = write_params(true);
+    p.push(query_param(
+        "force",
+        "boolean",
+        "Force is going to \"force\" Apply requests.",
+    ));
+    p
+}
+
 fn write_params(with_validation: bool) -> Vec<Value> {
     let mut p = vec![
         query_param(
@@ -353,15 +364,7 @@ fn paths_for(kind: &Kind, paths: &mut Map<String, Value>) {
                 action: "patch",
                 verb_id: "patch",
                 description: format!("partially update the specified {k}"),
-                params: {
-                    let mut p = write_params(true);
-                    p.push(query_param(
-                        "force",
-                        "boolean",
-                        "Force is going to \"force\" Apply requests.",
-                    ));
-                    p
-                },
+                params: patch_params(),
                 body: Some((
                     "io.k8s.apimachinery.pkg.apis.meta.v1.Patch",
                     PATCH_TYPES.to_vec(),
@@ -436,15 +439,7 @@ fn paths_for(kind: &Kind, paths: &mut Map<String, Value>) {
                     action: "patch",
                     verb_id: "patch",
                     description: format!("partially update {sub} of the specified {k}"),
-                    params: {
-                        let mut p = write_params(true);
-                        p.push(query_param(
-                            "force",
-                            "boolean",
-                            "Force is going to \"force\" Apply requests.",
-                        ));
-                        p
-                    },
+                    params: patch_params(),
                     body: Some((
                         "io.k8s.apimachinery.pkg.apis.meta.v1.Patch",
                         PATCH_TYPES.to_vec(),

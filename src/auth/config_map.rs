@@ -212,11 +212,7 @@ mod tests {
 
     #[test]
     fn the_fixture_config_map_configures_the_front_proxy() {
-        let path = format!(
-            "{}/tests/fixtures/kube-1.36/configmap-extension-apiserver-authentication.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let cm: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let cm = crate::test_support::fixture("configmap-extension-apiserver-authentication.json");
         let trust = Overrides::default().merge(&cm["data"]).unwrap();
         assert!(trust.client.is_some() && trust.request_header.is_some());
         assert_eq!(trust.headers.allowed_names, ["front-proxy-client"]);

@@ -23,7 +23,7 @@ use http::HeaderMap;
 use review::{Attributes, Decision, SarAuthorizer, TokenReviewer};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use trust::{SharedTrust, chains_to, subject};
+use trust::SharedTrust;
 
 /// An authenticated user, as Kubernetes `user.Info` describes one.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -308,14 +308,13 @@ impl Delegated {
     async fn authenticate(&self, headers: &HeaderMap, conn: Option<&ConnInfo>) -> Option<User> {
         let trust = self.trust.get();
         let mut failed = false;
-        if let Some(chain) = conn.and_then(|c| c.client_certs.as_deref())
-            && let Some(end) = chain.first()
-        {
-            if let Some(v) = &trust.request_header {
-                if !chains_to(v.as_ref(), chain) {
+        if let Some(chain) = conn.and_then(|c| c.client_chain.as_deref()) {
+            let verdict = chain.verdict(&trust);
+            let (cn, orgs) = chain.subject.clone().unwrap_or_default();
+            if trust.request_header.is_some() {
+                if !verdict.front_proxy {
                     failed = true;
                 } else {
-                    let cn = subject(end).map(|(cn, _)| cn).unwrap_or_default();
                     let names = &trust.headers.allowed_names;
                     if names.is_empty() || names.contains(&cn) {
                         if let Some(user) = from_request_headers(headers, &trust.headers) {
@@ -327,20 +326,16 @@ impl Delegated {
                     }
                 }
             }
-            if let Some(v) = &trust.client {
-                if chains_to(v.as_ref(), chain) {
-                    if let Some((cn, orgs)) = subject(end)
-                        && !cn.is_empty()
-                    {
-                        let user = User {
-                            name: cn,
-                            groups: orgs,
-                            ..Default::default()
-                        };
-                        return Some(user.authenticated());
-                    }
-                } else {
+            if trust.client.is_some() {
+                if !verdict.client {
                     failed = true;
+                } else if !cn.is_empty() {
+                    let user = User {
+                        name: cn,
+                        groups: orgs,
+                        ..Default::default()
+                    };
+                    return Some(user.authenticated());
                 }
             }
         }

@@ -290,13 +290,7 @@ impl SarAuthorizer {
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> Value {
-        let path = format!(
-            "{}/tests/fixtures/kube-1.36/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-    }
+    use crate::test_support::fixture;
 
     #[test]
     fn cached_answers_expire_after_the_ttl() {

@@ -3,13 +3,14 @@
 //! front proxy's allowed names and header names. The TLS layer asks for (but never requires) a
 //! client certificate; each request then learns which CA, if any, its chain verifies against.
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Front-proxy settings (`--requestheader-*`, or the ConfigMap's `requestheader-*` keys).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,7 +103,7 @@ impl Trust {
 }
 
 /// Whether a chain verifies against a verifier's CAs.
-pub fn chains_to(verifier: &dyn ClientCertVerifier, chain: &[CertificateDer<'static>]) -> bool {
+fn chains_to(verifier: &dyn ClientCertVerifier, chain: &[CertificateDer<'static>]) -> bool {
     let Some((end, intermediates)) = chain.split_first() else {
         return false;
     };
@@ -199,7 +200,7 @@ impl ClientCertVerifier for RequestClientCert {
 }
 
 /// Subject common name and organizations of a certificate.
-pub fn subject(cert: &CertificateDer<'_>) -> Option<(String, Vec<String>)> {
+fn subject(cert: &CertificateDer<'_>) -> Option<(String, Vec<String>)> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
     let subject = parsed.subject();
     let cn = subject
@@ -213,4 +214,129 @@ pub fn subject(cert: &CertificateDer<'_>) -> Option<(String, Vec<String>)> {
         .filter_map(|a| a.as_str().ok().map(str::to_string))
         .collect();
     Some((cn, orgs))
+}
+
+/// How long a connection's chain verdict is reused before the chain is verified again (so a
+/// certificate that expires on a long-lived connection stops counting).
+const VERDICT_TTL: Duration = Duration::from_secs(60);
+
+/// Which CAs vouch for a chain under one trust configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainVerdict {
+    /// Chains to the request-header (front-proxy) CA.
+    pub front_proxy: bool,
+    /// Chains to the client CA.
+    pub client: bool,
+}
+
+/// The client certificate chain a connection presented: its subject, read once, and its verdict
+/// under the current trust, computed once per connection and trust configuration instead of on
+/// every request.
+pub struct ClientChain {
+    certs: Vec<CertificateDer<'static>>,
+    /// Common name and organizations of the end-entity certificate.
+    pub subject: Option<(String, Vec<String>)>,
+    verdict: Mutex<Option<(Arc<Trust>, Instant, ChainVerdict)>>,
+}
+
+impl std::fmt::Debug for ClientChain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientChain")
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientChain {
+    /// A presented chain (`None` when it is empty).
+    pub fn new(certs: Vec<CertificateDer<'static>>) -> Option<ClientChain> {
+        let subject = subject(certs.first()?);
+        Some(ClientChain {
+            certs,
+            subject,
+            verdict: Mutex::new(None),
+        })
+    }
+
+    /// The verdict under `trust`, reused while `trust` is current and fresh.
+    pub fn verdict(&self, trust: &Arc<Trust>) -> ChainVerdict {
+        let mut memo = self.verdict.lock();
+        if let Some((for_trust, at, verdict)) = memo.as_ref()
+            && Arc::ptr_eq(for_trust, trust)
+            && at.elapsed() < VERDICT_TTL
+        {
+            return *verdict;
+        }
+        let verifies = |v: &Option<Arc<dyn ClientCertVerifier>>| {
+            v.as_ref()
+                .is_some_and(|v| chains_to(v.as_ref(), &self.certs))
+        };
+        let verdict = ChainVerdict {
+            front_proxy: verifies(&trust.request_header),
+            client: verifies(&trust.client),
+        };
+        *memo = Some((trust.clone(), Instant::now(), verdict));
+        verdict
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+
+    /// A CA (PEM) and a client chain it signed for `cn`.
+    fn ca_and_client(cn: &str) -> (String, Vec<CertificateDer<'static>>) {
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_key = KeyPair::generate().unwrap();
+        let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+        let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+        leaf.distinguished_name.push(DnType::CommonName, cn);
+        leaf.distinguished_name
+            .push(DnType::OrganizationName, "team");
+        leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = leaf
+            .signed_by(&KeyPair::generate().unwrap(), &Issuer::new(ca, ca_key))
+            .unwrap();
+        (ca_pem, vec![cert.der().clone()])
+    }
+
+    #[test]
+    fn a_chain_verdict_follows_the_current_trust() {
+        let (proxy_ca, chain) = ca_and_client("front-proxy-client");
+        let (other_ca, _) = ca_and_client("x");
+        let chain = ClientChain::new(chain).unwrap();
+        assert_eq!(
+            chain.subject,
+            Some(("front-proxy-client".to_string(), vec!["team".to_string()]))
+        );
+        let shared = SharedTrust::default();
+        shared.set(Trust::new(&other_ca, &proxy_ca, RequestHeader::default()).unwrap());
+        let first = shared.get();
+        assert_eq!(
+            chain.verdict(&first),
+            ChainVerdict {
+                front_proxy: true,
+                client: false
+            }
+        );
+        assert_eq!(
+            chain.verdict(&shared.get()),
+            ChainVerdict {
+                front_proxy: true,
+                client: false
+            }
+        );
+        // A rotated configuration is judged afresh on the same connection.
+        shared.set(Trust::new(&proxy_ca, &other_ca, RequestHeader::default()).unwrap());
+        assert_eq!(
+            chain.verdict(&shared.get()),
+            ChainVerdict {
+                front_proxy: false,
+                client: true
+            }
+        );
+        assert!(ClientChain::new(Vec::new()).is_none());
+    }
 }

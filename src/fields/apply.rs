@@ -415,16 +415,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn schema() -> Node {
-        crate::kinds::load()
-            .unwrap()
-            .into_iter()
-            .find(|r| r.kind.kind == "App")
-            .unwrap()
-            .schema
-            .root
-            .clone()
-    }
+    use crate::test_support::app_schema as schema;
 
     fn apply_ok(live: &Value, config: Value, manager: &str, force: bool) -> Value {
         match apply(

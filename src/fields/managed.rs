@@ -280,16 +280,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn app_schema() -> Node {
-        crate::kinds::load()
-            .unwrap()
-            .into_iter()
-            .find(|r| r.kind.kind == "App")
-            .unwrap()
-            .schema
-            .root
-            .clone()
-    }
+    use crate::test_support::app_schema;
 
     #[test]
     fn create_then_status_like_the_fixture() {

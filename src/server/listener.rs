@@ -1,11 +1,11 @@
 //! Accepting connections: TLS handshake, HTTP/1.1 or HTTP/2 by ALPN, the peer's identity as a
 //! request extension, and graceful shutdown of every open connection.
 
+use crate::auth::trust::ClientChain;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use rustls::ServerConfig;
-use rustls_pki_types::CertificateDer;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,8 +19,9 @@ use tower::ServiceExt;
 pub struct ConnInfo {
     /// The client's address.
     pub remote: SocketAddr,
-    /// The verified client certificate chain, if the client presented one.
-    pub client_certs: Option<Arc<Vec<CertificateDer<'static>>>>,
+    /// The client certificate chain, if the client presented one (the handshake proved it holds
+    /// the key; which CA vouches for it is decided per request).
+    pub client_chain: Option<Arc<ClientChain>>,
 }
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -73,12 +74,13 @@ pub async fn serve(
                             return;
                         }
                     };
-                    let client_certs = tls
+                    let client_chain = tls
                         .get_ref()
                         .1
                         .peer_certificates()
-                        .map(|c| Arc::new(c.iter().map(|d| d.clone().into_owned()).collect::<Vec<_>>()));
-                    let info = ConnInfo { remote, client_certs };
+                        .and_then(|c| ClientChain::new(c.iter().map(|d| d.clone().into_owned()).collect()))
+                        .map(Arc::new);
+                    let info = ConnInfo { remote, client_chain };
                     let service = hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                         req.extensions_mut().insert(info.clone());
                         app.clone().oneshot(req.map(axum::body::Body::new))

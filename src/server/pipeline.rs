@@ -12,7 +12,7 @@ use crate::api::query::Query;
 use crate::api::request_info::RequestInfo;
 use crate::auth::review::Decision;
 use crate::auth::{self, User, is_always_allowed_path};
-use crate::metrics::{DurationLabels, InflightLabels, RequestLabels, verb_label};
+use crate::metrics::{CodeLabel, InflightLabels, RequestLabels, verb_label};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -69,7 +69,7 @@ async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Respons
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/apply-patch"));
-    let labels = DurationLabels {
+    let labels = RequestLabels {
         verb: verb_label(parts.method.as_str(), &info.verb, apply),
         group: info.api_group.clone(),
         version: info.api_version.clone(),
@@ -124,16 +124,12 @@ async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Respons
     state
         .metrics
         .requests
-        .get_or_create(&RequestLabels {
-            verb: labels.verb.clone(),
-            group: labels.group.clone(),
-            version: labels.version.clone(),
-            resource: labels.resource.clone(),
-            subresource: labels.subresource.clone(),
-            scope: labels.scope.clone(),
-            component: labels.component.clone(),
-            code: code.to_string(),
-        })
+        .get_or_create(&(
+            labels.clone(),
+            CodeLabel {
+                code: code.to_string(),
+            },
+        ))
         .inc();
     if verb != "watch" {
         state

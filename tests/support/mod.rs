@@ -371,6 +371,40 @@ pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kube-1.36")
 }
 
+/// A JSON fixture (path under [`fixtures`]), parsed.
+pub fn fixture(name: &str) -> serde_json::Value {
+    let path = fixtures().join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+impl Server {
+    /// POSTs a JSON body as the admin.
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> Response {
+        self.request(
+            "POST",
+            path,
+            &[("content-type", "application/json")],
+            &body.to_string(),
+        )
+        .await
+    }
+
+    /// Creates an App in `default` over HTTPS with these labels; requires 201 and returns it.
+    pub async fn create_app(&self, name: &str, labels: serde_json::Value) -> serde_json::Value {
+        let body = serde_json::json!({"apiVersion": "admission.example.com/v1", "kind": "App",
+            "metadata": {"name": name, "labels": labels}, "spec": {"version": "v1.0.0", "replicas": 1}});
+        let r = self
+            .post_json(
+                "/apis/admission.example.com/v1/namespaces/default/apps",
+                &body,
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        r.json()
+    }
+}
+
 /// An App manifest.
 pub fn app(name: &str, namespace: &str, replicas: u32, labels: &[(&str, &str)]) -> String {
     let labels: String = labels

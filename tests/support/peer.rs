@@ -117,10 +117,9 @@ fn captured_reviews() -> Vec<(Value, Value)> {
     let dir = crate::support::fixtures();
     let mut out = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let name = entry.unwrap().file_name().to_string_lossy().to_string();
         if name.starts_with("subjectaccessreview-") {
-            let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let v = crate::support::fixture(&name);
             out.push((
                 v["request"]["body"]["spec"].clone(),
                 v["response"]["body"]["status"].clone(),

@@ -4,11 +4,12 @@
 use crate::admission::Webhook;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::negotiation::{BodyFormat, body_format};
+use crate::api::render::Body as Rendered;
 use crate::api::request_info::RequestInfo;
 use crate::server::state::AppState;
 use axum::body::Body;
-use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
+use http::{HeaderMap, Method, StatusCode, header};
 
 /// Answers a posted review.
 pub async fn review(
@@ -33,15 +34,9 @@ pub async fn review(
     }
     let body = super::read_body(body).await?;
     let answer = state.admission.review(webhook, &body)?;
-    let mut response = (StatusCode::OK, answer).into_response();
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-cache, private"),
-    );
-    Ok(response)
+    let rendered = Rendered {
+        content_type: "application/json",
+        bytes: answer.into(),
+    };
+    Ok(super::respond(StatusCode::OK, rendered, &[]))
 }
