@@ -505,6 +505,20 @@ fn to_v2_refs(value: &Value) -> Value {
     }
 }
 
+/// A Swagger 2.0 parameter from a v3 one: the schema's type inline.
+fn v2_param(mut p: Value) -> Value {
+    if let Some(m) = p.as_object_mut()
+        && let Some(schema) = m.remove("schema")
+    {
+        m.insert(
+            "type".into(),
+            schema.get("type").cloned().unwrap_or(json!("string")),
+        );
+        m.insert("uniqueItems".into(), json!(true));
+    }
+    p
+}
+
 /// Swagger 2.0 operations from the v3 ones: parameters inline, bodies as `in: body`.
 fn to_v2_paths(paths: &Map<String, Value>) -> Value {
     let mut out = Map::new();
@@ -516,19 +530,8 @@ fn to_v2_paths(paths: &Map<String, Value>) -> Value {
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .map(|p| {
-                        let mut p = p.clone();
-                        if let Some(m) = p.as_object_mut()
-                            && let Some(schema) = m.remove("schema")
-                        {
-                            m.insert(
-                                "type".into(),
-                                schema.get("type").cloned().unwrap_or(json!("string")),
-                            );
-                            m.insert("uniqueItems".into(), json!(true));
-                        }
-                        p
-                    })
+                    .cloned()
+                    .map(v2_param)
                     .collect();
                 item_out.insert(method.clone(), Value::Array(params));
                 continue;
@@ -540,18 +543,7 @@ fn to_v2_paths(paths: &Map<String, Value>) -> Value {
                     .and_then(|p| p.as_array().cloned())
                     .unwrap_or_default()
                     .into_iter()
-                    .map(|mut p| {
-                        if let Some(pm) = p.as_object_mut()
-                            && let Some(schema) = pm.remove("schema")
-                        {
-                            pm.insert(
-                                "type".into(),
-                                schema.get("type").cloned().unwrap_or(json!("string")),
-                            );
-                            pm.insert("uniqueItems".into(), json!(true));
-                        }
-                        p
-                    })
+                    .map(v2_param)
                     .collect();
                 let mut consumes: Vec<Value> = Vec::new();
                 if let Some(body) = m.remove("requestBody") {

@@ -34,6 +34,16 @@ pub struct Column {
     pub priority: i32,
 }
 
+/// The Age column every kind ends with, as a CRD's default printer column.
+pub const AGE: Column = Column {
+    name: "Age",
+    type_: "date",
+    format: "",
+    description: "Custom resource definition column (in JSONPath format): .metadata.creationTimestamp",
+    path: &["metadata", "creationTimestamp"],
+    priority: 0,
+};
+
 /// How the scale subresource maps onto the object.
 #[derive(Debug)]
 pub struct ScaleMapping {
