@@ -7,13 +7,11 @@
 //! by every watcher that sends them.
 
 use crate::kinds::Resource;
-use crate::object::meta;
 use bytes::{BufMut, Bytes, BytesMut};
 use parking_lot::Mutex;
-use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, OnceLock};
-use storage::{Event, Revision, Store, WatchStart};
+use storage::{Event, Revision, Store, Update, WatchStart};
 use tokio::sync::mpsc;
 
 /// An event with its shared renderings.
@@ -73,13 +71,7 @@ impl CachedEvent {
             return Some(now.clone());
         }
         let prev = self.event.prev.as_ref()?;
-        let mut obj: Value = serde_json::from_slice(&prev.value).ok()?;
-        meta::set(
-            &mut obj,
-            "resourceVersion",
-            Some(Value::String(self.event.revision.to_string())),
-        );
-        serde_json::to_vec(&obj).ok().map(Bytes::from)
+        crate::object::versioner::stamp(&prev.value, self.event.revision)
     }
 
     /// The JSON watch event line for a frame, shared by every watcher.
@@ -276,6 +268,12 @@ impl WatchCache {
         });
     }
 
+    /// Every change up to `revision` has been dispatched (a progress notification).
+    fn advance(&self, revision: Revision) {
+        let mut inner = self.inner.lock();
+        inner.revision = inner.revision.max(revision);
+    }
+
     fn restart(&self, at: Revision) {
         let mut inner = self.inner.lock();
         inner.watchers.clear();
@@ -288,7 +286,10 @@ impl WatchCache {
 async fn dispatch(cache: Arc<WatchCache>, store: Arc<dyn Store>, mut watch: storage::Watch) {
     loop {
         match watch.next().await {
-            Some(Ok(event)) => cache.publish(Arc::new(CachedEvent::new((*event).clone()))),
+            Some(Ok(Update::Event(event))) => {
+                cache.publish(Arc::new(CachedEvent::new((*event).clone())))
+            }
+            Some(Ok(Update::Progress(revision))) => cache.advance(revision),
             Some(Err(err)) => {
                 // The subscription fell behind the store: every watcher must re-watch.
                 tracing::warn!(prefix = %cache.prefix, error = %err, "watch cache fell behind; closing its watchers");
@@ -327,12 +328,7 @@ mod tests {
 
     async fn put(store: &MemoryStore, key: &str) -> Revision {
         store
-            .create(
-                key,
-                Box::new(|rev| {
-                    format!("{{\"metadata\":{{\"resourceVersion\":\"{rev}\"}}}}").into_bytes()
-                }),
-            )
+            .create(key, Bytes::from_static(b"{\"metadata\":{}}"))
             .await
             .unwrap()
             .revision
@@ -419,6 +415,7 @@ mod tests {
 
     #[test]
     fn deleted_frames_carry_the_deletion_revision() {
+        use serde_json::Value;
         let ev = CachedEvent::new(Event {
             kind: storage::EventKind::Deleted,
             key: Arc::from("apps/a/x"),

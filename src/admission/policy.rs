@@ -147,7 +147,7 @@ impl Reservations {
             self.replace(initial);
             self.loaded.store(true, Ordering::Release);
             loop {
-                match watch.next().await {
+                match watch.next_event().await {
                     None => return,
                     Some(Err(e)) => {
                         tracing::info!(error = %e, "NamespaceReservation watch restarts");

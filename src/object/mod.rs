@@ -1,4 +1,6 @@
-//! Objects held as JSON: metadata accessors and metadata validation.
+//! Objects held as JSON: metadata accessors, metadata validation, and the versioner that
+//! stamps resourceVersions into stored objects.
 
 pub mod meta;
 pub mod names;
+pub mod versioner;

@@ -6,8 +6,9 @@
 //! - [`write`]: create, update (with the optimistic-concurrency retry loop), patch, delete.
 //! - reads (get, list, watch) are here.
 //!
-//! Objects are stored as the exact JSON served, with `metadata.resourceVersion` set to the
-//! storage revision of the write that produced them.
+//! Objects are stored as JSON without `metadata.resourceVersion`; the store's versioner
+//! ([`crate::object::versioner`]) stamps the revision of the write behind a value into what every
+//! read returns, as k8s.io/apiserver's versioner does.
 
 pub mod strategy;
 pub mod write;
@@ -18,7 +19,7 @@ use crate::object::meta;
 use bytes::Bytes;
 use serde_json::Value;
 use std::sync::Arc;
-use storage::{Filter, KeyValue, ListOptions, Revision, Store, WatchStart};
+use storage::{Filter, KeyValue, ListOptions, ReadAt, Revision, Store, WatchStart};
 
 /// How unknown fields in a request body are treated (`fieldValidation`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -101,6 +102,8 @@ pub struct Page {
     pub continue_after: Option<String>,
     /// How many remain (only without selectors).
     pub remaining: Option<u64>,
+    /// How many stored objects the page looked at.
+    pub examined: usize,
 }
 
 impl Registry {
@@ -114,26 +117,27 @@ impl Registry {
         &self.store
     }
 
-    /// One object as stored.
+    /// One object, as fresh as `at` asks.
     pub async fn get(
         &self,
         resource: &Resource,
         namespace: &str,
         name: &str,
+        at: ReadAt,
     ) -> ApiResult<KeyValue> {
-        match self.store.get(&key(resource, namespace, name)).await {
+        match self.store.get(&key(resource, namespace, name), at).await {
             Ok(Some(kv)) => Ok(kv),
             Ok(None) => Err(ApiError::not_found(resource.kind, name)),
             Err(e) => Err(ApiError::from_storage(resource.kind, name, e)),
         }
     }
 
-    /// One page of a collection, as of `revision` (the newest when `None`).
+    /// One page of a collection, as fresh as `at` asks.
     pub async fn list(
         &self,
         resource: &Resource,
         namespace: &str,
-        revision: Option<Revision>,
+        at: ReadAt,
         start_after: Option<String>,
         limit: Option<usize>,
         filter: Option<Filter<'_>>,
@@ -143,7 +147,7 @@ impl Registry {
             .list(
                 ListOptions {
                     prefix: prefix(resource, namespace),
-                    revision,
+                    at,
                     start_after,
                     limit,
                 },
@@ -155,6 +159,7 @@ impl Registry {
             revision: result.revision,
             continue_after: result.continue_after,
             remaining: result.remaining,
+            examined: result.examined,
         })
     }
 
@@ -174,16 +179,11 @@ impl Registry {
     }
 }
 
-/// Serializes an object for storage with its revision as `metadata.resourceVersion`.
-pub fn encoder(mut obj: Value) -> storage::Encoder {
-    Box::new(move |revision| {
-        meta::set(
-            &mut obj,
-            "resourceVersion",
-            Some(Value::String(revision.to_string())),
-        );
-        serde_json::to_vec(&obj).unwrap_or_default()
-    })
+/// Serializes an object for storage: without `metadata.resourceVersion`, which the store
+/// assigns at commit and its versioner stamps into every read.
+pub fn to_stored(mut obj: Value) -> Bytes {
+    meta::set(&mut obj, "resourceVersion", None);
+    Bytes::from(serde_json::to_vec(&obj).unwrap_or_default())
 }
 
 /// Bytes of an object that is not stored (dry run): as it would be, without a resourceVersion

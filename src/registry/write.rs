@@ -2,13 +2,14 @@
 //! scale, finalizer removal), and delete, with kube-apiserver's semantics.
 
 use super::strategy::{self, prune};
-use super::{Ownership, Registry, WriteOptions, decode_stored, encoder, key, to_bytes};
+use super::{Ownership, Registry, WriteOptions, decode_stored, key, to_bytes, to_stored};
 use crate::api::error::{ApiError, ApiResult};
 use crate::fields::managed;
 use crate::kinds::Resource;
 use crate::object::meta;
 use bytes::Bytes;
 use serde_json::Value;
+use storage::ReadAt;
 
 /// Which part of an object a write addresses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,7 +157,7 @@ impl Registry {
         loop {
             let name = meta::name(&obj).to_string();
             let k = key(resource, namespace, &name);
-            match self.store().create(&k, encoder(obj.clone())).await {
+            match self.store().create(&k, to_stored(obj.clone())).await {
                 Ok(kv) => {
                     return Ok(Written {
                         body: kv.value,
@@ -190,8 +191,18 @@ impl Registry {
         transform: &mut Transform<'_>,
     ) -> ApiResult<Written> {
         let k = key(resource, namespace, name);
+        // As GuaranteedUpdate with a cached object: start from this replica's view, and read
+        // afresh before answering with anything a stale view could explain (404, 409).
+        let mut at = ReadAt::Any;
         loop {
-            let kv = self.get(resource, namespace, name).await?;
+            let fresh = at != ReadAt::Any;
+            let kv = match self.get(resource, namespace, name, at).await {
+                Err(e) if e.code() == 404 && !fresh => {
+                    at = ReadAt::Latest;
+                    continue;
+                }
+                other => other?,
+            };
             let existing = decode_stored(&kv)?;
             let mut warnings = Vec::new();
             let mut new = transform(&existing, &mut warnings)?;
@@ -210,6 +221,10 @@ impl Registry {
                 ));
             }
             if body_rv != meta::resource_version(&existing) {
+                if !fresh {
+                    at = ReadAt::Latest;
+                    continue;
+                }
                 return Err(ApiError::stale(resource.kind, name));
             }
             let body_uid = meta::uid(&new);
@@ -265,7 +280,10 @@ impl Registry {
                             warnings,
                         });
                     }
-                    Err(e) if e.is_conflict() => continue,
+                    Err(storage::Error::Conflict { actual, .. }) => {
+                        at = ReadAt::NotOlderThan(actual);
+                        continue;
+                    }
                     Err(e) => return Err(ApiError::from_storage(resource.kind, name, e)),
                 }
             }
@@ -276,7 +294,7 @@ impl Registry {
                     warnings,
                 });
             }
-            match self.store().update(&k, kv.revision, encoder(new)).await {
+            match self.store().update(&k, kv.revision, to_stored(new)).await {
                 Ok(stored) => {
                     return Ok(Written {
                         body: stored.value,
@@ -284,7 +302,10 @@ impl Registry {
                         warnings,
                     });
                 }
-                Err(e) if e.is_conflict() => continue,
+                Err(storage::Error::Conflict { actual, .. }) => {
+                    at = ReadAt::NotOlderThan(actual);
+                    continue;
+                }
                 Err(e) => return Err(ApiError::from_storage(resource.kind, name, e)),
             }
         }
@@ -299,10 +320,28 @@ impl Registry {
         options: &DeleteOptions,
     ) -> ApiResult<Deleted> {
         let k = key(resource, namespace, name);
+        // Start from this replica's view; read afresh before a 404 or a failed precondition.
+        let mut at = ReadAt::Any;
         loop {
-            let kv = self.get(resource, namespace, name).await?;
+            let fresh = at != ReadAt::Any;
+            let kv = match self.get(resource, namespace, name, at).await {
+                Err(e) if e.code() == 404 && !fresh => {
+                    at = ReadAt::Latest;
+                    continue;
+                }
+                other => other?,
+            };
             let existing = decode_stored(&kv)?;
             let uid = meta::uid(&existing).to_string();
+            let precondition_failed = options.uid.as_ref().is_some_and(|want| *want != uid)
+                || options
+                    .resource_version
+                    .as_ref()
+                    .is_some_and(|want| want != meta::resource_version(&existing));
+            if precondition_failed && !fresh {
+                at = ReadAt::Latest;
+                continue;
+            }
             if let Some(want) = &options.uid
                 && *want != uid
             {
@@ -334,7 +373,10 @@ impl Registry {
                 }
                 match self.store().delete(&k, kv.revision).await {
                     Ok(_) => return Ok(Deleted::Gone { uid }),
-                    Err(e) if e.is_conflict() => continue,
+                    Err(storage::Error::Conflict { actual, .. }) => {
+                        at = ReadAt::NotOlderThan(actual);
+                        continue;
+                    }
                     Err(e) => return Err(ApiError::from_storage(resource.kind, name, e)),
                 }
             }
@@ -367,9 +409,16 @@ impl Registry {
             if options.dry_run {
                 return Ok(Deleted::Pending(to_bytes(&marked)));
             }
-            match self.store().update(&k, kv.revision, encoder(marked)).await {
+            match self
+                .store()
+                .update(&k, kv.revision, to_stored(marked))
+                .await
+            {
                 Ok(stored) => return Ok(Deleted::Pending(stored.value)),
-                Err(e) if e.is_conflict() => continue,
+                Err(storage::Error::Conflict { actual, .. }) => {
+                    at = ReadAt::NotOlderThan(actual);
+                    continue;
+                }
                 Err(e) => return Err(ApiError::from_storage(resource.kind, name, e)),
             }
         }

@@ -245,6 +245,7 @@ pub async fn run(config: Config) -> Result<()> {
                 },
                 ..SledOptions::default()
             },
+            Arc::new(crate::object::versioner::ResourceVersioner),
         )
     })
     .await?

@@ -38,9 +38,6 @@ pub struct AppState {
     pub admission: crate::admission::Admission,
 }
 
-/// How long a read asking for a newer revision than the store has waits for it.
-const FRESHNESS_WAIT: Duration = Duration::from_secs(3);
-
 impl AppState {
     /// The watch fan-out of a resource.
     pub fn watch_cache(&self, resource: &Resource) -> ApiResult<Arc<WatchCache>> {
@@ -57,25 +54,6 @@ impl AppState {
     pub fn stop_watches(&self) {
         for (_, cache) in &self.watch_caches {
             cache.stop();
-        }
-    }
-
-    /// Waits until the store has reached `revision` (a client saw it from another replica or a
-    /// moment ago); 504 `Timeout` like kube-apiserver when it does not come.
-    pub async fn wait_for_revision(&self, revision: u64) -> ApiResult<()> {
-        let deadline = tokio::time::Instant::now() + FRESHNESS_WAIT;
-        loop {
-            let current = self.registry.current_revision();
-            if current >= revision {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(ApiError::timeout(
-                    &format!("Too large resource version: {revision}, current: {current}"),
-                    1,
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }

@@ -1,31 +1,40 @@
 //! The versioned object store behind `admission-apiserver`.
 //!
 //! This crate knows bytes, keys and revisions: nothing of HTTP, Kubernetes objects or
-//! authentication. The API server stores each object as the exact JSON it serves, under a key
-//! such as `apps/<namespace>/<name>`.
+//! authentication. The API server stores each object as JSON without its resourceVersion under a
+//! key such as `apps/<namespace>/<name>`; a [`Versioner`] the server provides stamps the revision
+//! into the bytes a read returns, as k8s.io/apiserver's versioner does.
 //!
 //! # Code map
 //! - [`Store`]: the one async trait every backend implements (create-if-absent, get, guarded
 //!   update and delete, list at a revision, watch from a revision).
-//! - [`index`]: the in-memory MVCC index both backends share: current values, one store-wide
-//!   revision counter, a bounded history of events, and the live event fan-out.
+//! - [`tree`]: a persistent ordered map with order statistics: O(1) snapshots, exact counts.
+//! - [`index`]: the in-memory MVCC index every backend serves reads from: current values (a
+//!   [`tree::Map`]), the newest revision, a bounded history of events, the live event fan-out.
 //! - [`memory::MemoryStore`]: the reference backend; nothing survives the process.
-//! - [`sled_store::SledStore`]: the durable backend. One writer thread applies queued writes in
-//!   groups with one `fsync` per group and only then makes them visible.
-//! - [`watch::Watch`]: a watcher's ordered stream of events.
+//! - [`sled_store::SledStore`]: the default durable backend. One writer thread applies queued
+//!   writes in groups with one `fsync` per group and only then makes them visible.
+
+//!   and watches come from a watch cache per resource fed by one etcd watch each.
+//! - [`watch::Watch`]: a watcher's ordered stream of events and progress notifications.
 //!
 //! # Invariants
-//! - Every write gets the next revision of one strictly increasing, store-wide counter; the
-//!   revision is assigned inside the write it versions, so a value can embed its own revision
-//!   (see [`Encoder`]).
-//! - A write is acknowledged (its future resolves) only once it is durable and visible to reads
-//!   and watchers, in revision order.
-//! - No backend runs blocking I/O on the caller's async worker thread.
+//! - Every write gets the next revision of one strictly increasing, store-wide counter (etcd's
+//!   revision on the etcd backend). The bytes a read returns carry that revision, stamped by the
+//!   [`Versioner`]; what a backend persists does not need to.
+//! - A write is acknowledged only once it is durable (fsync'd, or committed by an etcd quorum).
+//!   On the embedded backends it is visible to reads and watches when acknowledged; on etcd a
+//!   consistent read ([`ReadAt::Latest`]) waits until the cache has caught up with it.
+//! - No backend runs blocking I/O on the caller's async worker thread, and no read holds a lock
+//!   across work proportional to the collection or the page.
 
 pub mod error;
+
 pub mod index;
 pub mod memory;
 pub mod sled_store;
+pub mod tree;
+pub mod versioner;
 pub mod watch;
 
 use async_trait::async_trait;
@@ -35,7 +44,8 @@ use std::sync::Arc;
 pub use error::{Error, Result};
 pub use memory::MemoryStore;
 pub use sled_store::{SledOptions, SledStore};
-pub use watch::Watch;
+pub use versioner::Versioner;
+pub use watch::{Update, Watch};
 
 /// A position in the store's history: the revision of the write that produced a value.
 pub type Revision = u64;
@@ -44,16 +54,12 @@ pub type Revision = u64;
 /// (and the resourceVersions built on them) number the same way on every backend.
 pub const FIRST_REVISION: Revision = 1;
 
-/// Turns the revision a write is given into the bytes to store. It runs inside the write, so the
-/// stored value can carry its own revision (the API server's `metadata.resourceVersion`).
-pub type Encoder = Box<dyn FnOnce(Revision) -> Vec<u8> + Send>;
-
 /// One stored value with the revision of the write that last changed it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyValue {
     /// Full key, e.g. `apps/default/web`.
     pub key: Arc<str>,
-    /// The stored bytes.
+    /// The value as served: the stored bytes with `revision` stamped by the [`Versioner`].
     pub value: Bytes,
     /// Revision of the last write to this key.
     pub revision: Revision,
@@ -79,10 +85,26 @@ pub struct Event {
     pub key: Arc<str>,
     /// The revision of this write.
     pub revision: Revision,
-    /// The new value; `None` for a deletion.
+    /// The new value (stamped with `revision`); `None` for a deletion.
     pub value: Option<Bytes>,
-    /// The value before this write; `None` when the key was just added.
+    /// The value before this write (stamped with its own revision); `None` when the key was
+    /// just added.
     pub prev: Option<KeyValue>,
+}
+
+/// How fresh a read must be: the resourceVersion semantics of kube-apiserver's reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ReadAt {
+    /// A consistent read: it reflects every write acknowledged before it started, on any
+    /// replica (kube: no resourceVersion).
+    #[default]
+    Latest,
+    /// Whatever this replica has (kube: `resourceVersion=0`).
+    Any,
+    /// At least this revision; waits a little for it ([`Error::FutureRevision`] otherwise).
+    NotOlderThan(Revision),
+    /// Exactly this revision: a snapshot in the past ([`Error::TooOld`] once compacted).
+    Exact(Revision),
 }
 
 /// Where a list starts and how much it returns.
@@ -90,8 +112,8 @@ pub struct Event {
 pub struct ListOptions {
     /// Only keys starting with this prefix are listed.
     pub prefix: String,
-    /// Serve the list as of this revision (a consistent snapshot); `None` means the newest.
-    pub revision: Option<Revision>,
+    /// Which revision to serve.
+    pub at: ReadAt,
     /// Only keys strictly greater than this one (a continue key).
     pub start_after: Option<String>,
     /// At most this many items; `None` or `0` means all.
@@ -107,8 +129,11 @@ pub struct ListResult {
     pub revision: Revision,
     /// The last key examined when more keys remain after this page: where the next page starts.
     pub continue_after: Option<String>,
-    /// How many keys remain after this page (only computed when no filter was given).
+    /// How many keys remain after this page (only when no filter was given).
     pub remaining: Option<u64>,
+    /// How many stored entries the page looked at (what
+    /// `apiserver_storage_list_evaluated_objects_total` counts).
+    pub examined: usize,
 }
 
 /// Where a watch begins.
@@ -131,14 +156,15 @@ pub type Filter<'a> = &'a (dyn Fn(&KeyValue) -> bool + Sync);
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Stores a value under a key that must not exist yet ([`Error::AlreadyExists`] otherwise).
-    async fn create(&self, key: &str, value: Encoder) -> Result<KeyValue>;
+    /// `value` carries no revision; the answer is the value as served.
+    async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue>;
 
-    /// The current value of a key, if any.
-    async fn get(&self, key: &str) -> Result<Option<KeyValue>>;
+    /// The current value of a key, if any, as fresh as `at` asks.
+    async fn get(&self, key: &str, at: ReadAt) -> Result<Option<KeyValue>>;
 
     /// Replaces the value of a key whose current revision is `expected`
     /// ([`Error::NotFound`], [`Error::Conflict`] otherwise).
-    async fn update(&self, key: &str, expected: Revision, value: Encoder) -> Result<KeyValue>;
+    async fn update(&self, key: &str, expected: Revision, value: Bytes) -> Result<KeyValue>;
 
     /// Removes a key whose current revision is `expected`. Returns the removed value and the
     /// revision of the deletion.
@@ -150,9 +176,15 @@ pub trait Store: Send + Sync + 'static {
     /// An ordered stream of the changes under a prefix.
     async fn watch(&self, prefix: &str, start: WatchStart) -> Result<Watch>;
 
-    /// The revision of the newest write.
+    /// The newest revision this replica's reads have reached.
     fn current_revision(&self) -> Revision;
 
     /// The oldest revision a watch or a list can still start from.
     fn oldest_revision(&self) -> Revision;
+
+    /// Whether the backend can serve writes now (kube-apiserver's `etcd` health check): an
+    /// error says why not.
+    async fn check_health(&self) -> Result<()> {
+        Ok(())
+    }
 }

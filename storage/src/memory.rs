@@ -3,11 +3,14 @@
 //! of the API layer run on.
 
 use crate::index::{Index, IndexOptions, Outcome, Write};
+use crate::versioner::Unversioned;
 use crate::{
-    Encoder, Error, Filter, KeyValue, ListOptions, ListResult, Result, Revision, Store, Watch,
-    WatchStart,
+    Error, Filter, KeyValue, ListOptions, ListResult, ReadAt, Result, Revision, Store, Versioner,
+    Watch, WatchStart,
 };
 use async_trait::async_trait;
+use bytes::Bytes;
+use std::sync::Arc;
 
 /// A store that lives only in memory.
 pub struct MemoryStore {
@@ -15,10 +18,10 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
-    /// An empty store.
-    pub fn new(options: IndexOptions) -> MemoryStore {
+    /// An empty store whose values are stamped by `versioner`.
+    pub fn new(options: IndexOptions, versioner: Arc<dyn Versioner>) -> MemoryStore {
         MemoryStore {
-            index: Index::new(Vec::new(), crate::FIRST_REVISION, options),
+            index: Index::new(Vec::new(), crate::FIRST_REVISION, options, versioner),
         }
     }
 
@@ -33,7 +36,7 @@ impl MemoryStore {
 
 impl Default for MemoryStore {
     fn default() -> Self {
-        MemoryStore::new(IndexOptions::default())
+        MemoryStore::new(IndexOptions::default(), Arc::new(Unversioned))
     }
 }
 
@@ -55,22 +58,23 @@ pub(crate) fn expect_deleted(outcome: Result<Outcome>) -> Result<(KeyValue, Revi
 
 #[async_trait]
 impl Store for MemoryStore {
-    async fn create(&self, key: &str, value: Encoder) -> Result<KeyValue> {
+    async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue> {
         expect_written(self.write(Write::Create {
             key: key.to_string(),
-            encode: value,
+            value,
         }))
     }
 
-    async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
+    async fn get(&self, key: &str, at: ReadAt) -> Result<Option<KeyValue>> {
+        self.index.settle(at).await?;
         Ok(self.index.get(key))
     }
 
-    async fn update(&self, key: &str, expected: Revision, value: Encoder) -> Result<KeyValue> {
+    async fn update(&self, key: &str, expected: Revision, value: Bytes) -> Result<KeyValue> {
         expect_written(self.write(Write::Update {
             key: key.to_string(),
             expected,
-            encode: value,
+            value,
         }))
     }
 
@@ -82,6 +86,7 @@ impl Store for MemoryStore {
     }
 
     async fn list(&self, options: ListOptions, filter: Option<Filter<'_>>) -> Result<ListResult> {
+        self.index.settle(options.at).await?;
         self.index.list(&options, filter)
     }
 

@@ -8,13 +8,15 @@
 //!
 //! On disk, in sled's default tree: `d<key>` holds `revision (8 bytes, big-endian) ++ value`
 //! and `m/revision` the store revision, written in the same batch as the data it versions
-//! (a deletion leaves no data behind, but must still advance the revision).
+//! (a deletion leaves no data behind, but must still advance the revision). The value is stored
+//! as served, already stamped with its revision (the writer assigns revisions before it writes),
+//! so loading needs no stamping.
 
 use crate::index::{Index, IndexOptions, Outcome, Write};
 use crate::memory::{expect_deleted, expect_written};
 use crate::{
-    Encoder, Error, Filter, KeyValue, ListOptions, ListResult, Result, Revision, Store, Watch,
-    WatchStart,
+    Error, Filter, KeyValue, ListOptions, ListResult, ReadAt, Result, Revision, Store, Versioner,
+    Watch, WatchStart,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -62,9 +64,14 @@ pub struct SledStore {
 }
 
 impl SledStore {
-    /// Opens (or creates) the store in `path` and loads it into the index. This blocks on disk
-    /// I/O: call it from a blocking context (`spawn_blocking` or before the runtime starts).
-    pub fn open(path: &Path, options: SledOptions) -> Result<SledStore> {
+    /// Opens (or creates) the store in `path` and loads it into the index; values are stamped by
+    /// `versioner`. This blocks on disk I/O: call it from a blocking context (`spawn_blocking`
+    /// or before the runtime starts).
+    pub fn open(
+        path: &Path,
+        options: SledOptions,
+        versioner: Arc<dyn Versioner>,
+    ) -> Result<SledStore> {
         let config = sled::Config::new()
             .path(path)
             .cache_capacity(options.cache_capacity)
@@ -99,7 +106,7 @@ impl SledStore {
         let log = std::fs::File::open(path.join("db"))
             .map_err(|e| Error::Backend(format!("cannot open the sled log for syncing: {e}")))?;
         sync_dir(path)?;
-        let index = Arc::new(Index::new(data, revision, options.index));
+        let index = Arc::new(Index::new(data, revision, options.index, versioner));
         let (tx, rx) = mpsc::channel(options.queue.max(1));
         let writer_index = index.clone();
         let max_batch = options.max_batch.max(1);
@@ -132,6 +139,7 @@ impl SledStore {
 
 impl Drop for SledStore {
     fn drop(&mut self) {
+        self.index.close();
         // Closing the queue ends the writer after it has committed what was queued.
         self.queue.take();
         if let Some(writer) = self.writer.take() {
@@ -307,26 +315,27 @@ fn decode_entry(raw: &[u8]) -> Result<(Revision, Bytes)> {
 
 #[async_trait]
 impl Store for SledStore {
-    async fn create(&self, key: &str, value: Encoder) -> Result<KeyValue> {
+    async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue> {
         expect_written(
             self.write(Write::Create {
                 key: key.to_string(),
-                encode: value,
+                value,
             })
             .await,
         )
     }
 
-    async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
+    async fn get(&self, key: &str, at: ReadAt) -> Result<Option<KeyValue>> {
+        self.index.settle(at).await?;
         Ok(self.index.get(key))
     }
 
-    async fn update(&self, key: &str, expected: Revision, value: Encoder) -> Result<KeyValue> {
+    async fn update(&self, key: &str, expected: Revision, value: Bytes) -> Result<KeyValue> {
         expect_written(
             self.write(Write::Update {
                 key: key.to_string(),
                 expected,
-                encode: value,
+                value,
             })
             .await,
         )
@@ -343,6 +352,7 @@ impl Store for SledStore {
     }
 
     async fn list(&self, options: ListOptions, filter: Option<Filter<'_>>) -> Result<ListResult> {
+        self.index.settle(options.at).await?;
         self.index.list(&options, filter)
     }
 

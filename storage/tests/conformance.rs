@@ -2,10 +2,26 @@
 //! bottom; it is conformant when this whole file passes for it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use bytes::Bytes;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use storage::index::IndexOptions;
-use storage::{EventKind, ListOptions, MemoryStore, SledOptions, SledStore, Store, WatchStart};
+use storage::{
+    EventKind, ListOptions, MemoryStore, ReadAt, SledOptions, SledStore, Store, Versioner,
+    WatchStart,
+};
+
+/// Stamps `@<revision>` onto a value (replacing an earlier stamp), so every read shows which
+/// revision its value was served at.
+struct AtRevision;
+
+impl Versioner for AtRevision {
+    fn stamp(&self, value: &[u8], revision: u64) -> Bytes {
+        let text = String::from_utf8_lossy(value);
+        let base = text.split('@').next().unwrap_or("");
+        Bytes::from(format!("{base}@{revision}"))
+    }
+}
 
 /// A store under test plus whatever must live as long as it (a temporary directory).
 struct Subject {
@@ -13,12 +29,18 @@ struct Subject {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// A history of `history` events, and reads that wait half a second for a future revision.
+fn options(history: usize) -> IndexOptions {
+    IndexOptions {
+        history,
+        freshness_wait: std::time::Duration::from_millis(500),
+        ..IndexOptions::default()
+    }
+}
+
 fn memory(history: usize) -> Subject {
     Subject {
-        store: Arc::new(MemoryStore::new(IndexOptions {
-            history,
-            ..IndexOptions::default()
-        })),
+        store: Arc::new(MemoryStore::new(options(history), Arc::new(AtRevision))),
         _dir: None,
     }
 }
@@ -28,12 +50,10 @@ fn sled(history: usize) -> Subject {
     let store = SledStore::open(
         dir.path(),
         SledOptions {
-            index: IndexOptions {
-                history,
-                ..IndexOptions::default()
-            },
+            index: options(history),
             ..SledOptions::default()
         },
+        Arc::new(AtRevision),
     )
     .unwrap();
     Subject {
@@ -42,10 +62,9 @@ fn sled(history: usize) -> Subject {
     }
 }
 
-/// An encoder whose value records the revision it was given.
-fn val(tag: &str) -> storage::Encoder {
-    let tag = tag.to_string();
-    Box::new(move |rev| format!("{tag}@{rev}").into_bytes())
+/// A value; reads show it as `<tag>@<revision>`.
+fn val(tag: &str) -> Bytes {
+    Bytes::from(tag.to_string())
 }
 
 fn text(b: &[u8]) -> String {
@@ -76,11 +95,14 @@ mod cases {
         put(s, "k", "1").await;
         let err = s.create("k", val("2")).await.unwrap_err();
         assert!(err.is_already_exists(), "{err}");
-        assert_eq!(text(&s.get("k").await.unwrap().unwrap().value)[..2], *"1@");
+        assert_eq!(
+            text(&s.get("k", ReadAt::Latest).await.unwrap().unwrap().value)[..2],
+            *"1@"
+        );
     }
 
     pub async fn get_missing_is_none(s: &dyn Store) {
-        assert!(s.get("nope").await.unwrap().is_none());
+        assert!(s.get("nope", ReadAt::Latest).await.unwrap().is_none());
     }
 
     pub async fn guarded_update(s: &dyn Store) {
@@ -90,7 +112,7 @@ mod cases {
         let err = s.update("missing", 1, val("2")).await.unwrap_err();
         assert!(err.is_not_found(), "{err}");
         let kv = s.update("k", r, val("2")).await.unwrap();
-        assert_eq!(s.get("k").await.unwrap().unwrap(), kv);
+        assert_eq!(s.get("k", ReadAt::Latest).await.unwrap().unwrap(), kv);
         // The old revision no longer guards anything.
         assert!(s.update("k", r, val("3")).await.unwrap_err().is_conflict());
     }
@@ -102,7 +124,7 @@ mod cases {
         let (old, rev) = s.delete("k", r).await.unwrap();
         assert_eq!(old.revision, r);
         assert!(rev > r);
-        assert!(s.get("k").await.unwrap().is_none());
+        assert!(s.get("k", ReadAt::Latest).await.unwrap().is_none());
         // A deleted key can be created again.
         put(s, "k", "again").await;
     }
@@ -123,7 +145,7 @@ mod cases {
                         prefix: "p/".into(),
                         start_after: after.clone(),
                         limit: Some(3),
-                        revision: None,
+                        at: ReadAt::Latest,
                     },
                     None,
                 )
@@ -172,7 +194,7 @@ mod cases {
             .list(
                 ListOptions {
                     prefix: "p/".into(),
-                    revision: Some(at),
+                    at: ReadAt::Exact(at),
                     start_after: first.continue_after.clone(),
                     limit: None,
                 },
@@ -239,13 +261,13 @@ mod cases {
         }
         let old = ListOptions {
             prefix: "h/".into(),
-            revision: Some(2),
+            at: ReadAt::Exact(2),
             ..Default::default()
         };
         assert!(s.list(old, None).await.unwrap_err().is_too_old());
         let future = ListOptions {
             prefix: "h/".into(),
-            revision: Some(s.current_revision() + 5),
+            at: ReadAt::Exact(s.current_revision() + 5),
             ..Default::default()
         };
         let err = s.list(future, None).await.unwrap_err();
@@ -266,7 +288,7 @@ mod cases {
         let r4 = put(s, "w/b", "3").await;
         let mut got = Vec::new();
         for _ in 0..4 {
-            let e = watch.next().await.unwrap().unwrap();
+            let e = watch.next_event().await.unwrap().unwrap();
             got.push((
                 e.kind,
                 e.key.to_string(),
@@ -308,7 +330,7 @@ mod cases {
             .collect();
         assert_eq!(initial, ["s/a", "s/b"]);
         let r2 = s.update("s/a", r, val("2")).await.unwrap().revision;
-        let e = watch.next().await.unwrap().unwrap();
+        let e = watch.next_event().await.unwrap().unwrap();
         assert_eq!((e.kind, e.revision), (EventKind::Modified, r2));
     }
 
@@ -317,8 +339,109 @@ mod cases {
         let mut watch = s.watch("n/", WatchStart::Now).await.unwrap();
         assert!(watch.take_initial().is_empty());
         let r = put(s, "n/b", "1").await;
-        let e = watch.next().await.unwrap().unwrap();
+        let e = watch.next_event().await.unwrap().unwrap();
         assert_eq!((e.key.as_ref(), e.revision), ("n/b", r));
+    }
+
+    pub async fn list_remaining_is_exact_at_a_past_revision(s: &dyn Store) {
+        let mut revs = Vec::new();
+        for i in 0..10 {
+            revs.push(put(s, &format!("p/{i}"), "v").await);
+        }
+        put(s, "pz", "outside").await;
+        let first = s
+            .list(
+                ListOptions {
+                    prefix: "p/".into(),
+                    limit: Some(3),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(first.remaining, Some(7));
+        // Changes after the snapshot, on both sides of the continue key.
+        s.delete("p/5", revs[5]).await.unwrap();
+        s.delete("p/1", revs[1]).await.unwrap();
+        put(s, "p/55", "new").await;
+        put(s, "p/0a", "new").await;
+        s.update("p/7", revs[7], val("changed")).await.unwrap();
+        let next = s
+            .list(
+                ListOptions {
+                    prefix: "p/".into(),
+                    at: ReadAt::Exact(first.revision),
+                    start_after: first.continue_after.clone(),
+                    limit: Some(3),
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        let keys: Vec<_> = next.items.iter().map(|kv| kv.key.to_string()).collect();
+        assert_eq!(keys, ["p/3", "p/4", "p/5"]);
+        assert_eq!(next.remaining, Some(4));
+        // The newest state counts what is there now.
+        let now = s
+            .list(
+                ListOptions {
+                    prefix: "p/".into(),
+                    limit: Some(3),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(now.remaining, Some(7));
+    }
+
+    pub async fn reads_wait_for_a_revision_not_reached_yet(s: Arc<dyn Store>) {
+        let next = s.current_revision() + 1;
+        let reader = {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.list(
+                    ListOptions {
+                        prefix: "r/".into(),
+                        at: ReadAt::NotOlderThan(next),
+                        ..Default::default()
+                    },
+                    None,
+                )
+                .await
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        put(&*s, "r/a", "v").await;
+        let page = reader.await.unwrap().unwrap();
+        assert!(page.revision >= next);
+        assert_eq!(page.items.len(), 1);
+        let got = s.get("r/a", ReadAt::NotOlderThan(next)).await.unwrap();
+        assert!(got.is_some());
+        // A revision that never comes: "too large" after the wait.
+        let far = s.current_revision() + 100;
+        let err = s.get("r/a", ReadAt::NotOlderThan(far)).await.unwrap_err();
+        assert!(
+            matches!(err, storage::Error::FutureRevision { .. }),
+            "{err}"
+        );
+    }
+
+    pub async fn watch_reports_progress_past_other_prefixes(s: &dyn Store) {
+        let mut watch = s.watch("w/", WatchStart::Now).await.unwrap();
+        let r = put(s, "x/1", "elsewhere").await;
+        loop {
+            match watch.next().await.unwrap().unwrap() {
+                storage::Update::Progress(p) if p >= r => break,
+                storage::Update::Progress(_) => continue,
+                storage::Update::Event(e) => panic!("unexpected event {e:?}"),
+            }
+        }
+        let r2 = put(s, "w/1", "here").await;
+        let e = watch.next_event().await.unwrap().unwrap();
+        assert_eq!(e.revision, r2);
     }
 
     pub async fn concurrent_writers_get_unique_revisions(s: Arc<dyn Store>) {
@@ -412,6 +535,21 @@ macro_rules! conformance {
             async fn watch_now_sees_only_later() {
                 cases::watch_now_sees_only_later(&*super::$backend(100).store).await
             }
+            #[tokio::test]
+            async fn list_remaining_is_exact_at_a_past_revision() {
+                cases::list_remaining_is_exact_at_a_past_revision(&*super::$backend(100).store)
+                    .await
+            }
+            #[tokio::test]
+            async fn reads_wait_for_a_revision_not_reached_yet() {
+                let subject = super::$backend(100);
+                cases::reads_wait_for_a_revision_not_reached_yet(subject.store.clone()).await
+            }
+            #[tokio::test]
+            async fn watch_reports_progress_past_other_prefixes() {
+                cases::watch_reports_progress_past_other_prefixes(&*super::$backend(100).store)
+                    .await
+            }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn concurrent_writers_get_unique_revisions() {
                 let subject = super::$backend(1000);
@@ -430,16 +568,16 @@ conformance!(sled);
 async fn sled_reopen_keeps_values_and_revision() {
     let dir = tempfile::tempdir().unwrap();
     let (kept, last) = {
-        let s = SledStore::open(dir.path(), SledOptions::default()).unwrap();
+        let s = SledStore::open(dir.path(), SledOptions::default(), Arc::new(AtRevision)).unwrap();
         let kept = s.create("a", val("a")).await.unwrap();
         let b = s.create("b", val("b")).await.unwrap();
         let (_, last) = s.delete("b", b.revision).await.unwrap();
         (kept, last)
     };
-    let s = SledStore::open(dir.path(), SledOptions::default()).unwrap();
+    let s = SledStore::open(dir.path(), SledOptions::default(), Arc::new(AtRevision)).unwrap();
     assert_eq!(s.current_revision(), last);
-    assert_eq!(s.get("a").await.unwrap(), Some(kept));
-    assert!(s.get("b").await.unwrap().is_none());
+    assert_eq!(s.get("a", ReadAt::Latest).await.unwrap(), Some(kept));
+    assert!(s.get("b", ReadAt::Latest).await.unwrap().is_none());
     let next = s.create("c", val("c")).await.unwrap();
     assert_eq!(next.revision, last + 1);
     // History does not survive a restart: older watches must re-list.

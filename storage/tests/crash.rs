@@ -7,6 +7,7 @@
 //! `STORAGE_CRASH_ROUNDS` sets the number of rounds (default 20).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use bytes::Bytes;
 use rand::Rng;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write as _};
@@ -14,7 +15,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
-use storage::{SledOptions, SledStore, Store};
+use storage::versioner::Unversioned;
+use storage::{ReadAt, SledOptions, SledStore, Store};
 
 const WRITERS: usize = 16;
 
@@ -77,7 +79,14 @@ fn crash_child() {
         .build()
         .unwrap();
     rt.block_on(async move {
-        let store = Arc::new(SledStore::open(Path::new(&dir), SledOptions::default()).unwrap());
+        let store = Arc::new(
+            SledStore::open(
+                Path::new(&dir),
+                SledOptions::default(),
+                Arc::new(Unversioned),
+            )
+            .unwrap(),
+        );
         println!("ready");
         let mut tasks = Vec::new();
         for w in 0..WRITERS {
@@ -88,7 +97,7 @@ fn crash_child() {
                     let rev = match op {
                         Op::Create(j) => {
                             store
-                                .create(&key(round, w, j), Box::new(|_| b"created".to_vec()))
+                                .create(&key(round, w, j), Bytes::from_static(b"created"))
                                 .await
                                 .unwrap()
                                 .revision
@@ -98,7 +107,7 @@ fn crash_child() {
                                 .update(
                                     &key(round, w, j),
                                     revisions[&j],
-                                    Box::new(|_| b"updated".to_vec()),
+                                    Bytes::from_static(b"updated"),
                                 )
                                 .await
                                 .unwrap()
@@ -168,7 +177,7 @@ fn kill9_loses_no_acknowledged_write() {
         child.wait().unwrap();
         let acks = reader.join().unwrap();
 
-        let store = SledStore::open(dir.path(), SledOptions::default())
+        let store = SledStore::open(dir.path(), SledOptions::default(), Arc::new(Unversioned))
             .unwrap_or_else(|e| panic!("round {round}: the store does not reopen: {e}"));
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
@@ -196,7 +205,9 @@ fn kill9_loses_no_acknowledged_write() {
             }
             let keys: Vec<usize> = with_in_flight.keys().copied().collect();
             for j in keys {
-                let got = rt.block_on(store.get(&key(round, w, j))).unwrap();
+                let got = rt
+                    .block_on(store.get(&key(round, w, j), ReadAt::Latest))
+                    .unwrap();
                 let got_state = got.as_ref().map(|kv| kv.value.to_vec());
                 let want = acked
                     .get(&j)
@@ -251,7 +262,7 @@ fn kill9_loses_no_acknowledged_write() {
         // Everything settled in earlier rounds is untouched.
         for (k, (value, rev)) in &settled {
             let kv = rt
-                .block_on(store.get(k))
+                .block_on(store.get(k, ReadAt::Latest))
                 .unwrap()
                 .unwrap_or_else(|| panic!("round {round}: {k} vanished"));
             assert_eq!(

@@ -113,7 +113,12 @@ pub async fn apply(
     loop {
         let exists = state
             .registry
-            .get(resource, &call.info.namespace, &call.info.name)
+            .get(
+                resource,
+                &call.info.namespace,
+                &call.info.name,
+                storage::ReadAt::Latest,
+            )
             .await;
         match exists {
             Err(e) if e.code() == 404 => {

@@ -14,15 +14,16 @@ use http::StatusCode;
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use storage::KeyValue;
+use storage::{KeyValue, ReadAt};
 
 /// GET of one object (or its status).
 pub async fn get(state: &AppState, call: &Call) -> ApiResult<Response> {
     let output = negotiate(call.header("accept"), Target::Object)?;
     let include = IncludeObject::parse(call.query.first("includeObject"))?;
+    let at = get_freshness(call.query.first("resourceVersion").unwrap_or(""))?;
     let kv = state
         .registry
-        .get(&call.resource, &call.info.namespace, &call.info.name)
+        .get(&call.resource, &call.info.namespace, &call.info.name, at)
         .await?;
     Ok(respond(
         StatusCode::OK,
@@ -42,6 +43,35 @@ pub fn parse_resource_version(raw: &str) -> ApiResult<u64> {
             crate::api::error::go_quote(raw),
             crate::api::error::go_quote(raw)
         ))
+    })
+}
+
+/// How fresh a GET must be (`GetOptions.resourceVersion`): none is a consistent read, `0` is
+/// any, anything else is not older than it.
+pub fn get_freshness(resource_version: &str) -> ApiResult<ReadAt> {
+    Ok(match resource_version {
+        "" => ReadAt::Latest,
+        "0" => ReadAt::Any,
+        rv => ReadAt::NotOlderThan(parse_resource_version(rv)?),
+    })
+}
+
+/// How fresh a LIST must be, from `resourceVersion`, `resourceVersionMatch` and `limit`
+/// (k8s.io/apiserver's `ListOptions` semantics): none is a consistent read; `0` is any (unless
+/// `Exact`); otherwise `Exact` or `NotOlderThan`, and a limited list with no match asked is
+/// `Exact`, as paging needs.
+pub fn list_freshness(options: &ListOptions) -> ApiResult<ReadAt> {
+    let rv = parse_resource_version(&options.resource_version)?;
+    if options.resource_version.is_empty() {
+        return Ok(ReadAt::Latest);
+    }
+    Ok(match options.version_match {
+        VersionMatch::Exact => ReadAt::Exact(rv),
+        VersionMatch::NotOlderThan if rv == 0 => ReadAt::Any,
+        VersionMatch::NotOlderThan => ReadAt::NotOlderThan(rv),
+        _ if rv == 0 => ReadAt::Any,
+        _ if options.limit > 0 => ReadAt::Exact(rv),
+        _ => ReadAt::NotOlderThan(rv),
     })
 }
 
@@ -151,22 +181,18 @@ pub async fn list(state: &AppState, call: &Call) -> ApiResult<Response> {
     let resource = &call.resource;
     let prefix = crate::registry::prefix(resource, &call.info.namespace);
 
-    let (revision, start_after) = if !options.continue_token.is_empty() {
+    let (at, start_after) = if !options.continue_token.is_empty() {
         let (rv, after) = decode_continue(&options.continue_token, &prefix)?;
         if !options.resource_version.is_empty() && options.resource_version != "0" {
             return Err(ApiError::bad_request(
                 "specifying resource version is not allowed when using continue",
             ));
         }
-        (u64::try_from(rv).ok(), Some(after))
+        // A token of an inconsistent continuation (-1) reads the newest state.
+        let at = u64::try_from(rv).map_or(ReadAt::Latest, ReadAt::Exact);
+        (at, Some(after))
     } else {
-        let rv = parse_resource_version(&options.resource_version)?;
-        let exact = options.version_match == VersionMatch::Exact
-            || (options.version_match == VersionMatch::Unset && options.limit > 0 && rv > 0);
-        if rv > 0 && !exact {
-            state.wait_for_revision(rv).await?;
-        }
-        (if exact && rv > 0 { Some(rv) } else { None }, None)
+        (list_freshness(&options)?, None)
     };
 
     let filter = |kv: &KeyValue| selected(&kv.value, &options.labels, &options.fields);
@@ -177,7 +203,7 @@ pub async fn list(state: &AppState, call: &Call) -> ApiResult<Response> {
         .list(
             resource,
             &call.info.namespace,
-            revision,
+            at,
             start_after.clone(),
             limit,
             if has_filter { Some(&filter) } else { None },

@@ -160,9 +160,10 @@ fn negotiate_scale(call: &Call) -> ApiResult<Output> {
 /// GET `/scale`.
 pub async fn get(state: &AppState, call: &Call) -> ApiResult<Response> {
     let output = negotiate_scale(call)?;
+    let at = super::read::get_freshness(call.query.first("resourceVersion").unwrap_or(""))?;
     let kv = state
         .registry
-        .get(&call.resource, &call.info.namespace, &call.info.name)
+        .get(&call.resource, &call.info.namespace, &call.info.name, at)
         .await?;
     Ok(respond(
         StatusCode::OK,

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
-use storage::{EventKind, KeyValue, WatchStart};
+use storage::{EventKind, KeyValue, ReadAt, WatchStart};
 use tokio::time::Instant;
 
 /// Most bytes of queued events sent in one write.
@@ -313,9 +313,13 @@ pub async fn watch(state: &AppState, call: &Call) -> ApiResult<Response> {
     let output = negotiate(call.header("accept"), Target::Watch)?;
     let include = IncludeObject::parse(call.query.first("includeObject"))?;
     let plan = plan(&options, state.min_request_timeout, state.bookmark_interval)?;
-    if options.send_initial_events == Some(true) && plan.requested > 0 {
-        state.wait_for_revision(plan.requested).await?;
-    }
+    // The state initial events come from: a consistent read, any (legacy `0`), or one not
+    // older than the revision a streaming list asked for.
+    let initial_at = match (plan.requested, options.resource_version.as_str()) {
+        (0, "0") => ReadAt::Any,
+        (0, _) => ReadAt::Latest,
+        (rv, _) => ReadAt::NotOlderThan(rv),
+    };
     let encoder = EventEncoder::new(call.resource.clone(), output, include);
     let prefix = crate::registry::prefix(&call.resource, &call.info.namespace);
     let cache = state.watch_cache(&call.resource)?;
@@ -336,7 +340,14 @@ pub async fn watch(state: &AppState, call: &Call) -> ApiResult<Response> {
         WatchStart::Snapshot => {
             let page = state
                 .registry
-                .list(&call.resource, &call.info.namespace, None, None, None, None)
+                .list(
+                    &call.resource,
+                    &call.info.namespace,
+                    initial_at,
+                    None,
+                    None,
+                    None,
+                )
                 .await
                 .map_err(|e| ApiError::from_storage(call.resource.kind, "", e))?;
             (page.revision, page.items)

@@ -303,7 +303,7 @@ pub async fn delete_collection(state: &AppState, call: &Call) -> ApiResult<Respo
         .list(
             &call.resource,
             &call.info.namespace,
-            None,
+            storage::ReadAt::Latest,
             None,
             None,
             Some(&filter),
@@ -327,7 +327,7 @@ pub async fn delete_collection(state: &AppState, call: &Call) -> ApiResult<Respo
             Err(e) => return Err(e),
         }
     }
-    let meta = render::list_meta(state.registry.current_revision(), None, None);
+    let meta = render::list_meta(page.revision, None, None);
     Ok(respond(
         StatusCode::OK,
         render::list(
