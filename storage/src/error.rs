@@ -40,9 +40,13 @@ pub enum Error {
     /// A watcher fell so far behind that events it had not read were dropped.
     #[error("watcher fell behind and missed events")]
     Lagged,
-    /// The store was shut down, or failed earlier and refuses writes.
+    /// The store was shut down, failed earlier and refuses writes, or cannot reach its backend
+    /// now (etcd has no leader, no member answers): the client may retry.
     #[error("store is unavailable: {0}")]
     Unavailable(String),
+    /// The backend did not answer in time; a write may or may not have been applied.
+    #[error("storage request timed out: {0}")]
+    Timeout(String),
     /// The backend reported an I/O or corruption error.
     #[error("storage backend error: {0}")]
     Backend(String),

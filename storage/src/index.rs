@@ -208,21 +208,26 @@ impl Index {
     /// Waits until the index has reached `revision`, for at most the freshness wait
     /// ([`Error::FutureRevision`] then).
     pub async fn wait_for(&self, revision: Revision) -> Result<()> {
-        let mut newest = self.newest.subscribe();
         let deadline = tokio::time::Instant::now() + self.options.freshness_wait;
+        if self.wait_until(revision, deadline).await {
+            return Ok(());
+        }
+        Err(Error::FutureRevision {
+            requested: revision,
+            current: self.revision(),
+        })
+    }
+
+    /// Waits until the index has reached `revision` or `deadline` has passed; whether it did.
+    pub async fn wait_until(&self, revision: Revision, deadline: tokio::time::Instant) -> bool {
+        let mut newest = self.newest.subscribe();
         loop {
-            let current = *newest.borrow_and_update();
-            if current >= revision {
-                return Ok(());
+            if *newest.borrow_and_update() >= revision {
+                return true;
             }
             match tokio::time::timeout_at(deadline, newest.changed()).await {
                 Ok(Ok(())) => {}
-                Ok(Err(_)) | Err(_) => {
-                    return Err(Error::FutureRevision {
-                        requested: revision,
-                        current: self.revision(),
-                    });
-                }
+                Ok(Err(_)) | Err(_) => return *newest.borrow() >= revision,
             }
         }
     }

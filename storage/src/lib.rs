@@ -16,6 +16,8 @@
 //!   writes in groups with one `fsync` per group and only then makes them visible.
 
 //!   and watches come from a watch cache per resource fed by one etcd watch each.
+//! - [`etcd::EtcdStore`]: the backend for several replicas: writes are etcd transactions, reads
+//!   and watches come from a watch cache per resource fed by one etcd watch each.
 //! - [`watch::Watch`]: a watcher's ordered stream of events and progress notifications.
 //!
 //! # Invariants
@@ -29,6 +31,7 @@
 //!   across work proportional to the collection or the page.
 
 pub mod error;
+pub mod etcd;
 
 pub mod index;
 pub mod memory;

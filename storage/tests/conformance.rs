@@ -1,10 +1,13 @@
 //! The storage contract, run against every backend. A new backend is added with one line at the
-//! bottom; it is conformant when this whole file passes for it.
+//! bottom; it is conformant when this whole file passes for it. The etcd backend runs against a
+//! real one-member etcd per test (`ETCD_BIN`, else `etcd` on the PATH).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bytes::Bytes;
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use storage::etcd::testing::EtcdCluster;
+use storage::etcd::{EtcdOptions, EtcdStore};
 use storage::index::IndexOptions;
 use storage::{
     EventKind, ListOptions, MemoryStore, ReadAt, SledOptions, SledStore, Store, Versioner,
@@ -23,10 +26,24 @@ impl Versioner for AtRevision {
     }
 }
 
-/// A store under test plus whatever must live as long as it (a temporary directory).
+/// A store under test plus whatever must live as long as it (a temporary directory, an etcd).
 struct Subject {
     store: Arc<dyn Store>,
     _dir: Option<tempfile::TempDir>,
+    etcd: Option<EtcdCluster>,
+}
+
+impl Subject {
+    /// Makes every revision up to `revision` unavailable to lists and watches: the embedded
+    /// backends have forgotten it once it left the history window; etcd is compacted.
+    async fn forget(&self, revision: u64) {
+        if let Some(etcd) = &self.etcd {
+            let mut client = etcd_client::Client::connect(etcd.endpoints(), None)
+                .await
+                .unwrap();
+            client.compact(revision as i64, None).await.unwrap();
+        }
+    }
 }
 
 /// A history of `history` events, and reads that wait half a second for a future revision.
@@ -38,14 +55,15 @@ fn options(history: usize) -> IndexOptions {
     }
 }
 
-fn memory(history: usize) -> Subject {
+async fn memory(history: usize) -> Subject {
     Subject {
         store: Arc::new(MemoryStore::new(options(history), Arc::new(AtRevision))),
         _dir: None,
+        etcd: None,
     }
 }
 
-fn sled(history: usize) -> Subject {
+async fn sled(history: usize) -> Subject {
     let dir = tempfile::tempdir().unwrap();
     let store = SledStore::open(
         dir.path(),
@@ -59,9 +77,47 @@ fn sled(history: usize) -> Subject {
     Subject {
         store: Arc::new(store),
         _dir: Some(dir),
+        etcd: None,
     }
 }
 
+/// An etcd store whose one watch cache holds every key of the suite.
+async fn etcd(history: usize) -> Subject {
+    let cluster = EtcdCluster::start(1).await;
+    let store = EtcdStore::connect(
+        EtcdOptions {
+            endpoints: cluster.endpoints(),
+            prefix: "/conformance".into(),
+            compaction_interval: None,
+            resources: vec![String::new()],
+            index: options(history),
+            ..EtcdOptions::default()
+        },
+        Arc::new(AtRevision),
+    )
+    .await
+    .unwrap();
+    Subject {
+        store: Arc::new(store),
+        _dir: None,
+        etcd: Some(cluster),
+    }
+}
+
+/// The revision a consistent read is served at: every acknowledged write is in it.
+async fn consistent_revision(s: &dyn Store) -> u64 {
+    s.list(
+        ListOptions {
+            prefix: "".into(),
+            limit: Some(1),
+            ..Default::default()
+        },
+        None,
+    )
+    .await
+    .unwrap()
+    .revision
+}
 /// A value; reads show it as `<tag>@<revision>`.
 fn val(tag: &str) -> Bytes {
     Bytes::from(tag.to_string())
@@ -80,7 +136,7 @@ mod cases {
 
     pub async fn revisions_increase_and_are_embedded(s: &dyn Store) {
         let a = s.create("a", val("x")).await.unwrap();
-        assert_eq!(a.revision, s.current_revision());
+        assert_eq!(a.revision, consistent_revision(s).await);
         assert_eq!(text(&a.value), format!("x@{}", a.revision));
         let b = s.create("b", val("y")).await.unwrap();
         assert!(b.revision > a.revision);
@@ -88,6 +144,7 @@ mod cases {
         assert!(a2.revision > b.revision);
         let (_, del) = s.delete("b", b.revision).await.unwrap();
         assert!(del > a2.revision);
+        assert_eq!(consistent_revision(s).await, del);
         assert_eq!(s.current_revision(), del);
     }
 
@@ -254,11 +311,14 @@ mod cases {
         assert_eq!(page.remaining, None);
     }
 
-    pub async fn list_outside_history(s: &dyn Store) {
+    pub async fn list_outside_history(subject: &Subject) {
+        let s = &*subject.store;
         // The subject keeps a history of 4 events.
         for i in 0..10 {
             put(s, &format!("h/{i}"), "v").await;
         }
+        let now = consistent_revision(s).await;
+        subject.forget(now).await;
         let old = ListOptions {
             prefix: "h/".into(),
             at: ReadAt::Exact(2),
@@ -275,7 +335,7 @@ mod cases {
             matches!(err, storage::Error::FutureRevision { .. }),
             "{err}"
         );
-        assert_eq!(s.oldest_revision(), s.current_revision() - 4);
+        assert_eq!(s.oldest_revision(), now - 4);
     }
 
     pub async fn watch_from_revision_in_order_with_prev(s: &dyn Store) {
@@ -463,7 +523,7 @@ mod cases {
             }
         }
         assert_eq!(all.len(), 400);
-        assert_eq!(*all.last().unwrap(), s.current_revision());
+        assert_eq!(*all.last().unwrap(), consistent_revision(&*s).await);
         let listed = s
             .list(
                 ListOptions {
@@ -485,74 +545,74 @@ macro_rules! conformance {
 
             #[tokio::test]
             async fn revisions_increase_and_are_embedded() {
-                cases::revisions_increase_and_are_embedded(&*super::$backend(100).store).await
+                cases::revisions_increase_and_are_embedded(&*super::$backend(100).await.store).await
             }
             #[tokio::test]
             async fn create_if_absent() {
-                cases::create_if_absent(&*super::$backend(100).store).await
+                cases::create_if_absent(&*super::$backend(100).await.store).await
             }
             #[tokio::test]
             async fn get_missing_is_none() {
-                cases::get_missing_is_none(&*super::$backend(100).store).await
+                cases::get_missing_is_none(&*super::$backend(100).await.store).await
             }
             #[tokio::test]
             async fn guarded_update() {
-                cases::guarded_update(&*super::$backend(100).store).await
+                cases::guarded_update(&*super::$backend(100).await.store).await
             }
             #[tokio::test]
             async fn guarded_delete() {
-                cases::guarded_delete(&*super::$backend(100).store).await
+                cases::guarded_delete(&*super::$backend(100).await.store).await
             }
             #[tokio::test]
             async fn list_prefix_pages_and_counts() {
-                cases::list_prefix_pages_and_counts(&*super::$backend(100).store).await
+                cases::list_prefix_pages_and_counts(&*super::$backend(100).await.store).await
             }
             #[tokio::test]
             async fn list_is_a_consistent_snapshot() {
-                cases::list_is_a_consistent_snapshot(&*super::$backend(100).store).await
+                cases::list_is_a_consistent_snapshot(&*super::$backend(100).await.store).await
             }
             #[tokio::test]
             async fn list_filter_and_limit() {
-                cases::list_filter_and_limit(&*super::$backend(100).store).await
+                cases::list_filter_and_limit(&*super::$backend(100).await.store).await
             }
             #[tokio::test]
             async fn list_outside_history() {
-                cases::list_outside_history(&*super::$backend(4).store).await
+                cases::list_outside_history(&super::$backend(4).await).await
             }
             #[tokio::test]
             async fn watch_from_revision_in_order_with_prev() {
-                cases::watch_from_revision_in_order_with_prev(&*super::$backend(100).store).await
+                cases::watch_from_revision_in_order_with_prev(&*super::$backend(100).await.store).await
             }
             #[tokio::test]
             async fn watch_too_old() {
-                cases::watch_too_old(&*super::$backend(4).store).await
+                cases::watch_too_old(&*super::$backend(4).await.store).await
             }
             #[tokio::test]
             async fn watch_snapshot_then_changes() {
-                cases::watch_snapshot_then_changes(&*super::$backend(100).store).await
+                cases::watch_snapshot_then_changes(&*super::$backend(100).await.store).await
             }
             #[tokio::test]
             async fn watch_now_sees_only_later() {
-                cases::watch_now_sees_only_later(&*super::$backend(100).store).await
+                cases::watch_now_sees_only_later(&*super::$backend(100).await.store).await
             }
             #[tokio::test]
             async fn list_remaining_is_exact_at_a_past_revision() {
-                cases::list_remaining_is_exact_at_a_past_revision(&*super::$backend(100).store)
+                cases::list_remaining_is_exact_at_a_past_revision(&*super::$backend(100).await.store)
                     .await
             }
             #[tokio::test]
             async fn reads_wait_for_a_revision_not_reached_yet() {
-                let subject = super::$backend(100);
+                let subject = super::$backend(100).await;
                 cases::reads_wait_for_a_revision_not_reached_yet(subject.store.clone()).await
             }
             #[tokio::test]
             async fn watch_reports_progress_past_other_prefixes() {
-                cases::watch_reports_progress_past_other_prefixes(&*super::$backend(100).store)
+                cases::watch_reports_progress_past_other_prefixes(&*super::$backend(100).await.store)
                     .await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn concurrent_writers_get_unique_revisions() {
-                let subject = super::$backend(1000);
+                let subject = super::$backend(1000).await;
                 cases::concurrent_writers_get_unique_revisions(subject.store.clone()).await
             }
         }
@@ -561,6 +621,7 @@ macro_rules! conformance {
 
 conformance!(memory);
 conformance!(sled);
+conformance!(etcd);
 
 /// What only a durable backend promises: a reopened store has every value and keeps counting
 /// from the revision it stopped at, even when the last writes were deletions.

@@ -1,0 +1,350 @@
+//! The watch cache of one resource: its keys listed once from etcd, then kept current by one
+//! etcd watch (k8s.io/apiserver's cacher and reflector).
+//!
+//! The cache is an [`Index`] like the embedded backends': reads and watches are served from it.
+//! Its revision advances with every event of the resource and with etcd's progress
+//! notifications (which say "nothing more up to revision R"), requested when a consistent read
+//! waits for a revision no event would bring, and every `progress_interval` otherwise.
+//!
+//! When the watch breaks (a member died, lost its leader, the connection dropped) the cache
+//! watches again from its revision and loses nothing. When etcd no longer has that revision
+//! (compacted while the cache was cut off), or an event does not follow from what the cache
+//! holds, it lists again: every watch on it then ends with [`Error::Lagged`], so the API's
+//! watchers start over.
+
+use super::{Keys, bounded, mod_revision};
+use crate::index::{Index, IndexOptions};
+use crate::{Error, KeyValue, Result, Revision, Versioner};
+use bytes::Bytes;
+use etcd_client::{Client, EventType, GetOptions, WatchOptions};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+
+/// Keys fetched per range request while listing.
+const LIST_PAGE: i64 = 5_000;
+/// While a reader waits for a revision, a progress notification is requested this often.
+const PROGRESS_RETRY: Duration = Duration::from_millis(100);
+/// Largest etcd response accepted (a list page or a batch of watch events).
+pub(crate) const MAX_MESSAGE: usize = 256 * 1024 * 1024;
+
+/// One resource's watch cache.
+pub struct Cache {
+    /// The store-level key prefix of the resource (`apps/`).
+    prefix: String,
+    index: Index,
+    /// Whether the first list is in.
+    ready: watch::Sender<bool>,
+    /// Asks the watch loop for a progress notification.
+    progress: Notify,
+}
+
+impl Cache {
+    /// Starts the cache of the keys under `prefix`; it lists and watches in the returned task.
+    pub fn start(
+        client: Client,
+        keys: Keys,
+        prefix: String,
+        options: IndexOptions,
+        versioner: Arc<dyn Versioner>,
+        limit: Duration,
+        progress_interval: Duration,
+    ) -> (Arc<Cache>, tokio::task::JoinHandle<()>) {
+        let (ready, _) = watch::channel(false);
+        let cache = Arc::new(Cache {
+            prefix,
+            index: Index::new(Vec::new(), crate::FIRST_REVISION, options, versioner),
+            ready,
+            progress: Notify::new(),
+        });
+        let task = tokio::spawn(reflect(
+            cache.clone(),
+            client,
+            keys,
+            limit,
+            progress_interval,
+        ));
+        (cache, task)
+    }
+
+    /// The resource's key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// What reads and watches are served from.
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// Waits up to `wait` for the first list ([`Error::Unavailable`] when it is not in).
+    pub async fn ready(&self, wait: Duration) -> Result<()> {
+        let mut ready = self.ready.subscribe();
+        let in_time = tokio::time::timeout(wait, ready.wait_for(|r| *r)).await;
+        match in_time {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(Error::Unavailable(format!(
+                "the watch cache of {} is initializing (is etcd reachable?)",
+                self.prefix
+            ))),
+        }
+    }
+
+    /// Waits up to `wait` until the cache has reached `revision`, asking etcd for progress
+    /// notifications meanwhile; whether it did.
+    pub async fn wait_for(&self, revision: Revision, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        loop {
+            if self.index.revision() >= revision {
+                return true;
+            }
+            self.progress.notify_one();
+            let step = (Instant::now() + PROGRESS_RETRY).min(deadline);
+            if self.index.wait_until(revision, step).await {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+        }
+    }
+
+    /// Like [`Cache::wait_for`], failing with [`Error::FutureRevision`] (kube's "Too large
+    /// resource version") when the revision does not come.
+    pub async fn require(&self, revision: Revision, wait: Duration) -> Result<()> {
+        if self.wait_for(revision, wait).await {
+            return Ok(());
+        }
+        Err(Error::FutureRevision {
+            requested: revision,
+            current: self.index.revision(),
+        })
+    }
+
+    /// Ends every watch on the cache.
+    pub fn close(&self) {
+        self.index.close();
+    }
+}
+
+/// Doubling waits between attempts to reach etcd.
+struct Backoff(Duration);
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(5);
+
+    fn next(&mut self) -> Duration {
+        let now = self.0;
+        self.0 = (self.0 * 2).min(Backoff::MAX);
+        now
+    }
+
+    fn reset(&mut self) {
+        self.0 = Backoff::FIRST;
+    }
+}
+
+/// Lists the keys under the cache's prefix at one revision, page by page.
+async fn list(
+    client: &Client,
+    keys: &Keys,
+    prefix: &str,
+    versioner: &dyn Versioner,
+    limit: Duration,
+) -> Result<(Vec<KeyValue>, Revision)> {
+    let mut kv = client.kv_client().max_decoding_message_size(MAX_MESSAGE);
+    let end = keys.range_end(prefix);
+    let mut start = keys.etcd(prefix);
+    let mut at = 0i64;
+    let mut items = Vec::new();
+    loop {
+        let mut options = GetOptions::new()
+            .with_range(end.clone())
+            .with_limit(LIST_PAGE);
+        if at > 0 {
+            options = options.with_revision(at);
+        }
+        let response = bounded(limit, kv.get(start.clone(), Some(options))).await?;
+        if at == 0 {
+            at = super::revision_of(response.header())? as i64;
+        }
+        for item in response.kvs() {
+            if let Some(key) = keys.store(item.key()) {
+                let revision = mod_revision(item);
+                items.push(KeyValue {
+                    key: Arc::from(key),
+                    value: versioner.stamp(item.value(), revision),
+                    revision,
+                });
+            }
+        }
+        match response.kvs().last() {
+            Some(last) if response.more() => {
+                start = last.key().to_vec();
+                start.push(0);
+            }
+            _ => return Ok((items, at as Revision)),
+        }
+    }
+}
+
+/// Why a watch stream ended.
+enum Ended {
+    /// Watch again from the cache's revision.
+    Resume,
+    /// List again.
+    Relist,
+}
+
+/// Lists, then watches, for as long as the task runs.
+async fn reflect(
+    cache: Arc<Cache>,
+    client: Client,
+    keys: Keys,
+    limit: Duration,
+    progress_interval: Duration,
+) {
+    let mut backoff = Backoff(Backoff::FIRST);
+    let mut listed = false;
+    loop {
+        if !listed {
+            let versioner = cache.index.versioner().clone();
+            match list(&client, &keys, &cache.prefix, versioner.as_ref(), limit).await {
+                Ok((items, revision)) => {
+                    cache.index.reset(items, revision);
+                    cache.ready.send_replace(true);
+                    listed = true;
+                    tracing::info!(resource = %cache.prefix, revision, keys = cache.index.len(), "watch cache listed");
+                }
+                Err(e) => {
+                    tracing::warn!(resource = %cache.prefix, error = %e, "cannot list from etcd; retrying");
+                    tokio::time::sleep(backoff.next()).await;
+                    continue;
+                }
+            }
+        }
+        match watch_from(&cache, &client, &keys, progress_interval, &mut backoff).await {
+            Ended::Resume => {}
+            Ended::Relist => listed = false,
+        }
+        tokio::time::sleep(backoff.next()).await;
+    }
+}
+
+/// Watches from the cache's revision until the stream ends.
+async fn watch_from(
+    cache: &Cache,
+    client: &Client,
+    keys: &Keys,
+    progress_interval: Duration,
+    backoff: &mut Backoff,
+) -> Ended {
+    let from = cache.index.revision() + 1;
+    let options = WatchOptions::new()
+        .with_range(keys.range_end(&cache.prefix))
+        .with_start_revision(from as i64)
+        .with_prev_key()
+        .with_progress_notify();
+    let mut watcher = client
+        .watch_client()
+        .max_decoding_message_size(MAX_MESSAGE);
+    let stream = match watcher.watch(keys.etcd(&cache.prefix), Some(options)).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(resource = %cache.prefix, error = %e, "cannot watch etcd; retrying");
+            return Ended::Resume;
+        }
+    };
+    let (mut requests, mut responses) = stream.split();
+    let mut ticker = tokio::time::interval(progress_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            message = responses.message() => {
+                let response = match message {
+                    Ok(Some(r)) => r,
+                    Ok(None) => {
+                        tracing::info!(resource = %cache.prefix, "etcd watch ended; watching again");
+                        return Ended::Resume;
+                    }
+                    Err(e) => {
+                        tracing::warn!(resource = %cache.prefix, error = %e, "etcd watch failed; watching again");
+                        return Ended::Resume;
+                    }
+                };
+                backoff.reset();
+                if response.canceled() {
+                    if response.compact_revision() > 0 {
+                        tracing::warn!(resource = %cache.prefix, compacted = response.compact_revision(), "the cache's revision was compacted; listing again");
+                        return Ended::Relist;
+                    }
+                    tracing::info!(resource = %cache.prefix, reason = response.cancel_reason(), "etcd canceled the watch; watching again");
+                    return Ended::Resume;
+                }
+                if response.created() {
+                    continue;
+                }
+                if response.events().is_empty() {
+                    // A progress notification: nothing of this resource up to this revision.
+                    if let Ok(revision) = super::revision_of(response.header()) {
+                        cache.index.advance(revision);
+                    }
+                    continue;
+                }
+                if !apply(cache, keys, response.events()) {
+                    return Ended::Relist;
+                }
+            }
+            () = cache.progress.notified() => {
+                let _retried_by_the_waiter = requests.request_progress().await;
+            }
+            _ = ticker.tick() => {
+                let _retried_next_tick = requests.request_progress().await;
+            }
+        }
+    }
+}
+
+/// Applies a batch of watch events; `false` when one does not follow from what the cache
+/// holds (its previous value is not the cached one), which means the cache missed something.
+fn apply(cache: &Cache, keys: &Keys, events: &[etcd_client::Event]) -> bool {
+    let mut changes: Vec<(Arc<str>, Revision, Option<Bytes>)> = Vec::with_capacity(events.len());
+    let mut pending: std::collections::HashMap<&str, Option<Revision>> = Default::default();
+    for event in events {
+        let Some(kv) = event.kv() else { continue };
+        let Some(key) = keys.store(kv.key()) else {
+            continue;
+        };
+        let revision = mod_revision(kv);
+        let cached = match pending.get(key) {
+            Some(state) => *state,
+            None => cache.index.get(key).map(|c| c.revision),
+        };
+        // A created key must be new to the cache; a changed one must change what it holds.
+        let before = event.prev_kv().map(mod_revision);
+        let created = event.event_type() == EventType::Put && kv.version() == 1;
+        let follows = if created {
+            cached.is_none()
+        } else {
+            before.is_none_or(|b| cached == Some(b))
+        };
+        if revision > cache.index.revision() && !follows {
+            tracing::error!(resource = %cache.prefix, key, ?cached, ?before, revision, "a watch event does not follow from the cached value; listing again");
+            return false;
+        }
+        match event.event_type() {
+            EventType::Put => {
+                pending.insert(key, Some(revision));
+                changes.push((Arc::from(key), revision, Some(Bytes::copy_from_slice(kv.value()))));
+            }
+            EventType::Delete => {
+                pending.insert(key, None);
+                changes.push((Arc::from(key), revision, None));
+            }
+        }
+    }
+    cache.index.apply_committed(changes);
+    true
+}

@@ -1,0 +1,611 @@
+//! The etcd v3 backend: what lets several replicas serve one API.
+//!
+//! Writes are etcd transactions, as k8s.io/apiserver's etcd3 store does them: a create puts only
+//! when the key's `create_revision` is 0, a guarded update or delete only when its
+//! `mod_revision` is the expected one, and the revision etcd gives the transaction is the new
+//! resourceVersion. Values are stored without it (it is assigned at commit) and stamped on
+//! read by the [`Versioner`].
+//!
+//! Reads and watches come from a watch cache per resource ([`cache::Cache`], k8s.io/apiserver's
+//! cacher): the resource's keys listed once, then kept current by one etcd watch from that
+//! revision with `prev_kv`. A consistent read ([`ReadAt::Latest`]) first asks etcd for its
+//! current revision with a quorum read (one read for every consistent read waiting at that
+//! moment, [`prober::Prober`]), then waits until the cache has caught up with it, requesting an
+//! etcd progress notification when no event would get it there, as kube-apiserver 1.31+ does;
+//! when the cache does not catch up in time the read goes to etcd. A read at an exact revision
+//! older than the cache's window is served by etcd at that revision, until compaction removes it
+//! ([`Error::TooOld`], the API's 410).
+//!
+//! [`compactor`] compacts etcd's history every `--etcd-compaction-interval`, coordinated through
+//! the key `compact_rev_key` so that only one replica compacts per interval.
+
+pub mod cache;
+pub mod compactor;
+pub mod prober;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use crate::index::IndexOptions;
+use crate::{
+    Error, Filter, KeyValue, ListOptions, ListResult, ReadAt, Result, Revision, Store, Versioner,
+    Watch, WatchStart,
+};
+use async_trait::async_trait;
+use bytes::Bytes;
+use cache::Cache;
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, TxnOp, TxnOpResponse,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// TLS material for talking to etcd (`--etcd-cafile`, `--etcd-certfile`, `--etcd-keyfile`).
+#[derive(Clone, Debug, Default)]
+pub struct EtcdTls {
+    /// PEM bundle of the CAs etcd's serving certificates chain to (the system's when `None`).
+    pub ca: Option<Vec<u8>>,
+    /// PEM client certificate and key.
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// How to reach etcd and what to keep of it.
+#[derive(Clone, Debug)]
+pub struct EtcdOptions {
+    /// Member URLs (`https://10.0.0.1:2379`, `http://127.0.0.1:2379`).
+    pub endpoints: Vec<String>,
+    /// Prefix of every key in etcd (`--etcd-prefix`, `/registry/admission.example.com`).
+    pub prefix: String,
+    /// Client TLS; required for `https://` endpoints that need a client certificate.
+    pub tls: Option<EtcdTls>,
+    /// How often to compact etcd's history (`None`: never; kube-apiserver's default is 5 min).
+    pub compaction_interval: Option<Duration>,
+    /// The store-level key prefixes that get a watch cache each (one per resource:
+    /// `apps/`, `namespacereservations/`). Keys under none of them are read from etcd.
+    pub resources: Vec<String>,
+    /// History window and fan-out of each watch cache.
+    pub index: IndexOptions,
+    /// The longest a single etcd request may take before the operation fails with
+    /// [`Error::Timeout`].
+    pub request_timeout: Duration,
+    /// How often an idle watch cache asks etcd for a progress notification, so its revision
+    /// (and the bookmarks of watches) keeps up with writes elsewhere.
+    pub progress_interval: Duration,
+}
+
+impl Default for EtcdOptions {
+    fn default() -> Self {
+        EtcdOptions {
+            endpoints: vec!["http://127.0.0.1:2379".into()],
+            prefix: "/registry/admission.example.com".into(),
+            tls: None,
+            compaction_interval: Some(Duration::from_secs(300)),
+            resources: Vec::new(),
+            index: IndexOptions::default(),
+            request_timeout: Duration::from_secs(10),
+            progress_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The etcd-backed store. Cloning the client is cheap; every task shares it.
+pub struct EtcdStore {
+    client: Client,
+    keys: Keys,
+    caches: Vec<Arc<Cache>>,
+    prober: prober::Prober,
+    versioner: Arc<dyn Versioner>,
+    options: EtcdOptions,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Maps store keys to etcd keys under the prefix and back.
+#[derive(Clone, Debug)]
+pub struct Keys {
+    /// The prefix with one trailing `/`.
+    root: String,
+}
+
+impl Keys {
+    fn new(prefix: &str) -> Keys {
+        Keys {
+            root: format!("{}/", prefix.trim_end_matches('/')),
+        }
+    }
+
+    /// The etcd key of a store key.
+    pub fn etcd(&self, key: &str) -> Vec<u8> {
+        format!("{}{key}", self.root).into_bytes()
+    }
+
+    /// The store key of an etcd key (`None` when it is outside the prefix or not UTF-8).
+    pub fn store<'a>(&self, etcd_key: &'a [u8]) -> Option<&'a str> {
+        std::str::from_utf8(etcd_key.strip_prefix(self.root.as_bytes())?).ok()
+    }
+
+    /// The etcd range end of everything under a store prefix (`None`: to the end of the
+    /// keyspace under the root).
+    fn range_end(&self, prefix: &str) -> Vec<u8> {
+        match crate::index::prefix_end(prefix) {
+            Some(end) => self.etcd(&end),
+            None => crate::index::prefix_end(&self.root)
+                .map(String::into_bytes)
+                .unwrap_or_else(|| vec![0]),
+        }
+    }
+}
+
+/// Turns an etcd client error into the store's.
+pub(crate) fn error(err: etcd_client::Error) -> Error {
+    match err {
+        etcd_client::Error::GRpcStatus(status) => {
+            let message = status.message().to_string();
+            match status.code() {
+                tonic::Code::DeadlineExceeded => Error::Timeout(message),
+                tonic::Code::Unavailable | tonic::Code::Cancelled | tonic::Code::Aborted => {
+                    Error::Unavailable(format!("etcd: {message}"))
+                }
+                _ if message.contains("request timed out") || message.contains("timed out") => {
+                    Error::Timeout(message)
+                }
+                _ if message.contains("leader")
+                    || message.contains("too many requests")
+                    || message.contains("not capable") =>
+                {
+                    Error::Unavailable(format!("etcd: {message}"))
+                }
+                _ => Error::Backend(format!("etcd: {message}")),
+            }
+        }
+        etcd_client::Error::TransportError(e) => Error::Unavailable(format!("etcd: {e}")),
+        etcd_client::Error::IoError(e) => Error::Unavailable(format!("etcd: {e}")),
+        other => Error::Backend(format!("etcd: {other}")),
+    }
+}
+
+/// Runs one etcd request with the store's per-request time limit.
+pub(crate) async fn bounded<T>(
+    limit: Duration,
+    request: impl std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
+) -> Result<T> {
+    match tokio::time::timeout(limit, request).await {
+        Ok(result) => result.map_err(error),
+        Err(_) => Err(Error::Timeout(format!(
+            "etcd did not answer within {}s",
+            limit.as_secs_f64()
+        ))),
+    }
+}
+
+fn revision_of(header: Option<&etcd_client::ResponseHeader>) -> Result<Revision> {
+    header
+        .map(|h| h.revision())
+        .and_then(|r| Revision::try_from(r).ok())
+        .ok_or_else(|| Error::Backend("etcd answered without a revision".into()))
+}
+
+fn mod_revision(kv: &etcd_client::KeyValue) -> Revision {
+    Revision::try_from(kv.mod_revision()).unwrap_or(0)
+}
+
+impl EtcdStore {
+    /// Connects to etcd and starts a watch cache per resource, the revision prober and the
+    /// compactor. It does not wait for etcd: while etcd cannot be reached the caches retry
+    /// (logging why), [`Store::check_health`] fails and reads answer [`Error::Unavailable`].
+    pub async fn connect(options: EtcdOptions, versioner: Arc<dyn Versioner>) -> Result<EtcdStore> {
+        let mut connect = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(5))
+            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
+            .with_keep_alive_while_idle(true)
+            .with_require_leader(true);
+        if let Some(tls) = &options.tls {
+            let mut config = etcd_client::TlsOptions::new();
+            if let Some(ca) = &tls.ca {
+                config = config.ca_certificate(etcd_client::Certificate::from_pem(ca));
+            }
+            if let Some((cert, key)) = &tls.identity {
+                config = config.identity(etcd_client::Identity::from_pem(cert, key));
+            }
+            connect = connect.with_tls(config);
+        }
+        let client = Client::connect(&options.endpoints, Some(connect))
+            .await
+            .map_err(|e| Error::Unavailable(format!("cannot set up the etcd client: {e}")))?;
+        let keys = Keys::new(&options.prefix);
+        let mut tasks = Vec::new();
+        let (prober, task) = prober::Prober::start(
+            client.kv_client(),
+            keys.etcd(""),
+            options.request_timeout,
+        );
+        tasks.push(task);
+        let mut caches = Vec::new();
+        for resource in &options.resources {
+            let (cache, task) = Cache::start(
+                client.clone(),
+                keys.clone(),
+                resource.clone(),
+                options.index,
+                versioner.clone(),
+                options.request_timeout,
+                options.progress_interval,
+            );
+            caches.push(cache);
+            tasks.push(task);
+        }
+        if let Some(interval) = options.compaction_interval {
+            tasks.push(tokio::spawn(compactor::run(
+                client.kv_client(),
+                interval,
+                options.request_timeout,
+            )));
+        }
+        Ok(EtcdStore {
+            client,
+            keys,
+            caches,
+            prober,
+            versioner,
+            options,
+            tasks,
+        })
+    }
+
+    /// The watch cache that holds a key or a prefix, if any (the longest matching resource).
+    fn cache_for(&self, key: &str) -> Option<&Arc<Cache>> {
+        self.caches
+            .iter()
+            .filter(|c| key.starts_with(c.prefix()))
+            .max_by_key(|c| c.prefix().len())
+    }
+
+    fn kv(&self) -> etcd_client::KvClient {
+        self.client
+            .kv_client()
+            .max_decoding_message_size(cache::MAX_MESSAGE)
+    }
+
+    fn stamp(&self, key: Arc<str>, value: &[u8], revision: Revision) -> KeyValue {
+        KeyValue {
+            key,
+            value: self.versioner.stamp(value, revision),
+            revision,
+        }
+    }
+
+    /// A value as etcd has it, stamped.
+    fn from_etcd(&self, kv: &etcd_client::KeyValue) -> Option<KeyValue> {
+        let key = self.keys.store(kv.key())?;
+        Some(self.stamp(Arc::from(key), kv.value(), mod_revision(kv)))
+    }
+
+    /// Waits until `cache` reflects everything committed before this call (a consistent
+    /// read). `false` when it could not catch up in time: read etcd instead.
+    async fn catch_up(&self, cache: &Cache) -> Result<bool> {
+        let revision = self.prober.current_revision().await?;
+        Ok(cache.wait_for(revision, self.options.index.freshness_wait).await)
+    }
+
+    /// One key from etcd.
+    async fn get_from_etcd(&self, key: &str, revision: Option<Revision>) -> Result<Option<KeyValue>> {
+        let mut options = GetOptions::new();
+        if let Some(r) = revision {
+            options = options.with_revision(r as i64);
+        }
+        let mut kv = self.kv();
+        let response = bounded(
+            self.options.request_timeout,
+            kv.get(self.keys.etcd(key), Some(options)),
+        )
+        .await
+        .map_err(|e| compacted_as_too_old(e, revision))?;
+        Ok(response.kvs().first().and_then(|kv| self.from_etcd(kv)))
+    }
+
+    /// A page from etcd at a revision (the newest when `None`). Without a filter this is one
+    /// range request; with one, pages are fetched until the limit is met, as k8s.io/apiserver's
+    /// etcd3 store does.
+    async fn list_from_etcd(
+        &self,
+        options: &ListOptions,
+        revision: Option<Revision>,
+        filter: Option<Filter<'_>>,
+    ) -> Result<ListResult> {
+        let end = self.keys.range_end(&options.prefix);
+        let mut start = match options.start_after.as_deref() {
+            Some(after) if after >= options.prefix.as_str() => {
+                let mut k = self.keys.etcd(after);
+                k.push(0);
+                k
+            }
+            _ => self.keys.etcd(&options.prefix),
+        };
+        let limit = options.limit.filter(|l| *l > 0);
+        let mut at = revision.map(|r| r as i64).unwrap_or(0);
+        let mut result = ListResult::default();
+        let mut last_examined: Option<Vec<u8>> = None;
+        let mut kv = self.kv();
+        loop {
+            let mut get = GetOptions::new().with_range(end.clone());
+            if at > 0 {
+                get = get.with_revision(at);
+            }
+            if let Some(l) = limit {
+                // One more than the page tells whether more remain; with a filter, fetch in
+                // larger steps.
+                let want = if filter.is_some() { l.max(256) } else { l + 1 };
+                get = get.with_limit(want as i64);
+            }
+            let response = bounded(self.options.request_timeout, kv.get(start.clone(), Some(get)))
+                .await
+                .map_err(|e| compacted_as_too_old(e, revision))?;
+            if at == 0 {
+                at = revision_of(response.header())? as i64;
+            }
+            result.revision = at as Revision;
+            // Keys from `start` to the end of the range, at that revision.
+            let count = usize::try_from(response.count()).unwrap_or(0);
+            for (taken, item) in response.kvs().iter().enumerate() {
+                if limit.is_some_and(|l| result.items.len() >= l) {
+                    // This key shows more remain.
+                    result.continue_after = last_examined
+                        .as_deref()
+                        .and_then(|k| self.keys.store(k))
+                        .map(str::to_string);
+                    if filter.is_none() {
+                        result.remaining = Some(count.saturating_sub(taken) as u64);
+                    }
+                    return Ok(result);
+                }
+                result.examined += 1;
+                last_examined = Some(item.key().to_vec());
+                if let Some(value) = self.from_etcd(item)
+                    && filter.is_none_or(|f| f(&value))
+                {
+                    result.items.push(value);
+                }
+            }
+            match &last_examined {
+                Some(last) if response.more() => {
+                    start = last.clone();
+                    start.push(0);
+                }
+                _ => {
+                    if filter.is_none() {
+                        result.remaining = Some(0);
+                    }
+                    return Ok(result);
+                }
+            }
+        }
+    }
+
+    async fn ready_cache(&self, key: &str) -> Result<Option<&Arc<Cache>>> {
+        match self.cache_for(key) {
+            Some(cache) => {
+                cache.ready(self.options.index.freshness_wait).await?;
+                Ok(Some(cache))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+/// etcd's "required revision has been compacted" is the store's [`Error::TooOld`].
+fn compacted_as_too_old(err: Error, revision: Option<Revision>) -> Error {
+    match (&err, revision) {
+        (Error::Backend(m) | Error::Unavailable(m), Some(requested)) if m.contains("compacted") => {
+            Error::TooOld {
+                requested,
+                oldest: requested + 1,
+            }
+        }
+        _ => err,
+    }
+}
+
+impl Drop for EtcdStore {
+    fn drop(&mut self) {
+        for cache in &self.caches {
+            cache.close();
+        }
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+#[async_trait]
+impl Store for EtcdStore {
+    async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue> {
+        let k = self.keys.etcd(key);
+        let txn = etcd_client::Txn::new()
+            .when([Compare::create_revision(k.clone(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(k, value.to_vec(), None)]);
+        let mut kv = self.kv();
+        let response = bounded(self.options.request_timeout, kv.txn(txn)).await?;
+        if !response.succeeded() {
+            return Err(Error::AlreadyExists(key.to_string()));
+        }
+        let revision = revision_of(response.header())?;
+        Ok(self.stamp(Arc::from(key), &value, revision))
+    }
+
+    async fn get(&self, key: &str, at: ReadAt) -> Result<Option<KeyValue>> {
+        let Some(cache) = self.ready_cache(key).await? else {
+            return self.get_from_etcd(key, None).await;
+        };
+        match at {
+            ReadAt::Any => Ok(cache.index().get(key)),
+            ReadAt::Latest => {
+                if self.catch_up(cache).await? {
+                    Ok(cache.index().get(key))
+                } else {
+                    self.get_from_etcd(key, None).await
+                }
+            }
+            ReadAt::NotOlderThan(r) | ReadAt::Exact(r) => {
+                cache.require(r, self.options.index.freshness_wait).await?;
+                Ok(cache.index().get(key))
+            }
+        }
+    }
+
+    async fn update(&self, key: &str, expected: Revision, value: Bytes) -> Result<KeyValue> {
+        let k = self.keys.etcd(key);
+        let txn = etcd_client::Txn::new()
+            .when([Compare::mod_revision(
+                k.clone(),
+                CompareOp::Equal,
+                expected as i64,
+            )])
+            .and_then([TxnOp::put(k.clone(), value.to_vec(), None)])
+            .or_else([TxnOp::get(k, None)]);
+        let mut kv = self.kv();
+        let response = bounded(self.options.request_timeout, kv.txn(txn)).await?;
+        if !response.succeeded() {
+            return Err(guard_failed(key, expected, &response));
+        }
+        let revision = revision_of(response.header())?;
+        Ok(self.stamp(Arc::from(key), &value, revision))
+    }
+
+    async fn delete(&self, key: &str, expected: Revision) -> Result<(KeyValue, Revision)> {
+        let k = self.keys.etcd(key);
+        let txn = etcd_client::Txn::new()
+            .when([Compare::mod_revision(
+                k.clone(),
+                CompareOp::Equal,
+                expected as i64,
+            )])
+            .and_then([TxnOp::delete(
+                k.clone(),
+                Some(DeleteOptions::new().with_prev_key()),
+            )])
+            .or_else([TxnOp::get(k, None)]);
+        let mut kv = self.kv();
+        let response = bounded(self.options.request_timeout, kv.txn(txn)).await?;
+        if !response.succeeded() {
+            return Err(guard_failed(key, expected, &response));
+        }
+        let revision = revision_of(response.header())?;
+        let previous = response.op_responses().into_iter().find_map(|r| match r {
+            TxnOpResponse::Delete(d) => d.prev_kvs().first().and_then(|kv| self.from_etcd(kv)),
+            _ => None,
+        });
+        let previous = previous.ok_or_else(|| {
+            Error::Backend(format!("etcd deleted {key:?} but returned no previous value"))
+        })?;
+        Ok((previous, revision))
+    }
+
+    async fn list(&self, options: ListOptions, filter: Option<Filter<'_>>) -> Result<ListResult> {
+        let Some(cache) = self.ready_cache(&options.prefix).await? else {
+            let revision = match options.at {
+                ReadAt::Exact(r) => Some(r),
+                _ => None,
+            };
+            return self.list_from_etcd(&options, revision, filter).await;
+        };
+        match options.at {
+            ReadAt::Any => cache.index().list(&options, filter),
+            ReadAt::Latest => {
+                if self.catch_up(cache).await? {
+                    cache.index().list(&options, filter)
+                } else {
+                    self.list_from_etcd(&options, None, filter).await
+                }
+            }
+            ReadAt::NotOlderThan(r) => {
+                cache.require(r, self.options.index.freshness_wait).await?;
+                cache.index().list(&options, filter)
+            }
+            ReadAt::Exact(r) => {
+                if r < cache.index().oldest() {
+                    // Before the cache's window: etcd keeps history until it is compacted.
+                    return self.list_from_etcd(&options, Some(r), filter).await;
+                }
+                cache.require(r, self.options.index.freshness_wait).await?;
+                cache.index().list(&options, filter)
+            }
+        }
+    }
+
+    async fn watch(&self, prefix: &str, start: WatchStart) -> Result<Watch> {
+        match self.ready_cache(prefix).await? {
+            Some(cache) => {
+                // A watch starts from a state that has every write acknowledged before it.
+                if !self.catch_up(cache).await? {
+                    return Err(Error::Timeout(format!(
+                        "the watch cache of {} did not catch up with etcd",
+                        cache.prefix()
+                    )));
+                }
+                cache.index().watch(prefix, start)
+            }
+            None => Err(Error::Backend(format!(
+                "no watch cache holds {prefix:?}: only resources can be watched"
+            ))),
+        }
+    }
+
+    fn current_revision(&self) -> Revision {
+        self.caches
+            .iter()
+            .map(|c| c.index().revision())
+            .max()
+            .unwrap_or(crate::FIRST_REVISION)
+    }
+
+    fn oldest_revision(&self) -> Revision {
+        self.caches
+            .iter()
+            .map(|c| c.index().oldest())
+            .max()
+            .unwrap_or(crate::FIRST_REVISION)
+    }
+
+    async fn check_health(&self) -> Result<()> {
+        // kube-apiserver's etcd check: a quorum read of `<prefix>/health`.
+        let mut kv = self.kv();
+        bounded(
+            Duration::from_secs(2),
+            kv.get(self.keys.etcd("health"), None),
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+/// Why a guarded write did not apply: the key is gone, or at another revision.
+fn guard_failed(key: &str, expected: Revision, response: &etcd_client::TxnResponse) -> Error {
+    let current = response.op_responses().into_iter().find_map(|r| match r {
+        TxnOpResponse::Get(g) => Some(g.kvs().first().map(mod_revision)),
+        _ => None,
+    });
+    match current.flatten() {
+        None => Error::NotFound(key.to_string()),
+        Some(actual) => Error::Conflict {
+            key: key.to_string(),
+            expected,
+            actual,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_map_under_the_prefix() {
+        let k = Keys::new("/registry/admission.example.com/");
+        assert_eq!(k.etcd("apps/a/b"), b"/registry/admission.example.com/apps/a/b");
+        assert_eq!(
+            k.store(b"/registry/admission.example.com/apps/a/b"),
+            Some("apps/a/b")
+        );
+        assert_eq!(k.store(b"/registry/other/apps"), None);
+        assert_eq!(k.range_end("apps/"), b"/registry/admission.example.com/apps0");
+        assert_eq!(k.range_end(""), b"/registry/admission.example.com0");
+    }
+}
