@@ -151,8 +151,30 @@ mod tests {
         // A relative CA path, a proxy, a TLS server name and an exec plugin all load.
         std::fs::write(
             &path,
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:6443/\n    certificate-authority: ca.crt\n    tls-server-name: api.example\n    proxy-url: http://127.0.0.1:3128\nusers:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: /bin/true\n      interactiveMode: Never\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\ncurrent-context: x\n",
-        )
+            r#"apiVersion: v1
+kind: Config
+clusters:
+- name: c
+  cluster:
+    server: https://127.0.0.1:6443/
+    certificate-authority: ca.crt
+    tls-server-name: api.example
+    proxy-url: http://127.0.0.1:3128
+users:
+- name: u
+  user:
+    exec:
+      apiVersion: client.authentication.k8s.io/v1
+      command: sh
+      args: ["-c", "echo '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{\"token\":\"t\"}}'"]
+      interactiveMode: Never
+contexts:
+- name: x
+  context:
+    cluster: c
+    user: u
+current-context: x
+"#,        )
         .unwrap();
         KubeClient::from_kubeconfig(&path).await.unwrap();
         std::fs::write(&path, "clusters: []\n").unwrap();

@@ -246,19 +246,18 @@ rules:
   resources:
   - group: admission.example.com
     resources: ["*/scale"]
-- level: Metadata
-  resources:
-  - group: admission.example.com
-    resources: ["apps/*"]
-    resourceNames: []
-- level: Metadata
-  namespaces: ["kube-system"]
-  omitStages: ["ResponseStarted"]
 - level: Request
   resources:
   - group: admission.example.com
     resources: ["namespacereservations"]
     resourceNames: ["team-a"]
+- level: Metadata
+  resources:
+  - group: admission.example.com
+    resources: ["namespacereservations/*"]
+- level: Metadata
+  namespaces: ["kube-system"]
+  omitStages: ["ResponseStarted"]
 - level: Metadata
   nonResourceURLs: ["/apis*"]
 - level: Request

@@ -79,6 +79,8 @@ struct Call {
     long_running: bool,
     audit_id: String,
     received: jiff::Timestamp,
+    /// When a non-long-running request runs out of time.
+    deadline: Option<tokio::time::Instant>,
 }
 
 /// Stages 1 and 2.
@@ -130,7 +132,7 @@ async fn observe(state: Arc<AppState>, request: Request, audit_id: String) -> Re
     let verb = info.verb.clone();
     let long_running = inflight::is_long_running(&info);
     let mutating = inflight::Kind::of(&info) == inflight::Kind::Mutating;
-    let call = Call {
+    let mut call = Call {
         parts,
         body,
         info,
@@ -138,6 +140,7 @@ async fn observe(state: Arc<AppState>, request: Request, audit_id: String) -> Re
         long_running,
         audit_id,
         received,
+        deadline: None,
     };
     let user_seen: Arc<Mutex<Option<String>>> = Arc::default();
     let record_slot: Arc<Mutex<Option<Arc<Record>>>> = Arc::default();
@@ -148,6 +151,7 @@ async fn observe(state: Arc<AppState>, request: Request, audit_id: String) -> Re
             Err(e) => e.into_response(),
             Ok(timeout) => {
                 let deadline = tokio::time::Instant::from_std(started) + timeout;
+                call.deadline = Some(deadline);
                 let mut task = tokio::spawn(authenticate(
                     state.clone(),
                     call,
@@ -349,6 +353,14 @@ async fn admit(
 
 /// Stage 10.
 async fn serve(state: &Arc<AppState>, call: Call, record: Option<&Arc<Record>>) -> Response {
+    // Work that has not started by the deadline is not started (kube's handlers see the
+    // request's context already done); work under way finishes.
+    if call
+        .deadline
+        .is_some_and(|d| tokio::time::Instant::now() >= d)
+    {
+        return deadline::timed_out().into_response();
+    }
     let Call {
         parts, info, query, ..
     } = call;
