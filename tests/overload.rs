@@ -218,7 +218,8 @@ async fn requests_past_their_deadline_get_504_and_unstarted_writes_are_not_made(
             .proxied_over(
                 http2,
                 "GET",
-                &format!("{apps}/demo?timeout=1s"),
+                // A name per round: a review answered later is cached.
+                &format!("{apps}/demo-{http2}?timeout=1s"),
                 &identity("jane", JANE),
                 "",
             )
@@ -233,6 +234,7 @@ async fn requests_past_their_deadline_get_504_and_unstarted_writes_are_not_made(
 
         // A write whose handling had not started by its deadline is not made afterwards.
         let name = if http2 { "late-h2" } else { "late-h1" };
+        let namespace_apps = format!("{GROUP}/namespaces/{name}/apps");
         let headers = [
             identity(
                 "system:serviceaccount:ext-demo:ext",
@@ -245,7 +247,7 @@ async fn requests_past_their_deadline_get_504_and_unstarted_writes_are_not_made(
             .proxied_over(
                 http2,
                 "POST",
-                &format!("{apps}?timeout=1s"),
+                &format!("{namespace_apps}?timeout=1s"),
                 &headers,
                 &app_body(name),
             )
@@ -255,7 +257,13 @@ async fn requests_past_their_deadline_get_504_and_unstarted_writes_are_not_made(
         let admin = identity("kubelab-admin", ADMIN);
         // The stalled review is answered now; the abandoned write still does not happen.
         let r = c
-            .proxied_over(http2, "GET", &format!("{apps}/{name}"), &admin, "")
+            .proxied_over(
+                http2,
+                "GET",
+                &format!("{namespace_apps}/{name}"),
+                &admin,
+                "",
+            )
             .await;
         assert_eq!(r.status, 404, "{}", support::text(&r.body));
     }

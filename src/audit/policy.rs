@@ -360,7 +360,7 @@ rules:
             (
                 "resource/*",
                 Some(&jane),
-                resource("update", "d", "apps", "status", "x"),
+                resource("update", "", "namespacereservations", "status", "x"),
                 Metadata,
             ),
             (
@@ -370,9 +370,9 @@ rules:
                 Metadata,
             ),
             (
-                "resource/* matches the resource",
+                "resource/* matches the resource too",
                 Some(&jane),
-                resource("get", "d", "apps", "", "x"),
+                resource("patch", "", "namespacereservations", "", "team-c"),
                 Metadata,
             ),
             (
@@ -382,15 +382,15 @@ rules:
                 Request,
             ),
             (
-                "resourceNames miss",
+                "resourceNames miss: the next rule",
                 Some(&jane),
                 resource("get", "", "namespacereservations", "", "team-b"),
-                None,
+                Metadata,
             ),
             (
                 "verb-only rule",
                 Some(&jane),
-                resource("delete", "", "namespacereservations", "", "team-b"),
+                resource("delete", "d", "widgets", "", "x"),
                 Request,
             ),
             (
