@@ -1,8 +1,8 @@
 //! The audit log, as k8s.io/apiserver writes it (`pkg/audit`, `WithAudit`): each request the
 //! policy ([`policy`]) selects becomes `audit.k8s.io/v1` `Event` JSON lines, one per stage —
 //! `RequestReceived`, `ResponseStarted` (long-running requests only), `ResponseComplete`, or
-//! `Panic` — with the audit ID (the aggregator's `Audit-Id` header when present), the user and
-//! impersonated user, source IPs (`X-Forwarded-For`, then the peer), the object reference, the
+//! `Panic` — with the audit ID (the aggregator's `Audit-Id` header when present), the user
+//! (behind the aggregator, the impersonated user kube-apiserver passes on), source IPs (`X-Forwarded-For`, then the peer), the object reference, the
 //! response status, the request and response objects at the `Request` / `RequestResponse`
 //! levels, and annotations (`authorization.k8s.io/decision` and `reason`). Lines go through the
 //! non-blocking buffered writer of [`log`].
@@ -120,7 +120,8 @@ pub struct Event {
     pub verb: String,
     /// The authenticated user.
     pub user: UserInfo,
-    /// The user acted as, when impersonating.
+    /// The user acted as, when impersonating (this server has no impersonation filter: behind
+    /// the aggregator kube-apiserver resolves impersonation and sends the resulting user).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub impersonated_user: Option<UserInfo>,
     /// `X-Forwarded-For` entries, then the peer's address.
@@ -349,11 +350,6 @@ impl Record {
             .annotations
             .entry(key.to_string())
             .or_insert_with(|| value.to_string());
-    }
-
-    /// Records the user acted as.
-    pub fn impersonated(&self, user: &User) {
-        self.event.lock().impersonated_user = Some(UserInfo::from(user));
     }
 
     /// Records the request object (kept only at `Request` and above).
