@@ -490,18 +490,19 @@ impl ApiError {
         e
     }
 
-    /// 504 (`errors.NewTimeoutError`).
+    /// 504 (`errors.NewTimeoutError`); a zero `retry_after` is left out of the details and
+    /// headers, as Go's `omitempty` and kube's writer leave it out.
     pub fn timeout(message: &str, retry_after: u32) -> ApiError {
         let mut e = ApiError::new(
             504,
             "Timeout",
             format!("Timeout: {message}"),
             Some(StatusDetails {
-                retry_after_seconds: Some(retry_after as i32),
+                retry_after_seconds: (retry_after > 0).then_some(retry_after as i32),
                 ..Default::default()
             }),
         );
-        e.0.retry_after = Some(retry_after);
+        e.0.retry_after = (retry_after > 0).then_some(retry_after);
         e
     }
 
@@ -534,6 +535,17 @@ impl ApiError {
         self
     }
 
+    /// Asks the client to retry after `seconds` (`Retry-After` and `details.retryAfterSeconds`).
+    pub fn with_retry_after(mut self, seconds: u32) -> ApiError {
+        self.0
+            .status
+            .details
+            .get_or_insert_with(Default::default)
+            .retry_after_seconds = Some(seconds as i32);
+        self.0.retry_after = Some(seconds);
+        self
+    }
+
     /// Sets the `uid` in the details.
     pub fn with_uid(mut self, uid: Option<String>) -> ApiError {
         if let Some(d) = self.0.status.details.as_mut() {
@@ -556,7 +568,10 @@ impl ApiError {
                 &format!("Too large resource version: {requested}, current: {current}"),
                 1,
             ),
-            storage::Error::Unavailable(why) => ApiError::unavailable(why),
+            // The store cannot reach a quorum now, or is (re)initializing: retry shortly.
+            storage::Error::Unavailable(why) => ApiError::unavailable(why).with_retry_after(1),
+            // The outcome of a write that timed out is unknown: kube's storage timeout.
+            storage::Error::Timeout(why) => ApiError::timeout(&why, 1),
             storage::Error::Backend(why) => ApiError::internal(why),
         }
     }

@@ -581,7 +581,8 @@ macro_rules! conformance {
             }
             #[tokio::test]
             async fn watch_from_revision_in_order_with_prev() {
-                cases::watch_from_revision_in_order_with_prev(&*super::$backend(100).await.store).await
+                cases::watch_from_revision_in_order_with_prev(&*super::$backend(100).await.store)
+                    .await
             }
             #[tokio::test]
             async fn watch_too_old() {
@@ -597,8 +598,10 @@ macro_rules! conformance {
             }
             #[tokio::test]
             async fn list_remaining_is_exact_at_a_past_revision() {
-                cases::list_remaining_is_exact_at_a_past_revision(&*super::$backend(100).await.store)
-                    .await
+                cases::list_remaining_is_exact_at_a_past_revision(
+                    &*super::$backend(100).await.store,
+                )
+                .await
             }
             #[tokio::test]
             async fn reads_wait_for_a_revision_not_reached_yet() {
@@ -607,8 +610,10 @@ macro_rules! conformance {
             }
             #[tokio::test]
             async fn watch_reports_progress_past_other_prefixes() {
-                cases::watch_reports_progress_past_other_prefixes(&*super::$backend(100).await.store)
-                    .await
+                cases::watch_reports_progress_past_other_prefixes(
+                    &*super::$backend(100).await.store,
+                )
+                .await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn concurrent_writers_get_unique_revisions() {

@@ -247,9 +247,7 @@ async fn watch_from(
         .with_start_revision(from as i64)
         .with_prev_key()
         .with_progress_notify();
-    let mut watcher = client
-        .watch_client()
-        .max_decoding_message_size(MAX_MESSAGE);
+    let mut watcher = client.watch_client().max_decoding_message_size(MAX_MESSAGE);
     let stream = match watcher.watch(keys.etcd(&cache.prefix), Some(options)).await {
         Ok(s) => s,
         Err(e) => {
@@ -337,7 +335,11 @@ fn apply(cache: &Cache, keys: &Keys, events: &[etcd_client::Event]) -> bool {
         match event.event_type() {
             EventType::Put => {
                 pending.insert(key, Some(revision));
-                changes.push((Arc::from(key), revision, Some(Bytes::copy_from_slice(kv.value()))));
+                changes.push((
+                    Arc::from(key),
+                    revision,
+                    Some(Bytes::copy_from_slice(kv.value())),
+                ));
             }
             EventType::Delete => {
                 pending.insert(key, None);

@@ -212,11 +212,8 @@ impl EtcdStore {
             .map_err(|e| Error::Unavailable(format!("cannot set up the etcd client: {e}")))?;
         let keys = Keys::new(&options.prefix);
         let mut tasks = Vec::new();
-        let (prober, task) = prober::Prober::start(
-            client.kv_client(),
-            keys.etcd(""),
-            options.request_timeout,
-        );
+        let (prober, task) =
+            prober::Prober::start(client.kv_client(), keys.etcd(""), options.request_timeout);
         tasks.push(task);
         let mut caches = Vec::new();
         for resource in &options.resources {
@@ -282,11 +279,17 @@ impl EtcdStore {
     /// read). `false` when it could not catch up in time: read etcd instead.
     async fn catch_up(&self, cache: &Cache) -> Result<bool> {
         let revision = self.prober.current_revision().await?;
-        Ok(cache.wait_for(revision, self.options.index.freshness_wait).await)
+        Ok(cache
+            .wait_for(revision, self.options.index.freshness_wait)
+            .await)
     }
 
     /// One key from etcd.
-    async fn get_from_etcd(&self, key: &str, revision: Option<Revision>) -> Result<Option<KeyValue>> {
+    async fn get_from_etcd(
+        &self,
+        key: &str,
+        revision: Option<Revision>,
+    ) -> Result<Option<KeyValue>> {
         let mut options = GetOptions::new();
         if let Some(r) = revision {
             options = options.with_revision(r as i64);
@@ -335,9 +338,12 @@ impl EtcdStore {
                 let want = if filter.is_some() { l.max(256) } else { l + 1 };
                 get = get.with_limit(want as i64);
             }
-            let response = bounded(self.options.request_timeout, kv.get(start.clone(), Some(get)))
-                .await
-                .map_err(|e| compacted_as_too_old(e, revision))?;
+            let response = bounded(
+                self.options.request_timeout,
+                kv.get(start.clone(), Some(get)),
+            )
+            .await
+            .map_err(|e| compacted_as_too_old(e, revision))?;
             if at == 0 {
                 at = revision_of(response.header())? as i64;
             }
@@ -493,7 +499,9 @@ impl Store for EtcdStore {
             _ => None,
         });
         let previous = previous.ok_or_else(|| {
-            Error::Backend(format!("etcd deleted {key:?} but returned no previous value"))
+            Error::Backend(format!(
+                "etcd deleted {key:?} but returned no previous value"
+            ))
         })?;
         Ok((previous, revision))
     }
@@ -599,13 +607,19 @@ mod tests {
     #[test]
     fn keys_map_under_the_prefix() {
         let k = Keys::new("/registry/admission.example.com/");
-        assert_eq!(k.etcd("apps/a/b"), b"/registry/admission.example.com/apps/a/b");
+        assert_eq!(
+            k.etcd("apps/a/b"),
+            b"/registry/admission.example.com/apps/a/b"
+        );
         assert_eq!(
             k.store(b"/registry/admission.example.com/apps/a/b"),
             Some("apps/a/b")
         );
         assert_eq!(k.store(b"/registry/other/apps"), None);
-        assert_eq!(k.range_end("apps/"), b"/registry/admission.example.com/apps0");
+        assert_eq!(
+            k.range_end("apps/"),
+            b"/registry/admission.example.com/apps0"
+        );
         assert_eq!(k.range_end(""), b"/registry/admission.example.com0");
     }
 }
