@@ -270,7 +270,7 @@ impl EtcdStore {
     }
 
     /// A value as etcd has it, stamped.
-    fn from_etcd(&self, kv: &etcd_client::KeyValue) -> Option<KeyValue> {
+    fn decode(&self, kv: &etcd_client::KeyValue) -> Option<KeyValue> {
         let key = self.keys.store(kv.key())?;
         Some(self.stamp(Arc::from(key), kv.value(), mod_revision(kv)))
     }
@@ -301,7 +301,7 @@ impl EtcdStore {
         )
         .await
         .map_err(|e| compacted_as_too_old(e, revision))?;
-        Ok(response.kvs().first().and_then(|kv| self.from_etcd(kv)))
+        Ok(response.kvs().first().and_then(|kv| self.decode(kv)))
     }
 
     /// A page from etcd at a revision (the newest when `None`). Without a filter this is one
@@ -364,7 +364,7 @@ impl EtcdStore {
                 }
                 result.examined += 1;
                 last_examined = Some(item.key().to_vec());
-                if let Some(value) = self.from_etcd(item)
+                if let Some(value) = self.decode(item)
                     && filter.is_none_or(|f| f(&value))
                 {
                     result.items.push(value);
@@ -495,7 +495,7 @@ impl Store for EtcdStore {
         }
         let revision = revision_of(response.header())?;
         let previous = response.op_responses().into_iter().find_map(|r| match r {
-            TxnOpResponse::Delete(d) => d.prev_kvs().first().and_then(|kv| self.from_etcd(kv)),
+            TxnOpResponse::Delete(d) => d.prev_kvs().first().and_then(|kv| self.decode(kv)),
             _ => None,
         });
         let previous = previous.ok_or_else(|| {
