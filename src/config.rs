@@ -136,9 +136,26 @@ pub struct Options {
     /// Audiences a bearer token must be for (default: kube-apiserver's own).
     #[arg(long, value_delimiter = ',')]
     pub api_audiences: Option<Vec<String>>,
-    /// etcd endpoints for the etcd storage backend (not in this build: sled only).
+    /// Store objects in etcd instead of sled, so that several replicas can serve one API:
+    /// the members' client URLs (comma-separated, `https://host:2379`).
     #[arg(long, value_delimiter = ',')]
     pub etcd_servers: Option<Vec<String>>,
+    /// Prefix of every key this server writes in etcd.
+    #[arg(long, default_value = "/registry/admission.example.com")]
+    pub etcd_prefix: String,
+    /// CA bundle (PEM) that etcd's serving certificates chain to.
+    #[arg(long)]
+    pub etcd_cafile: Option<PathBuf>,
+    /// Client certificate (PEM) to present to etcd.
+    #[arg(long)]
+    pub etcd_certfile: Option<PathBuf>,
+    /// Key of --etcd-certfile (PEM).
+    #[arg(long)]
+    pub etcd_keyfile: Option<PathBuf>,
+    /// How often etcd's history is compacted (Go duration, 0 disables); replicas coordinate so
+    /// that one compacts per interval.
+    #[arg(long, default_value = "5m0s", value_parser = crate::server::deadline::duration_flag)]
+    pub etcd_compaction_interval: Duration,
 }
 
 /// Delegated-mode settings.
@@ -164,9 +181,33 @@ pub struct Delegation {
     pub audiences: Vec<String>,
 }
 
+/// Where objects are stored.
+#[derive(Debug, Clone)]
+pub enum StorageBackend {
+    /// sled under `<data-dir>/store` (one replica).
+    Sled,
+    /// etcd (any number of replicas).
+    Etcd(EtcdConfig),
+}
+
+/// The etcd flags, checked and read.
+#[derive(Debug, Clone)]
+pub struct EtcdConfig {
+    /// Member URLs.
+    pub servers: Vec<String>,
+    /// Key prefix.
+    pub prefix: String,
+    /// TLS material (CA, client certificate and key), PEM.
+    pub tls: Option<storage::etcd::EtcdTls>,
+    /// Compaction interval; `None` disables compaction.
+    pub compaction_interval: Option<Duration>,
+}
+
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Where objects are stored.
+    pub storage: StorageBackend,
     /// Where data and generated credentials live.
     pub data_dir: PathBuf,
     /// Listening address.
@@ -216,8 +257,72 @@ pub fn in_cluster() -> bool {
 }
 
 impl Options {
+    /// The storage backend the etcd flags select (sled when `--etcd-servers` is absent).
+    fn storage_backend(&self) -> Result<StorageBackend> {
+        let Some(servers) = &self.etcd_servers else {
+            if self.etcd_cafile.is_some()
+                || self.etcd_certfile.is_some()
+                || self.etcd_keyfile.is_some()
+            {
+                bail!("--etcd-cafile, --etcd-certfile and --etcd-keyfile need --etcd-servers");
+            }
+            return Ok(StorageBackend::Sled);
+        };
+        let servers: Vec<String> = servers
+            .iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if servers.is_empty() {
+            bail!("--etcd-servers must name at least one etcd member");
+        }
+        for s in &servers {
+            let Some(rest) = s
+                .strip_prefix("http://")
+                .or_else(|| s.strip_prefix("https://"))
+            else {
+                bail!("--etcd-servers: {s:?} is not an http:// or https:// URL");
+            };
+            if rest.is_empty() || rest.contains('/') && !rest.ends_with('/') {
+                bail!("--etcd-servers: {s:?} must be scheme://host:port");
+            }
+        }
+        if !self.etcd_prefix.starts_with('/') || self.etcd_prefix.trim_end_matches('/').is_empty() {
+            bail!(
+                "--etcd-prefix must be an absolute key prefix such as /registry/admission.example.com, not {:?}",
+                self.etcd_prefix
+            );
+        }
+        let read = |path: &Option<PathBuf>, flag: &str| -> Result<Option<Vec<u8>>> {
+            path.as_ref()
+                .map(|p| {
+                    std::fs::read(p).map_err(|e| anyhow::anyhow!("{flag} {}: {e}", p.display()))
+                })
+                .transpose()
+        };
+        let ca = read(&self.etcd_cafile, "--etcd-cafile")?;
+        let identity = match (
+            read(&self.etcd_certfile, "--etcd-certfile")?,
+            read(&self.etcd_keyfile, "--etcd-keyfile")?,
+        ) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => bail!("--etcd-certfile and --etcd-keyfile must be given together"),
+        };
+        let tls =
+            (ca.is_some() || identity.is_some()).then_some(storage::etcd::EtcdTls { ca, identity });
+        Ok(StorageBackend::Etcd(EtcdConfig {
+            servers,
+            prefix: self.etcd_prefix.clone(),
+            tls,
+            compaction_interval: (!self.etcd_compaction_interval.is_zero())
+                .then_some(self.etcd_compaction_interval),
+        }))
+    }
+
     /// Checks the flags and turns them into a [`Config`].
     pub fn validate(self) -> Result<Config> {
+        let storage = self.storage_backend()?;
         let serving = match (self.tls_cert_file, self.tls_private_key_file) {
             (Some(c), Some(k)) => Some((c, k)),
             (None, None) => None,
@@ -237,11 +342,6 @@ impl Options {
             "json" => true,
             other => bail!("--log-format must be text or json, not {other:?}"),
         };
-        if self.etcd_servers.is_some() {
-            bail!(
-                "--etcd-servers: this build stores objects in sled only; the etcd backend is not available yet"
-            );
-        }
         if self.request_timeout.is_zero() {
             bail!("--request-timeout must be positive");
         }
@@ -309,6 +409,7 @@ impl Options {
             None
         };
         Ok(Config {
+            storage,
             delegation,
             max_requests_inflight: self.max_requests_inflight,
             max_mutating_requests_inflight: self.max_mutating_requests_inflight,

@@ -126,6 +126,8 @@ struct Inner {
     oldest: Revision,
     /// Set when the server stops: no new watchers.
     stopped: bool,
+    /// Set once the storage subscription is in place (cleared while it is re-established).
+    ready: bool,
 }
 
 /// The fan-out of one resource.
@@ -148,35 +150,35 @@ pub enum RegisterError {
     },
     /// The server is stopping.
     Stopped,
+    /// The storage subscription is not (re)established yet.
+    Initializing,
 }
 
 impl WatchCache {
-    /// Starts the fan-out of a resource's key prefix: subscribes to the store and dispatches
-    /// in a background task.
-    pub async fn start(
+    /// Starts the fan-out of a resource's key prefix: a background task subscribes to the store
+    /// (retrying while it cannot, e.g. while etcd is unreachable) and dispatches.
+    pub fn start(
         store: Arc<dyn Store>,
         resource: &Resource,
         history: usize,
         queue: usize,
-    ) -> Result<Arc<WatchCache>, storage::Error> {
-        let prefix = format!("{}/", resource.kind.plural);
-        let watch = store.watch(&prefix, WatchStart::Now).await?;
-        let start = watch.start_revision();
+    ) -> Arc<WatchCache> {
         let cache = Arc::new(WatchCache {
-            prefix,
+            prefix: format!("{}/", resource.kind.plural),
             history: history.max(1),
             queue: queue.max(1),
             inner: Mutex::new(Inner {
                 watchers: HashMap::new(),
                 next_id: 0,
                 history: VecDeque::new(),
-                revision: start,
-                oldest: start,
+                revision: 0,
+                oldest: 0,
                 stopped: false,
+                ready: false,
             }),
         });
-        tokio::spawn(dispatch(cache.clone(), store, watch));
-        Ok(cache)
+        tokio::spawn(dispatch(cache.clone(), store));
+        cache
     }
 
     /// Registers a watcher of the keys under `prefix` (which must be within this resource) for
@@ -189,6 +191,9 @@ impl WatchCache {
         let mut inner = self.inner.lock();
         if inner.stopped {
             return Err(RegisterError::Stopped);
+        }
+        if !inner.ready {
+            return Err(RegisterError::Initializing);
         }
         if after < inner.oldest {
             return Err(RegisterError::TooOld {
@@ -274,40 +279,58 @@ impl WatchCache {
         inner.revision = inner.revision.max(revision);
     }
 
+    /// Starts over at `at` (a new storage subscription): every watcher is closed, the window
+    /// begins there.
     fn restart(&self, at: Revision) {
         let mut inner = self.inner.lock();
         inner.watchers.clear();
         inner.history.clear();
         inner.revision = at;
         inner.oldest = at;
+        inner.ready = true;
+    }
+
+    /// The subscription is gone; watchers are closed until it is back.
+    fn suspend(&self) {
+        let mut inner = self.inner.lock();
+        inner.watchers.clear();
+        inner.ready = false;
     }
 }
 
-async fn dispatch(cache: Arc<WatchCache>, store: Arc<dyn Store>, mut watch: storage::Watch) {
+/// Subscribes to the store and dispatches its events until it closes; re-subscribes (closing
+/// every watcher, whose clients watch again) when the subscription fails.
+async fn dispatch(cache: Arc<WatchCache>, store: Arc<dyn Store>) {
+    const FIRST_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+    let mut retry = FIRST_RETRY;
     loop {
-        match watch.next().await {
-            Some(Ok(Update::Event(event))) => {
-                cache.publish(Arc::new(CachedEvent::new((*event).clone())))
+        let mut watch = match store.watch(&cache.prefix, WatchStart::Now).await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(prefix = %cache.prefix, error = %e, "cannot watch the store; retrying");
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(std::time::Duration::from_secs(5));
+                continue;
             }
-            Some(Ok(Update::Progress(revision))) => cache.advance(revision),
-            Some(Err(err)) => {
-                // The subscription fell behind the store: every watcher must re-watch.
-                tracing::warn!(prefix = %cache.prefix, error = %err, "watch cache fell behind; closing its watchers");
-                match store.watch(&cache.prefix, WatchStart::Now).await {
-                    Ok(w) => {
-                        cache.restart(w.start_revision());
-                        watch = w;
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot resubscribe the watch cache");
-                        cache.stop();
-                        return;
-                    }
+        };
+        retry = FIRST_RETRY;
+        cache.restart(watch.start_revision());
+        loop {
+            match watch.next().await {
+                Some(Ok(Update::Event(event))) => {
+                    cache.publish(Arc::new(CachedEvent::new((*event).clone())))
                 }
-            }
-            None => {
-                cache.stop();
-                return;
+                Some(Ok(Update::Progress(revision))) => cache.advance(revision),
+                Some(Err(err)) => {
+                    // The subscription fell behind the store, or the store started over.
+                    tracing::warn!(prefix = %cache.prefix, error = %err, "watch cache fell behind; closing its watchers");
+                    cache.suspend();
+                    break;
+                }
+                None => {
+                    cache.stop();
+                    return;
+                }
             }
         }
     }
@@ -334,6 +357,14 @@ mod tests {
             .revision
     }
 
+    async fn started(store: Arc<MemoryStore>, history: usize, queue: usize) -> Arc<WatchCache> {
+        let cache = WatchCache::start(store, &app(), history, queue);
+        while !cache.inner.lock().ready {
+            tokio::task::yield_now().await;
+        }
+        cache
+    }
+
     async fn settle(cache: &WatchCache, rev: Revision) {
         while cache.revision() < rev {
             tokio::task::yield_now().await;
@@ -343,9 +374,7 @@ mod tests {
     #[tokio::test]
     async fn watchers_get_their_namespace_in_order_and_replay_history() {
         let store = Arc::new(MemoryStore::default());
-        let cache = WatchCache::start(store.clone(), &app(), 100, 16)
-            .await
-            .unwrap();
+        let cache = started(store.clone(), 100, 16).await;
         let start = cache.revision();
         let r1 = put(&store, "apps/a/x").await;
         put(&store, "apps/b/y").await;
@@ -372,9 +401,7 @@ mod tests {
     #[tokio::test]
     async fn a_slow_watcher_is_closed_without_slowing_others() {
         let store = Arc::new(MemoryStore::default());
-        let cache = WatchCache::start(store.clone(), &app(), 100, 4)
-            .await
-            .unwrap();
+        let cache = started(store.clone(), 100, 4).await;
         let start = cache.revision();
         let mut slow = cache.register("apps/", start).unwrap();
         let mut fast = cache.register("apps/", start).unwrap();
@@ -397,9 +424,7 @@ mod tests {
     #[tokio::test]
     async fn starts_outside_the_window_are_too_old() {
         let store = Arc::new(MemoryStore::default());
-        let cache = WatchCache::start(store.clone(), &app(), 2, 16)
-            .await
-            .unwrap();
+        let cache = started(store.clone(), 2, 16).await;
         let first = cache.revision();
         let mut last = 0;
         for i in 0..5 {

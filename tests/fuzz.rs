@@ -48,6 +48,7 @@ fn harness() -> &'static Harness {
                 admission_apiserver::auth::Auth::standalone(Some(TOKEN.into())),
                 admission_apiserver::metrics::Metrics::new(),
                 Vec::new(),
+                Vec::new(),
                 admission_apiserver::admission::events::Recorder::log_only(),
                 None,
                 &config,

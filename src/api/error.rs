@@ -572,6 +572,10 @@ impl ApiError {
             storage::Error::Unavailable(why) => ApiError::unavailable(why).with_retry_after(1),
             // The outcome of a write that timed out is unknown: kube's storage timeout.
             storage::Error::Timeout(why) => ApiError::timeout(&why, 1),
+            storage::Error::Initializing(why) => {
+                tracing::info!(reason = %why, "storage is initializing");
+                ApiError::too_many_requests("storage is (re)initializing", 1)
+            }
             storage::Error::Backend(why) => ApiError::internal(why),
         }
     }

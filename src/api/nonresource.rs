@@ -113,13 +113,10 @@ pub fn health(state: &AppState, path: &str, query: &Query) -> Option<Response> {
     if !["healthz", "livez", "readyz"].contains(&base) {
         return None;
     }
-    let mut checks: Vec<(&str, bool)> = vec![
-        ("ping", true),
-        (
-            "storage",
-            state.registry.current_revision() >= state.registry.store().oldest_revision(),
-        ),
-    ];
+    let mut checks: Vec<(&str, bool)> = vec![("ping", true)];
+    for (name, ok) in &state.health_checks {
+        checks.push((name, ok.load(std::sync::atomic::Ordering::Acquire)));
+    }
     if base == "readyz" {
         for (name, ok) in &state.readiness {
             checks.push((name, ok.load(std::sync::atomic::Ordering::Acquire)));

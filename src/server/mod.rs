@@ -17,6 +17,7 @@ use crate::api::openapi::OpenApi;
 use crate::audit;
 use crate::auth::Auth;
 use crate::config::Config;
+use crate::config::StorageBackend;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::watch_cache::WatchCache;
@@ -24,6 +25,7 @@ use anyhow::{Context, Result, anyhow};
 use state::AppState;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use storage::etcd::{EtcdOptions, EtcdStore};
 use storage::index::IndexOptions;
 use storage::{SledOptions, SledStore};
 
@@ -35,6 +37,7 @@ pub async fn build_state(
     store: Arc<dyn storage::Store>,
     auth: Auth,
     metrics: Metrics,
+    health_checks: Readiness,
     mut readiness: Readiness,
     recorder: Recorder,
     auditor: Option<Arc<crate::audit::Auditor>>,
@@ -70,12 +73,11 @@ pub async fn build_state(
     );
     let mut watch_caches = Vec::new();
     for r in &resources {
-        let cache = WatchCache::start(store.clone(), r, config.watch_history, WATCHER_QUEUE)
-            .await
-            .context("cannot start the watch cache")?;
+        let cache = WatchCache::start(store.clone(), r, config.watch_history, WATCHER_QUEUE);
         watch_caches.push((r.kind.plural, cache));
     }
     Ok(Arc::new(AppState {
+        health_checks,
         registry: Registry::new(store),
         resources,
         discovery,
@@ -118,8 +120,85 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// Readiness checks: (name, passing).
-type Readiness = Vec<(&'static str, Arc<std::sync::atomic::AtomicBool>)>;
+/// Named health or readiness checks: (name, passing).
+pub type Readiness = Vec<(&'static str, Arc<std::sync::atomic::AtomicBool>)>;
+
+/// The store-level key prefix of every served resource: one watch cache each on etcd.
+fn resource_prefixes() -> Vec<String> {
+    crate::kinds::ALL
+        .iter()
+        .map(|k| format!("{}/", k.plural))
+        .collect()
+}
+
+/// Opens the configured store, with the health checks it brings (for healthz, livez and
+/// readyz): sled under the data directory, or etcd with its `etcd` check.
+async fn open_store(config: &Config) -> Result<(Arc<dyn storage::Store>, Readiness)> {
+    let versioner = Arc::new(crate::object::versioner::ResourceVersioner);
+    let index = IndexOptions {
+        history: config.watch_history,
+        ..IndexOptions::default()
+    };
+    match &config.storage {
+        StorageBackend::Sled => {
+            let store_dir = config.data_dir.join("store");
+            let store = tokio::task::spawn_blocking(move || {
+                SledStore::open(
+                    &store_dir,
+                    SledOptions {
+                        index,
+                        ..SledOptions::default()
+                    },
+                    versioner,
+                )
+            })
+            .await?
+            .context("cannot open the store")?;
+            Ok((Arc::new(store), Vec::new()))
+        }
+        StorageBackend::Etcd(etcd) => {
+            tracing::info!(servers = ?etcd.servers, prefix = %etcd.prefix, "storing objects in etcd");
+            let store = EtcdStore::connect(
+                EtcdOptions {
+                    endpoints: etcd.servers.clone(),
+                    prefix: etcd.prefix.clone(),
+                    tls: etcd.tls.clone(),
+                    compaction_interval: etcd.compaction_interval,
+                    resources: resource_prefixes(),
+                    index,
+                    ..EtcdOptions::default()
+                },
+                versioner,
+            )
+            .await
+            .context("cannot set up the etcd client")?;
+            let store: Arc<dyn storage::Store> = Arc::new(store);
+            let healthy = follow_health(store.clone());
+            Ok((store, vec![("etcd", healthy)]))
+        }
+    }
+}
+
+/// kube-apiserver's `etcd` check: a quorum read every second (at most 2 s each); the flag says
+/// whether the last one succeeded. Transitions are logged.
+fn follow_health(store: Arc<dyn storage::Store>) -> Arc<AtomicBool> {
+    let healthy = Arc::new(AtomicBool::new(false));
+    let flag = healthy.clone();
+    tokio::spawn(async move {
+        loop {
+            let result = store.check_health().await;
+            let was = flag.swap(result.is_ok(), Ordering::AcqRel);
+            match (&result, was) {
+                (Err(e), true) => tracing::warn!(error = %e, "etcd check failing"),
+                (Err(e), false) => tracing::debug!(error = %e, "etcd check still failing"),
+                (Ok(()), false) => tracing::info!("etcd check passing"),
+                (Ok(()), true) => {}
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    });
+    healthy
+}
 
 /// The delegated authenticator and authorizer, the TLS client verifier they share, and the
 /// readiness check of the ConfigMap they follow.
@@ -252,24 +331,15 @@ pub async fn run(config: Config) -> Result<()> {
         });
     }
 
-    let store_dir = config.data_dir.join("store");
-    let history = config.watch_history;
-    let store = tokio::task::spawn_blocking(move || {
-        SledStore::open(
-            &store_dir,
-            SledOptions {
-                index: IndexOptions {
-                    history,
-                    ..IndexOptions::default()
-                },
-                ..SledOptions::default()
-            },
-            Arc::new(crate::object::versioner::ResourceVersioner),
-        )
-    })
-    .await?
-    .context("cannot open the store")?;
-    let store: Arc<dyn storage::Store> = Arc::new(store);
+    let (store, health_checks) = open_store(&config).await?;
+    let mut readiness = readiness;
+    // kube-apiserver's readyz has `etcd-readiness` beside the `etcd` check all three share.
+    readiness.extend(
+        health_checks
+            .iter()
+            .filter(|(name, _)| *name == "etcd")
+            .map(|(_, ok)| ("etcd-readiness", ok.clone())),
+    );
 
     let standalone = config.delegation.is_none();
     let recorder = match &config.delegation {
@@ -296,7 +366,17 @@ pub async fn run(config: Config) -> Result<()> {
     let mut readiness = readiness;
     let serving = Arc::new(AtomicBool::new(true));
     readiness.push(("shutdown", serving.clone()));
-    let state = build_state(store, auth, metrics, readiness, recorder, auditor, &config).await?;
+    let state = build_state(
+        store,
+        auth,
+        metrics,
+        health_checks,
+        readiness,
+        recorder,
+        auditor,
+        &config,
+    )
+    .await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -26,7 +26,9 @@ pub struct AppState {
     pub auth: Auth,
     /// Request metrics.
     pub metrics: Metrics,
-    /// Readiness checks beyond storage (name, passing).
+    /// Checks of /healthz, /livez and /readyz alike (name, passing): `etcd` on etcd.
+    pub health_checks: Vec<(&'static str, Arc<std::sync::atomic::AtomicBool>)>,
+    /// Checks of /readyz only (name, passing).
     pub readiness: Vec<(&'static str, Arc<std::sync::atomic::AtomicBool>)>,
     /// Watches without `timeoutSeconds` end after a random time in [this, 2×this).
     pub min_request_timeout: Duration,

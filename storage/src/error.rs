@@ -44,6 +44,9 @@ pub enum Error {
     /// now (etcd has no leader, no member answers): the client may retry.
     #[error("store is unavailable: {0}")]
     Unavailable(String),
+    /// The store's watch cache is still loading (kube-apiserver's "storage is (re)initializing").
+    #[error("storage is (re)initializing: {0}")]
+    Initializing(String),
     /// The backend did not answer in time; a write may or may not have been applied.
     #[error("storage request timed out: {0}")]
     Timeout(String),

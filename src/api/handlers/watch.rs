@@ -372,6 +372,12 @@ pub async fn watch(state: &AppState, call: &Call) -> ApiResult<Response> {
             stream.pending.push_back(stream.encoder.error(&err));
             stream.done = true;
         }
+        Err(RegisterError::Initializing) => {
+            return Err(ApiError::too_many_requests(
+                "storage is (re)initializing",
+                1,
+            ));
+        }
         Err(RegisterError::Stopped) => {
             return Err(ApiError::unavailable("the server is shutting down"));
         }

@@ -84,8 +84,8 @@ impl Cache {
         let in_time = tokio::time::timeout(wait, ready.wait_for(|r| *r)).await;
         match in_time {
             Ok(Ok(_)) => Ok(()),
-            _ => Err(Error::Unavailable(format!(
-                "the watch cache of {} is initializing (is etcd reachable?)",
+            _ => Err(Error::Initializing(format!(
+                "the watch cache of {} has not listed from etcd yet",
                 self.prefix
             ))),
         }
@@ -154,7 +154,7 @@ async fn list(
     versioner: &dyn Versioner,
     limit: Duration,
 ) -> Result<(Vec<KeyValue>, Revision)> {
-    let mut kv = client.kv_client().max_decoding_message_size(MAX_MESSAGE);
+    let kv = client.kv_client().max_decoding_message_size(MAX_MESSAGE);
     let end = keys.range_end(prefix);
     let mut start = keys.etcd(prefix);
     let mut at = 0i64;
@@ -166,7 +166,11 @@ async fn list(
         if at > 0 {
             options = options.with_revision(at);
         }
-        let response = bounded(limit, kv.get(start.clone(), Some(options))).await?;
+        let response = bounded(limit, true, || {
+            let (mut kv, start, options) = (kv.clone(), start.clone(), options.clone());
+            async move { kv.get(start, Some(options)).await }
+        })
+        .await?;
         if at == 0 {
             at = super::revision_of(response.header())? as i64;
         }

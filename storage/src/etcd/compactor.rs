@@ -24,11 +24,11 @@ pub struct Round {
 }
 
 /// Compacts every `interval` until the task is aborted.
-pub async fn run(mut kv: KvClient, interval: Duration, limit: Duration) {
+pub async fn run(kv: KvClient, interval: Duration, limit: Duration) {
     let mut round = Round::default();
     loop {
         tokio::time::sleep(interval).await;
-        match compact(&mut kv, round, limit).await {
+        match compact(&kv, round, limit).await {
             Ok((next, compacted)) => {
                 if let Some(rev) = compacted {
                     tracing::info!(revision = rev, "compacted etcd");
@@ -41,11 +41,7 @@ pub async fn run(mut kv: KvClient, interval: Duration, limit: Duration) {
 }
 
 /// One round: the next round's state and the revision compacted to, if this replica won.
-pub async fn compact(
-    kv: &mut KvClient,
-    round: Round,
-    limit: Duration,
-) -> Result<(Round, Option<i64>)> {
+pub async fn compact(kv: &KvClient, round: Round, limit: Duration) -> Result<(Round, Option<i64>)> {
     let txn = etcd_client::Txn::new()
         .when([Compare::version(
             COMPACT_REV_KEY,
@@ -58,7 +54,11 @@ pub async fn compact(
             None,
         )])
         .or_else([TxnOp::get(COMPACT_REV_KEY, None)]);
-    let response = bounded(limit, kv.txn(txn)).await?;
+    let response = bounded(limit, false, || {
+        let (mut kv, txn) = (kv.clone(), txn.clone());
+        async move { kv.txn(txn).await }
+    })
+    .await?;
     let current = super::revision_of(response.header())? as i64;
     if !response.succeeded() {
         // Another replica compacted: follow its clock.
@@ -86,6 +86,10 @@ pub async fn compact(
         // Nothing to compact on the first round.
         return Ok((next, None));
     }
-    bounded(limit, kv.compact(round.revision, None)).await?;
+    bounded(limit, true, || {
+        let mut kv = kv.clone();
+        async move { kv.compact(round.revision, None).await }
+    })
+    .await?;
     Ok((next, Some(round.revision)))
 }

@@ -141,9 +141,11 @@ pub(crate) fn error(err: etcd_client::Error) -> Error {
             let message = status.message().to_string();
             match status.code() {
                 tonic::Code::DeadlineExceeded => Error::Timeout(message),
-                tonic::Code::Unavailable | tonic::Code::Cancelled | tonic::Code::Aborted => {
-                    Error::Unavailable(format!("etcd: {message}"))
-                }
+                // tonic reports a failed connection as `Unknown: transport error`.
+                tonic::Code::Unavailable
+                | tonic::Code::Cancelled
+                | tonic::Code::Aborted
+                | tonic::Code::Unknown => Error::Unavailable(format!("etcd: {message}")),
                 _ if message.contains("request timed out") || message.contains("timed out") => {
                     Error::Timeout(message)
                 }
@@ -162,17 +164,61 @@ pub(crate) fn error(err: etcd_client::Error) -> Error {
     }
 }
 
-/// Runs one etcd request with the store's per-request time limit.
-pub(crate) async fn bounded<T>(
+/// Whether a request failed before it reached any member (so it cannot have been applied).
+fn never_sent(err: &etcd_client::Error) -> bool {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    [
+        "tcp connect error",
+        "Connection refused",
+        "error trying to connect",
+        "No route to host",
+        "dns error",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
+}
+
+/// Runs an etcd request within `limit`, retrying on another member (the client balances over
+/// them) while etcd is unavailable: any request whose first attempt never left, and reads
+/// (`idempotent`) whatever the failure, as etcd's Go client retries. What still fails when the
+/// time is up is [`Error::Timeout`] (or the last [`Error::Unavailable`]).
+pub(crate) async fn bounded<T, F, Fut>(
     limit: Duration,
-    request: impl std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
-) -> Result<T> {
-    match tokio::time::timeout(limit, request).await {
-        Ok(result) => result.map_err(error),
-        Err(_) => Err(Error::Timeout(format!(
-            "etcd did not answer within {}s",
-            limit.as_secs_f64()
-        ))),
+    idempotent: bool,
+    mut attempt: F,
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut pause = Duration::from_millis(10);
+    loop {
+        let failure = match tokio::time::timeout_at(deadline, attempt()).await {
+            Ok(Ok(answer)) => return Ok(answer),
+            Ok(Err(e)) => e,
+            Err(_) => {
+                return Err(Error::Timeout(format!(
+                    "etcd did not answer within {}s",
+                    limit.as_secs_f64()
+                )));
+            }
+        };
+        let retry = idempotent || never_sent(&failure);
+        let failure = error(failure);
+        if !retry
+            || !matches!(failure, Error::Unavailable(_))
+            || tokio::time::Instant::now() + pause >= deadline
+        {
+            return Err(failure);
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(250));
     }
 }
 
@@ -294,11 +340,12 @@ impl EtcdStore {
         if let Some(r) = revision {
             options = options.with_revision(r as i64);
         }
-        let mut kv = self.kv();
-        let response = bounded(
-            self.options.request_timeout,
-            kv.get(self.keys.etcd(key), Some(options)),
-        )
+        let kv = self.kv();
+        let k = self.keys.etcd(key);
+        let response = bounded(self.options.request_timeout, true, || {
+            let (mut kv, k, options) = (kv.clone(), k.clone(), options.clone());
+            async move { kv.get(k, Some(options)).await }
+        })
         .await
         .map_err(|e| compacted_as_too_old(e, revision))?;
         Ok(response.kvs().first().and_then(|kv| self.decode(kv)))
@@ -326,7 +373,7 @@ impl EtcdStore {
         let mut at = revision.map(|r| r as i64).unwrap_or(0);
         let mut result = ListResult::default();
         let mut last_examined: Option<Vec<u8>> = None;
-        let mut kv = self.kv();
+        let kv = self.kv();
         loop {
             let mut get = GetOptions::new().with_range(end.clone());
             if at > 0 {
@@ -338,10 +385,10 @@ impl EtcdStore {
                 let want = if filter.is_some() { l.max(256) } else { l + 1 };
                 get = get.with_limit(want as i64);
             }
-            let response = bounded(
-                self.options.request_timeout,
-                kv.get(start.clone(), Some(get)),
-            )
+            let response = bounded(self.options.request_timeout, true, || {
+                let (mut kv, start, get) = (kv.clone(), start.clone(), get.clone());
+                async move { kv.get(start, Some(get)).await }
+            })
             .await
             .map_err(|e| compacted_as_too_old(e, revision))?;
             if at == 0 {
@@ -383,6 +430,16 @@ impl EtcdStore {
                 }
             }
         }
+    }
+
+    /// A transaction: retried only when it cannot have reached etcd.
+    async fn txn(&self, txn: etcd_client::Txn) -> Result<etcd_client::TxnResponse> {
+        let kv = self.kv();
+        bounded(self.options.request_timeout, false, || {
+            let (mut kv, txn) = (kv.clone(), txn.clone());
+            async move { kv.txn(txn).await }
+        })
+        .await
     }
 
     async fn ready_cache(&self, key: &str) -> Result<Option<&Arc<Cache>>> {
@@ -427,8 +484,7 @@ impl Store for EtcdStore {
         let txn = etcd_client::Txn::new()
             .when([Compare::create_revision(k.clone(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(k, value.to_vec(), None)]);
-        let mut kv = self.kv();
-        let response = bounded(self.options.request_timeout, kv.txn(txn)).await?;
+        let response = self.txn(txn).await?;
         if !response.succeeded() {
             return Err(Error::AlreadyExists(key.to_string()));
         }
@@ -466,8 +522,7 @@ impl Store for EtcdStore {
             )])
             .and_then([TxnOp::put(k.clone(), value.to_vec(), None)])
             .or_else([TxnOp::get(k, None)]);
-        let mut kv = self.kv();
-        let response = bounded(self.options.request_timeout, kv.txn(txn)).await?;
+        let response = self.txn(txn).await?;
         if !response.succeeded() {
             return Err(guard_failed(key, expected, &response));
         }
@@ -488,8 +543,7 @@ impl Store for EtcdStore {
                 Some(DeleteOptions::new().with_prev_key()),
             )])
             .or_else([TxnOp::get(k, None)]);
-        let mut kv = self.kv();
-        let response = bounded(self.options.request_timeout, kv.txn(txn)).await?;
+        let response = self.txn(txn).await?;
         if !response.succeeded() {
             return Err(guard_failed(key, expected, &response));
         }
@@ -574,11 +628,12 @@ impl Store for EtcdStore {
 
     async fn check_health(&self) -> Result<()> {
         // kube-apiserver's etcd check: a quorum read of `<prefix>/health`.
-        let mut kv = self.kv();
-        bounded(
-            Duration::from_secs(2),
-            kv.get(self.keys.etcd("health"), None),
-        )
+        let kv = self.kv();
+        let key = self.keys.etcd("health");
+        bounded(Duration::from_secs(2), true, || {
+            let (mut kv, key) = (kv.clone(), key.clone());
+            async move { kv.get(key, None).await }
+        })
         .await
         .map(|_| ())
     }

@@ -43,7 +43,7 @@ impl Prober {
 }
 
 async fn run(
-    mut kv: KvClient,
+    kv: KvClient,
     key: Vec<u8>,
     limit: Duration,
     mut queued: mpsc::UnboundedReceiver<oneshot::Sender<Result<Revision>>>,
@@ -53,10 +53,10 @@ async fn run(
         while let Ok(next) = queued.try_recv() {
             waiting.push(next);
         }
-        let answer = bounded(
-            limit,
-            kv.get(key.clone(), Some(GetOptions::new().with_count_only())),
-        )
+        let answer = bounded(limit, true, || {
+            let (mut kv, key) = (kv.clone(), key.clone());
+            async move { kv.get(key, Some(GetOptions::new().with_count_only())).await }
+        })
         .await
         .and_then(|r| super::revision_of(r.header()));
         for w in waiting {
