@@ -37,8 +37,7 @@ pub async fn build_state(
     store: Arc<dyn storage::Store>,
     auth: Auth,
     metrics: Metrics,
-    health_checks: Readiness,
-    mut readiness: Readiness,
+    checks: Checks,
     recorder: Recorder,
     auditor: Option<Arc<crate::audit::Auditor>>,
     config: &Config,
@@ -60,6 +59,7 @@ pub async fn build_state(
             .clone()
             .follow(store.clone(), crate::registry::prefix(reserved, "")),
     );
+    let mut readiness = checks.ready;
     readiness.push(("namespace-reservations-synced", reservations.loaded.clone()));
     let openapi = OpenApi::new(&resources).map_err(|e| anyhow!(e))?;
     let limiter = inflight::Limiter::new(
@@ -77,7 +77,7 @@ pub async fn build_state(
         watch_caches.push((r.kind.plural, cache));
     }
     Ok(Arc::new(AppState {
-        health_checks,
+        health_checks: checks.health,
         registry: Registry::new(store),
         resources,
         discovery,
@@ -118,6 +118,15 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down");
+}
+
+/// The named checks of `/healthz`, `/livez` and `/readyz`.
+#[derive(Default)]
+pub struct Checks {
+    /// In all three (kube-apiserver's `AddHealthChecks`): `etcd`.
+    pub health: Readiness,
+    /// In `/readyz` only: `etcd-readiness`, `shutdown`, what must be loaded before serving.
+    pub ready: Readiness,
 }
 
 /// Named health or readiness checks: (name, passing).
@@ -312,7 +321,7 @@ pub async fn run(config: Config) -> Result<()> {
     };
     let cert = tls::ReloadingCert::load(&cert_file, &key_file)?;
     let metrics = Metrics::new();
-    let (auth, client_verifier, readiness) = match &config.delegation {
+    let (auth, client_verifier, mut readiness) = match &config.delegation {
         None => (
             Auth::standalone(Some(credentials.admin_token.clone())),
             None,
@@ -332,7 +341,6 @@ pub async fn run(config: Config) -> Result<()> {
     }
 
     let (store, health_checks) = open_store(&config).await?;
-    let mut readiness = readiness;
     // kube-apiserver's readyz has `etcd-readiness` beside the `etcd` check all three share.
     readiness.extend(
         health_checks
@@ -363,20 +371,13 @@ pub async fn run(config: Config) -> Result<()> {
         None => None,
     };
     // kube's `shutdown` readiness check: fails from the moment a stop is asked for.
-    let mut readiness = readiness;
     let serving = Arc::new(AtomicBool::new(true));
     readiness.push(("shutdown", serving.clone()));
-    let state = build_state(
-        store,
-        auth,
-        metrics,
-        health_checks,
-        readiness,
-        recorder,
-        auditor,
-        &config,
-    )
-    .await?;
+    let checks = Checks {
+        health: health_checks,
+        ready: readiness,
+    };
+    let state = build_state(store, auth, metrics, checks, recorder, auditor, &config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
