@@ -243,40 +243,16 @@ impl Server {
         hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
         Full<Bytes>,
     > {
-        let mut roots = rustls::RootCertStore::empty();
-        use rustls_pki_types::pem::PemObject;
-        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(self.ca_pem.as_bytes()) {
-            roots.add(cert.unwrap()).unwrap();
+        https_client(&self.ca_pem, identity, http2)
+    }
+
+    /// Where the server is and how to talk to it, to hand to other tasks.
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            base: self.base.clone(),
+            token: self.token.clone(),
+            ca_pem: self.ca_pem.clone(),
         }
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots);
-        let config = match identity {
-            None => config.with_no_client_auth(),
-            Some((cert, key)) => {
-                let certs = rustls_pki_types::CertificateDer::pem_slice_iter(cert.as_bytes())
-                    .collect::<Result<Vec<_>, _>>()
-                    .unwrap();
-                let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
-                config.with_client_auth_cert(certs, key).unwrap()
-            }
-        };
-        let builder = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(config)
-            .https_only();
-        let connector = if http2 {
-            builder.enable_http2().build()
-        } else {
-            builder.enable_http1().build()
-        };
-        let mut client = Client::builder(TokioExecutor::new());
-        if http2 {
-            client.http2_only(true);
-        }
-        client.build(connector)
     }
 
     /// One request as the admin; returns status, headers and body.
@@ -364,6 +340,76 @@ impl Drop for Server {
             let _ = child.wait();
         }
     }
+}
+
+/// A server's address and admin credentials, cheap to clone into tasks.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    /// `https://127.0.0.1:<port>`.
+    pub base: String,
+    /// The admin token.
+    pub token: String,
+    /// The CA the serving certificate chains to.
+    pub ca_pem: String,
+}
+
+impl Endpoint {
+    /// An HTTPS client trusting the server's CA.
+    pub fn client(
+        &self,
+        http2: bool,
+    ) -> Client<
+        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+        Full<Bytes>,
+    > {
+        https_client(&self.ca_pem, None, http2)
+    }
+}
+
+/// An HTTPS client trusting `ca_pem`, presenting a client certificate (PEM certificate, PEM key)
+/// if given, over HTTP/2 only (`http2`) or HTTP/1.1.
+pub fn https_client(
+    ca_pem: &str,
+    identity: Option<(&str, &str)>,
+    http2: bool,
+) -> Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Full<Bytes>,
+> {
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls_pki_types::pem::PemObject;
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots);
+    let config = match identity {
+        None => config.with_no_client_auth(),
+        Some((cert, key)) => {
+            let certs = rustls_pki_types::CertificateDer::pem_slice_iter(cert.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+            config.with_client_auth_cert(certs, key).unwrap()
+        }
+    };
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_only();
+    let connector = if http2 {
+        builder.enable_http2().build()
+    } else {
+        builder.enable_http1().build()
+    };
+    let mut client = Client::builder(TokioExecutor::new());
+    if http2 {
+        client.http2_only(true);
+    }
+    client.build(connector)
 }
 
 /// A response read in full.

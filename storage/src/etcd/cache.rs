@@ -12,7 +12,7 @@
 //! holds, it lists again: every watch on it then ends with [`Error::Lagged`], so the API's
 //! watchers start over.
 
-use super::{Keys, bounded, mod_revision};
+use super::{Keys, Retry, bounded, mod_revision};
 use crate::index::{Index, IndexOptions};
 use crate::{Error, KeyValue, Result, Revision, Versioner};
 use bytes::Bytes;
@@ -166,7 +166,7 @@ async fn list(
         if at > 0 {
             options = options.with_revision(at);
         }
-        let response = bounded(limit, true, || {
+        let response = bounded(limit, Retry::Never, || {
             let (mut kv, start, options) = (kv.clone(), start.clone(), options.clone());
             async move { kv.get(start, Some(options)).await }
         })

@@ -6,7 +6,7 @@
 //! stores the revision it saw one interval ago and compacts etcd to it, so everything written
 //! during the last interval stays available to watches and paged lists.
 
-use super::bounded;
+use super::{Retry, bounded};
 use crate::Result;
 use etcd_client::{Compare, CompareOp, KvClient, TxnOp, TxnOpResponse};
 use std::time::Duration;
@@ -54,7 +54,7 @@ pub async fn compact(kv: &KvClient, round: Round, limit: Duration) -> Result<(Ro
             None,
         )])
         .or_else([TxnOp::get(COMPACT_REV_KEY, None)]);
-    let response = bounded(limit, false, || {
+    let response = bounded(limit, Retry::Unsent, || {
         let (mut kv, txn) = (kv.clone(), txn.clone());
         async move { kv.txn(txn).await }
     })
@@ -86,7 +86,7 @@ pub async fn compact(kv: &KvClient, round: Round, limit: Duration) -> Result<(Ro
         // Nothing to compact on the first round.
         return Ok((next, None));
     }
-    bounded(limit, true, || {
+    bounded(limit, Retry::Always, || {
         let mut kv = kv.clone();
         async move { kv.compact(round.revision, None).await }
     })

@@ -39,6 +39,9 @@ use etcd_client::{
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long a read waits for a watch cache that has not listed yet.
+const CACHE_READY_WAIT: Duration = Duration::from_secs(1);
+
 /// TLS material for talking to etcd (`--etcd-cafile`, `--etcd-certfile`, `--etcd-keyfile`).
 #[derive(Clone, Debug, Default)]
 pub struct EtcdTls {
@@ -183,15 +186,21 @@ fn never_sent(err: &etcd_client::Error) -> bool {
     .any(|needle| text.contains(needle))
 }
 
+/// Which failed attempts of an etcd request [`bounded`] makes again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// None: the caller retries (and says why) itself.
+    Never,
+    /// Those that never reached a member: a write, which may not run twice.
+    Unsent,
+    /// Every unavailable answer: a read, which may run any number of times.
+    Always,
+}
+
 /// Runs an etcd request within `limit`, retrying on another member (the client balances over
-/// them) while etcd is unavailable: any request whose first attempt never left, and reads
-/// (`idempotent`) whatever the failure, as etcd's Go client retries. What still fails when the
-/// time is up is [`Error::Timeout`] (or the last [`Error::Unavailable`]).
-pub(crate) async fn bounded<T, F, Fut>(
-    limit: Duration,
-    idempotent: bool,
-    mut attempt: F,
-) -> Result<T>
+/// them) while etcd is unavailable, as `retry` allows, as etcd's Go client retries. What still
+/// fails when the time is up is [`Error::Timeout`] (or the last [`Error::Unavailable`]).
+pub(crate) async fn bounded<T, F, Fut>(limit: Duration, retry: Retry, mut attempt: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
@@ -209,9 +218,13 @@ where
                 )));
             }
         };
-        let retry = idempotent || never_sent(&failure);
+        let again = match retry {
+            Retry::Never => false,
+            Retry::Unsent => never_sent(&failure),
+            Retry::Always => true,
+        };
         let failure = error(failure);
-        if !retry
+        if !again
             || !matches!(failure, Error::Unavailable(_))
             || tokio::time::Instant::now() + pause >= deadline
         {
@@ -342,7 +355,7 @@ impl EtcdStore {
         }
         let kv = self.kv();
         let k = self.keys.etcd(key);
-        let response = bounded(self.options.request_timeout, true, || {
+        let response = bounded(self.options.request_timeout, Retry::Always, || {
             let (mut kv, k, options) = (kv.clone(), k.clone(), options.clone());
             async move { kv.get(k, Some(options)).await }
         })
@@ -385,7 +398,7 @@ impl EtcdStore {
                 let want = if filter.is_some() { l.max(256) } else { l + 1 };
                 get = get.with_limit(want as i64);
             }
-            let response = bounded(self.options.request_timeout, true, || {
+            let response = bounded(self.options.request_timeout, Retry::Always, || {
                 let (mut kv, start, get) = (kv.clone(), start.clone(), get.clone());
                 async move { kv.get(start, Some(get)).await }
             })
@@ -435,7 +448,7 @@ impl EtcdStore {
     /// A transaction: retried only when it cannot have reached etcd.
     async fn txn(&self, txn: etcd_client::Txn) -> Result<etcd_client::TxnResponse> {
         let kv = self.kv();
-        bounded(self.options.request_timeout, false, || {
+        bounded(self.options.request_timeout, Retry::Unsent, || {
             let (mut kv, txn) = (kv.clone(), txn.clone());
             async move { kv.txn(txn).await }
         })
@@ -445,7 +458,9 @@ impl EtcdStore {
     async fn ready_cache(&self, key: &str) -> Result<Option<&Arc<Cache>>> {
         match self.cache_for(key) {
             Some(cache) => {
-                cache.ready(self.options.index.freshness_wait).await?;
+                // Not long: readiness keeps traffic away from a replica whose caches are not
+                // loaded, and kube-apiserver answers such requests 429 at once.
+                cache.ready(CACHE_READY_WAIT).await?;
                 Ok(Some(cache))
             }
             None => Ok(None),
@@ -630,7 +645,7 @@ impl Store for EtcdStore {
         // kube-apiserver's etcd check: a quorum read of `<prefix>/health`.
         let kv = self.kv();
         let key = self.keys.etcd("health");
-        bounded(Duration::from_secs(2), true, || {
+        bounded(Duration::from_secs(2), Retry::Always, || {
             let (mut kv, key) = (kv.clone(), key.clone());
             async move { kv.get(key, None).await }
         })

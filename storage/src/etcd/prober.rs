@@ -6,7 +6,7 @@
 //! caller queued so far, issues one read that starts after all of them arrived, and answers
 //! them all: a linearizable answer for each, however many readers there are.
 
-use super::bounded;
+use super::{Retry, bounded};
 use crate::{Error, Result, Revision};
 use etcd_client::{GetOptions, KvClient};
 use std::time::Duration;
@@ -53,7 +53,7 @@ async fn run(
         while let Ok(next) = queued.try_recv() {
             waiting.push(next);
         }
-        let answer = bounded(limit, true, || {
+        let answer = bounded(limit, Retry::Always, || {
             let (mut kv, key) = (kv.clone(), key.clone());
             async move { kv.get(key, Some(GetOptions::new().with_count_only())).await }
         })

@@ -46,11 +46,18 @@ pub fn etcd_binary() -> String {
 impl EtcdCluster {
     /// Starts `n` members and waits until the cluster serves quorum reads.
     pub async fn start(n: usize) -> EtcdCluster {
+        let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        EtcdCluster::start_on(&ports).await
+    }
+
+    /// Starts one member per client port given.
+    pub async fn start_on(client_ports: &[u16]) -> EtcdCluster {
+        let n = client_ports.len();
         let dir = tempfile::tempdir().unwrap();
         let members: Vec<Member> = (0..n)
             .map(|i| Member {
                 name: format!("m{i}"),
-                client_url: format!("http://127.0.0.1:{}", free_port()),
+                client_url: format!("http://127.0.0.1:{}", client_ports[i]),
                 peer_url: format!("http://127.0.0.1:{}", free_port()),
                 data_dir: dir.path().join(format!("m{i}")),
                 child: None,
