@@ -134,7 +134,7 @@ async fn try_request(
         .body(Full::new(Bytes::from(body.to_string())))
         .unwrap();
     let client = s.client(http2);
-    let answer = tokio::time::timeout(limit, async move {
+    tokio::time::timeout(limit, async move {
         let resp = client.request(req).await.ok()?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
@@ -144,8 +144,7 @@ async fn try_request(
         Some((status, headers, value))
     })
     .await
-    .unwrap_or_else(|_| panic!("{method} {path} got no answer within {limit:?}"));
-    answer
+    .unwrap_or_else(|_| panic!("{method} {path} got no answer within {limit:?}"))
 }
 
 async fn request(s: &Server, http2: bool, method: &str, path: &str, body: &str) -> (u16, Value) {
