@@ -31,6 +31,7 @@
 pub mod admission;
 pub mod api;
 pub mod auth;
+pub mod cel;
 pub mod config;
 pub mod fields;
 pub mod kinds;
