@@ -33,6 +33,7 @@ pub mod api;
 pub mod auth;
 pub mod cel;
 pub mod config;
+pub mod conversion;
 pub mod fields;
 pub mod kinds;
 pub mod kube_client;

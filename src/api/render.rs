@@ -279,9 +279,11 @@ pub fn list_meta(revision: u64, continue_token: Option<&str>, remaining: Option<
     Value::Object(m)
 }
 
-/// A collection in the negotiated representation. JSON lists are spliced from the stored bytes.
+/// A collection in the negotiated representation, of objects already in the served version
+/// `api_version`. JSON lists are spliced from the objects' bytes.
 pub fn list(
     resource: &Resource,
+    api_version: &str,
     items: &[Bytes],
     meta: Value,
     output: Output,
@@ -292,7 +294,7 @@ pub fn list(
             let size: usize = items.iter().map(|b| b.len() + 1).sum();
             let mut out = BytesMut::with_capacity(size + 160);
             out.put_slice(b"{\"apiVersion\":\"");
-            out.put_slice(resource.kind.api_version().as_bytes());
+            out.put_slice(api_version.as_bytes());
             out.put_slice(b"\",\"items\":[");
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
@@ -316,7 +318,7 @@ pub fn list(
                 .map(|b| parse(b))
                 .collect::<ApiResult<Vec<_>>>()?;
             let list = json!({
-                "apiVersion": resource.kind.api_version(),
+                "apiVersion": api_version,
                 "items": objects,
                 "kind": resource.kind.list_kind,
                 "metadata": meta,

@@ -126,6 +126,7 @@ impl Registry {
         check_identity(resource, &mut obj, namespace, None)?;
         let mut warnings = Vec::new();
         prune(resource, &mut obj, options.field_validation, &mut warnings)?;
+        strategy::default(resource, &mut obj);
         let generated = meta::name(&obj).is_empty();
         strategy::prepare_create(resource, &mut obj);
         strategy::validate_create(resource, &obj)?;
@@ -141,7 +142,7 @@ impl Registry {
                 &mut obj,
                 &options.field_manager,
                 "",
-                &resource.kind.api_version(),
+                &options.manager_api_version(resource),
             );
         }
         if options.dry_run {
@@ -192,7 +193,8 @@ impl Registry {
         let k = key(resource, namespace, name);
         loop {
             let kv = self.get(resource, namespace, name).await?;
-            let existing = decode_stored(&kv)?;
+            let mut existing = decode_stored(&kv)?;
+            strategy::default(resource, &mut existing);
             let mut warnings = Vec::new();
             let mut new = transform(&existing, &mut warnings)?;
             check_identity(resource, &mut new, namespace, Some(name))?;
@@ -224,6 +226,7 @@ impl Registry {
                 ));
             }
             prune(resource, &mut new, options.field_validation, &mut warnings)?;
+            strategy::default(resource, &mut new);
             match subresource {
                 // A scale write arrives as the whole object with a new replica count.
                 Subresource::Main | Subresource::Scale => {
@@ -231,7 +234,7 @@ impl Registry {
                 }
                 Subresource::Status => strategy::prepare_status_update(&mut new, &existing),
             }
-            strategy::validate_update(resource, &new, &existing)?;
+            strategy::validate_update(resource, &new, &existing, &mut warnings)?;
             if options.ownership == Ownership::Update {
                 managed::update(
                     &resource.schema.root,
@@ -239,7 +242,7 @@ impl Registry {
                     &mut new,
                     &options.field_manager,
                     subresource.name(),
-                    &resource.kind.api_version(),
+                    &options.manager_api_version(resource),
                 );
             }
             if new == existing {
