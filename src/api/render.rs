@@ -279,6 +279,17 @@ pub fn list_meta(revision: u64, continue_token: Option<&str>, remaining: Option<
     Value::Object(m)
 }
 
+/// The metadata of a list of custom objects: kube-apiserver sets `continue` on the unstructured
+/// list it serves even when there is no next page (`"continue": ""`); typed lists (Tables,
+/// `PartialObjectMetadataList`) leave it out.
+fn unstructured_list_meta(mut meta: Value) -> Value {
+    if let Value::Object(m) = &mut meta {
+        m.entry("continue")
+            .or_insert_with(|| Value::String(String::new()));
+    }
+    meta
+}
+
 /// A collection in the negotiated representation, of objects already in the served version
 /// `api_version`. JSON lists are spliced from the objects' bytes.
 pub fn list(
@@ -291,6 +302,7 @@ pub fn list(
 ) -> ApiResult<Body> {
     match output {
         Output::Json => {
+            let meta = unstructured_list_meta(meta);
             let size: usize = items.iter().map(|b| b.len() + 1).sum();
             let mut out = BytesMut::with_capacity(size + 160);
             out.put_slice(b"{\"apiVersion\":\"");
@@ -321,7 +333,7 @@ pub fn list(
                 "apiVersion": api_version,
                 "items": objects,
                 "kind": resource.kind.list_kind,
-                "metadata": meta,
+                "metadata": unstructured_list_meta(meta),
             });
             Ok(Body {
                 content_type: YAML,

@@ -277,9 +277,39 @@ impl Server {
         self.send(None, token, method, path, headers, body).await
     }
 
+    /// One request as the admin over HTTP/2 (`http2`) or HTTP/1.1.
+    pub async fn request_over(
+        &self,
+        http2: bool,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Response {
+        self.send_over(http2, None, Some(&self.token), method, path, headers, body)
+            .await
+    }
+
     /// One request with a client certificate and a bearer token, each optional.
     pub async fn send(
         &self,
+        identity: Option<(&str, &str)>,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Response {
+        self.send_over(false, identity, token, method, path, headers, body)
+            .await
+    }
+
+    /// One request over HTTP/2 or HTTP/1.1, with a client certificate and a bearer token, each
+    /// optional.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send_over(
+        &self,
+        http2: bool,
         identity: Option<(&str, &str)>,
         token: Option<&str>,
         method: &str,
@@ -298,7 +328,7 @@ impl Server {
         }
         let req = req.body(Full::new(Bytes::from(body.to_string()))).unwrap();
         let resp = self
-            .client_with(identity, false)
+            .client_with(identity, http2)
             .request(req)
             .await
             .expect("the request is answered");

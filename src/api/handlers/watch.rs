@@ -387,9 +387,11 @@ pub async fn watch(state: &AppState, call: &Call) -> ApiResult<Response> {
     });
     let mut response = (StatusCode::OK, Body::from_stream(body)).into_response();
     let headers = response.headers_mut();
+    // kube-apiserver names a JSON stream by its serializer's media type alone (`;stream=watch`
+    // is added for the other serializers only): see crd-oracle-versions-cel/16.
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json;stream=watch"),
+        HeaderValue::from_static("application/json"),
     );
     headers.insert(
         header::CACHE_CONTROL,

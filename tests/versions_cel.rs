@@ -1,0 +1,447 @@
+//! What kube-apiserver 1.36 answered for App served as a CRD with two versions (v1 and the
+//! deprecated v1beta1), a defaulted `spec.replicas` and the immutable-selector CEL rules
+//! (`tests/fixtures/kube-1.36/crd-oracle-versions-cel/`), replayed against the real binary over
+//! HTTP/1.1 and HTTP/2, and the kubectl captures replayed with kubectl. uids, timestamps and
+//! resourceVersions are masked; nothing else is, except where a test says why.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use serde_json::{Value, json};
+use std::time::Duration;
+use support::{Response, Server, fixture, fixtures, text};
+
+const DIR: &str = "crd-oracle-versions-cel";
+
+fn oracle(name: &str) -> Value {
+    fixture(&format!("{DIR}/{name}.json"))
+}
+
+/// Masks what differs between two servers by nature (uids, timestamps, resourceVersions) and
+/// orders managedFields entries without their (masked) times.
+fn mask(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                match k.as_str() {
+                    "uid" | "creationTimestamp" | "resourceVersion" | "time" if x.is_string() => {
+                        *x = json!("<masked>")
+                    }
+                    _ => mask(x),
+                }
+            }
+            if let Some(Value::Array(entries)) = m.get_mut("managedFields") {
+                entries.sort_by_key(|e| {
+                    ["operation", "manager", "apiVersion", "subresource"]
+                        .map(|k| e[k].as_str().unwrap_or("").to_string())
+                });
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(mask),
+        _ => {}
+    }
+}
+
+fn masked(mut v: Value) -> Value {
+    mask(&mut v);
+    v
+}
+
+/// The request of a fixture, sent as captured (a JSON body re-serialized, a YAML body as text),
+/// to `path` (the fixture's unless a resourceVersion in it had to be ours).
+async fn send(s: &Server, http2: bool, fx: &Value, path: &str, body: &Value) -> Response {
+    let rq = &fx["request"];
+    let body = match body {
+        Value::Null => String::new(),
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    };
+    // The capture's client, hence its field manager.
+    let mut headers = vec![
+        ("accept", rq["accept"].as_str().unwrap()),
+        ("user-agent", "Python-urllib/3.11"),
+    ];
+    if let Some(ct) = rq["contentType"].as_str() {
+        headers.push(("content-type", ct));
+    }
+    s.request_over(http2, rq["method"].as_str().unwrap(), path, &headers, &body)
+        .await
+}
+
+/// The `Warning` headers of a response, in order.
+fn warnings(headers: &http::HeaderMap) -> Vec<String> {
+    headers
+        .get_all("warning")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect()
+}
+
+/// Code and the fixture's headers (Content-Type, and Warning exactly when the fixture has one)
+/// are the fixture's; returns the body.
+fn assert_head(name: &str, got: &Response, fx: &Value) -> Value {
+    let want = &fx["response"];
+    assert_eq!(got.status, want["code"], "{name}: {}", text(&got.body));
+    assert_eq!(
+        got.header("content-type"),
+        want["headers"]["Content-Type"].as_str(),
+        "{name}"
+    );
+    let want_warnings: Vec<String> = want["headers"]["Warning"]
+        .as_str()
+        .map(str::to_string)
+        .into_iter()
+        .collect();
+    assert_eq!(warnings(&got.headers), want_warnings, "{name}");
+    got.json()
+}
+
+/// Replays the HTTP fixtures in order. Returns the server, in the state the capture left its
+/// namespace, for the kubectl captures that follow.
+async fn replay(http2: bool) -> Server {
+    let s = Server::start();
+    let mut selector_rv = String::new();
+    let mut cel2_rv = String::new();
+    for name in [
+        "01-post-v1-cel1-replicas-defaulted",
+        "02-get-v1-cel1",
+        "03-patch-merge-cel1-set-selector",
+        "04-patch-merge-cel1-change-selector-immutable",
+        "05-patch-merge-cel1-remove-selector",
+        "06-put-cel1-changed-selector",
+        "07-apply-cel1-changed-selector",
+        "08-post-v1beta1-cel2-deprecated",
+        "09-get-cel2-via-v1",
+        "10-get-cel2-via-v1beta1",
+        "11-list-v1",
+        "12-list-v1beta1",
+        "13-get-apigroup",
+    ] {
+        let fx = oracle(name);
+        let path = fx["request"]["path"].as_str().unwrap();
+        let mut body = fx["request"]["body"].clone();
+        if name.starts_with("06-") {
+            // The resourceVersion current at this point, as the capture sent kube's.
+            body["metadata"]["resourceVersion"] = json!(selector_rv);
+        }
+        let got = send(&s, http2, &fx, path, &body).await;
+        let got = assert_head(name, &got, &fx);
+        assert_eq!(
+            masked(got.clone()),
+            masked(fx["response"]["body"].clone()),
+            "{name}"
+        );
+        let rv = got["metadata"]["resourceVersion"].as_str().unwrap_or("");
+        if name.starts_with("03-") {
+            selector_rv = rv.to_string();
+        }
+        if name.starts_with("08-") {
+            cel2_rv = rv.to_string();
+        }
+    }
+
+    // 14: kube served the App CRD alone; this server also serves NamespaceReservation in
+    // v1beta1, with the same entries as in v1. Without them the list is the oracle's.
+    let fx = oracle("14-get-v1beta1-apiresourcelist");
+    let got = send(
+        &s,
+        http2,
+        &fx,
+        "/apis/admission.example.com/v1beta1",
+        &Value::Null,
+    )
+    .await;
+    let mut list = assert_head("14", &got, &fx);
+    let (apps, reservations): (Vec<Value>, Vec<Value>) = list["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .cloned()
+        .partition(|r| r["kind"] != "NamespaceReservation");
+    list["resources"] = json!(apps);
+    assert_eq!(list, fx["response"]["body"], "14");
+    let v1 = s
+        .request_over(http2, "GET", "/apis/admission.example.com/v1", &[], "")
+        .await
+        .json();
+    let in_v1: Vec<Value> = v1["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "NamespaceReservation")
+        .cloned()
+        .collect();
+    assert_eq!(reservations, in_v1);
+    assert_eq!(
+        reservations.len(),
+        2,
+        "namespacereservations and its status"
+    );
+
+    // 15: the same, in aggregated discovery; the AdmissionReview endpoints are in v1 only.
+    let fx = oracle("15-get-aggregated-discovery-group-entry");
+    let got = send(&s, http2, &fx, "/apis", &Value::Null).await;
+    let body = assert_head("15", &got, &fx);
+    let mut item = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["metadata"]["name"] == "admission.example.com")
+        .unwrap()
+        .clone();
+    item["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("creationTimestamp");
+    let mut others = Vec::new();
+    for v in item["versions"].as_array_mut().unwrap() {
+        let version = v["version"].as_str().unwrap().to_string();
+        let resources = v["resources"].as_array_mut().unwrap();
+        others.push((
+            version,
+            resources
+                .iter()
+                .filter(|r| r["resource"] != "apps")
+                .map(|r| r["resource"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>(),
+        ));
+        resources.retain(|r| r["resource"] == "apps");
+    }
+    assert_eq!(item, fx["response"]["body"]["items"][0], "15");
+    assert_eq!(
+        others,
+        [
+            (
+                "v1".to_string(),
+                vec![
+                    "namespacereservations".to_string(),
+                    "validatingadmissionreviews".into(),
+                    "mutatingadmissionreviews".into()
+                ]
+            ),
+            (
+                "v1beta1".to_string(),
+                vec!["namespacereservations".to_string()]
+            ),
+        ]
+    );
+
+    // 16 + 17: a v1beta1 watch from cel2's creation sees the v1 patch, in v1beta1.
+    let watch_fx = oracle("16-watch-v1beta1-from-cel2-rv");
+    let patch_fx = oracle("17-patch-merge-cel2-via-v1-during-watch");
+    let path = watch_fx["request"]["path"].as_str().unwrap().replace(
+        "resourceVersion=150400",
+        &format!("resourceVersion={cel2_rv}"),
+    );
+    let mut watch = s
+        .watch(&path, &[("accept", "application/json")], http2)
+        .await;
+    assert_eq!(watch.status, 200);
+    assert_eq!(
+        watch.headers.get("content-type").unwrap(),
+        "application/json",
+        "kube-apiserver answers a JSON watch as application/json"
+    );
+    assert_eq!(
+        warnings(&watch.headers),
+        [watch_fx["response"]["headers"]["Warning"].as_str().unwrap()]
+    );
+    let got = send(
+        &s,
+        http2,
+        &patch_fx,
+        patch_fx["request"]["path"].as_str().unwrap(),
+        &patch_fx["request"]["body"],
+    )
+    .await;
+    let got = assert_head("17", &got, &patch_fx);
+    assert_eq!(
+        masked(got),
+        masked(patch_fx["response"]["body"].clone()),
+        "17"
+    );
+    let mut events = Vec::new();
+    while let Some(e) = watch.next(Duration::from_secs(10)).await {
+        events.push(e);
+    }
+    assert_eq!(
+        masked(json!(events)),
+        masked(watch_fx["response"]["body"].clone()),
+        "16"
+    );
+
+    for name in ["18-post-v1-cel3", "19-get-cel3-scale-via-v1beta1"] {
+        let fx = oracle(name);
+        let path = fx["request"]["path"].as_str().unwrap();
+        let got = send(&s, http2, &fx, path, &fx["request"]["body"]).await;
+        let got = assert_head(name, &got, &fx);
+        assert_eq!(
+            masked(got),
+            masked(fx["response"]["body"].clone()),
+            "{name}"
+        );
+    }
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_fixtures_replay_over_http1() {
+    replay(false).await;
+}
+
+/// A kubectl capture: the command, the file it created (if any), exit code, stdout, stderr.
+struct Capture {
+    command: Vec<String>,
+    file: Option<(String, String)>,
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn capture(name: &str) -> Capture {
+    let raw = std::fs::read_to_string(fixtures().join(format!("{DIR}/{name}.txt"))).unwrap();
+    let mut file = None;
+    let mut command = Vec::new();
+    let (mut code, mut stdout, mut stderr) = (0, String::new(), String::new());
+    let mut lines = raw.lines().peekable();
+    let mut section = "";
+    while let Some(line) = lines.next() {
+        if let Some(cat) = line.strip_prefix("$ cat ") {
+            let mut content = String::new();
+            while let Some(l) = lines.next_if(|l| !l.starts_with("$ ")) {
+                content.push_str(l);
+                content.push('\n');
+            }
+            file = Some((cat.to_string(), content));
+        } else if let Some(cmd) = line.strip_prefix("$ kubectl ") {
+            command = cmd.split(' ').map(str::to_string).collect();
+        } else if let Some(c) = line.strip_prefix("# exit code: ") {
+            code = c.parse().unwrap();
+        } else if line == "# stdout:" {
+            section = "stdout";
+        } else if line == "# stderr:" {
+            section = "stderr";
+        } else if section == "stdout" {
+            stdout.push_str(line);
+            stdout.push('\n');
+        } else if section == "stderr" {
+            stderr.push_str(line);
+            stderr.push('\n');
+        }
+    }
+    Capture {
+        command,
+        file,
+        code,
+        stdout,
+        stderr,
+    }
+}
+
+/// Runs a capture's command against the server; returns (code, stdout, stderr).
+fn run(s: &Server, c: &Capture) -> (i32, String, String) {
+    let work = tempfile::tempdir().unwrap();
+    if let Some((name, content)) = &c.file {
+        std::fs::write(work.path().join(name), content).unwrap();
+    }
+    let args: Vec<&str> = c.command.iter().map(String::as_str).collect();
+    let out = s
+        .kubectl_cmd(&args)
+        .current_dir(work.path())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        text(&out.stdout),
+        text(&out.stderr),
+    )
+}
+
+/// Blank lines and trailing spaces aside (the capture's framing adds some).
+fn lines(s: &str) -> Vec<String> {
+    s.lines()
+        .map(|l| l.trim_end().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// `kubectl explain` with each description (lines indented by four spaces) as one placeholder:
+/// the oracle's CRD had no descriptions, this server's schema has them.
+fn without_descriptions(s: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for l in s.lines() {
+        if l.starts_with("    ") {
+            if out.last().map(String::as_str) != Some("    <description>") {
+                out.push("    <description>".into());
+            }
+        } else if !l.trim().is_empty() {
+            out.push(l.trim_end().to_string());
+        }
+    }
+    out
+}
+
+/// A `kubectl get` table with the AGE column masked.
+fn without_ages(s: &str) -> Vec<String> {
+    lines(s)
+        .into_iter()
+        .map(|l| match l.rsplit_once(' ') {
+            Some((rest, _)) => format!("{} <age>", rest.trim_end()),
+            None => l,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_fixtures_replay_over_http2_then_kubectl_captures() {
+    let s = replay(true).await;
+
+    let c = capture("20-kubectl-explain-as-briefed");
+    let (code, stdout, stderr) = run(&s, &c);
+    assert_eq!(code, c.code);
+    assert_eq!(lines(&stdout), lines(&c.stdout));
+    assert_eq!(lines(&stderr), lines(&c.stderr));
+
+    let c = capture("21-kubectl-explain-apps-spec-v1beta1");
+    let (code, stdout, stderr) = run(&s, &c);
+    assert_eq!(code, c.code, "{stderr}");
+    assert_eq!(
+        without_descriptions(&stdout),
+        without_descriptions(&c.stdout)
+    );
+    assert!(
+        stdout.contains("Replicas is the desired number"),
+        "{stdout}"
+    );
+    assert_eq!(lines(&stderr), lines(&c.stderr));
+
+    let c = capture("22-kubectl-get-apps-v1beta1");
+    let (code, stdout, stderr) = run(&s, &c);
+    assert_eq!(code, c.code, "{stderr}");
+    assert_eq!(without_ages(&stdout), without_ages(&c.stdout));
+    assert_eq!(lines(&stderr), lines(&c.stderr));
+
+    let c = capture("23-kubectl-create-v1beta1");
+    let (code, stdout, stderr) = run(&s, &c);
+    assert_eq!(code, c.code, "{stderr}");
+    assert_eq!(lines(&stdout), lines(&c.stdout));
+    assert_eq!(lines(&stderr), lines(&c.stderr));
+    // Stored as v1, served in each version.
+    let got = s.kubectl_ok(&[
+        "get",
+        "app",
+        "cel4",
+        "-n",
+        "difftest",
+        "-o",
+        "json",
+        "--show-managed-fields",
+    ]);
+    let obj: Value = serde_json::from_str(&got).unwrap();
+    assert_eq!(obj["apiVersion"], "admission.example.com/v1");
+    assert_eq!(obj["spec"], json!({"replicas": 1, "version": "v1.0.1"}));
+    assert_eq!(
+        obj["metadata"]["managedFields"][0]["apiVersion"],
+        "admission.example.com/v1beta1"
+    );
+}
