@@ -70,7 +70,10 @@ async fn crd_oracle_replay_differs_only_by_the_admission_review_resources_and_th
         .as_array_mut()
         .unwrap()
         .push(json!({"reason": "FieldValueInvalid", "message": format!("Invalid value: null: {placeholder}"), "field": "<nil>"}));
-    let message = want["message"].as_str().unwrap().replace("\"bad\"", "\"bad2\"");
+    let message = want["message"]
+        .as_str()
+        .unwrap()
+        .replace("\"bad\"", "\"bad2\"");
     want["message"] = json!(format!(
         "{}, <nil>: Invalid value: null: {placeholder}]",
         message.strip_suffix(']').unwrap()

@@ -445,3 +445,530 @@ async fn http_fixtures_replay_over_http2_then_kubectl_captures() {
         "admission.example.com/v1beta1"
     );
 }
+
+const APPS_V1: &str = "/apis/admission.example.com/v1/namespaces/ns/apps";
+const APPS_BETA: &str = "/apis/admission.example.com/v1beta1/namespaces/ns/apps";
+const APP_WARNING: &str =
+    "299 - \"admission.example.com/v1beta1 App is deprecated; use admission.example.com/v1 App\"";
+const NSRES_WARNING: &str = "299 - \"admission.example.com/v1beta1 NamespaceReservation is deprecated; use admission.example.com/v1 NamespaceReservation\"";
+
+fn beta_app(name: &str, labels: Value) -> String {
+    json!({"apiVersion": "admission.example.com/v1beta1", "kind": "App",
+        "metadata": {"name": name, "labels": labels}, "spec": {"version": "v1.0.0"}})
+    .to_string()
+}
+
+/// Every answer about a kind in v1beta1 carries that kind's deprecation warning, once and
+/// first, errors included; nothing in v1 does; the webhook endpoints are not in v1beta1.
+async fn warnings_everywhere(http2: bool) {
+    let s = Server::start();
+    let json_ct = ("content-type", "application/json");
+    let merge = ("content-type", "application/merge-patch+json");
+    let table = (
+        "accept",
+        "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+    );
+    let cases: Vec<(&str, String, Vec<(&str, &str)>, String, u16, Option<&str>)> = vec![
+        (
+            "POST",
+            APPS_BETA.into(),
+            vec![json_ct],
+            beta_app("w1", json!({"t": "a"})),
+            201,
+            Some(APP_WARNING),
+        ),
+        (
+            "GET",
+            format!("{APPS_BETA}/w1"),
+            vec![],
+            String::new(),
+            200,
+            Some(APP_WARNING),
+        ),
+        (
+            "GET",
+            format!("{APPS_BETA}/missing"),
+            vec![],
+            String::new(),
+            404,
+            Some(APP_WARNING),
+        ),
+        (
+            "GET",
+            format!("{APPS_BETA}?labelSelector=t%3Da"),
+            vec![table],
+            String::new(),
+            200,
+            Some(APP_WARNING),
+        ),
+        // Unknown fields warn too, after the deprecation.
+        (
+            "PATCH",
+            format!("{APPS_BETA}/w1"),
+            vec![merge],
+            r#"{"spec":{"bogus":1}}"#.into(),
+            200,
+            Some(APP_WARNING),
+        ),
+        (
+            "PATCH",
+            format!("{APPS_BETA}/w1/status"),
+            vec![merge],
+            r#"{"status":{"replicas":2}}"#.into(),
+            200,
+            Some(APP_WARNING),
+        ),
+        (
+            "PATCH",
+            format!("{APPS_BETA}/w1/scale"),
+            vec![merge],
+            r#"{"spec":{"replicas":3}}"#.into(),
+            200,
+            Some(APP_WARNING),
+        ),
+        (
+            "PATCH",
+            format!("{APPS_BETA}/w1/scale"),
+            vec![merge],
+            r#"{"spec":{"replicas":30}}"#.into(),
+            422,
+            Some(APP_WARNING),
+        ),
+        (
+            "GET",
+            format!("{APPS_V1}/w1"),
+            vec![],
+            String::new(),
+            200,
+            None,
+        ),
+        (
+            "GET",
+            format!("{APPS_V1}/missing"),
+            vec![],
+            String::new(),
+            404,
+            None,
+        ),
+        (
+            "POST",
+            "/apis/admission.example.com/v1beta1/namespacereservations".into(),
+            vec![json_ct],
+            json!({"apiVersion": "admission.example.com/v1beta1", "kind": "NamespaceReservation",
+                "metadata": {"name": "team"}, "spec": {"owners": {"users": ["alice"]}}})
+            .to_string(),
+            201,
+            Some(NSRES_WARNING),
+        ),
+        (
+            "GET",
+            "/apis/admission.example.com/v1beta1/namespacereservations".into(),
+            vec![],
+            String::new(),
+            200,
+            Some(NSRES_WARNING),
+        ),
+        (
+            "DELETE",
+            "/apis/admission.example.com/v1beta1/namespacereservations/team".into(),
+            vec![],
+            String::new(),
+            200,
+            Some(NSRES_WARNING),
+        ),
+        (
+            "POST",
+            "/apis/admission.example.com/v1beta1/validatingadmissionreviews".into(),
+            vec![json_ct],
+            "{}".into(),
+            404,
+            None,
+        ),
+        (
+            "GET",
+            "/apis/admission.example.com/v1beta1/namespaces/ns/nothings".into(),
+            vec![],
+            String::new(),
+            404,
+            None,
+        ),
+        (
+            "GET",
+            "/apis/admission.example.com/v2/namespaces/ns/apps".into(),
+            vec![],
+            String::new(),
+            404,
+            None,
+        ),
+    ];
+    for (method, path, headers, body, code, warning) in cases {
+        let r = s.request_over(http2, method, &path, &headers, &body).await;
+        assert_eq!(r.status, code, "{method} {path}: {}", text(&r.body));
+        let got = warnings(&r.headers);
+        match warning {
+            Some(w) => assert_eq!(got.first().map(String::as_str), Some(w), "{method} {path}"),
+            None => assert!(got.is_empty(), "{method} {path}: {got:?}"),
+        }
+        assert_eq!(
+            got.iter().filter(|g| g.contains("deprecated")).count(),
+            usize::from(warning.is_some()),
+            "{method} {path}"
+        );
+        if path.ends_with("/w1") && method == "PATCH" {
+            assert_eq!(got.len(), 2, "{got:?}");
+            assert_eq!(got[1], "299 - \"unknown field \\\"spec.bogus\\\"\"");
+        }
+        if path.contains("apps?labelSelector") {
+            let t = r.json();
+            assert_eq!(t["kind"], "Table");
+            assert_eq!(
+                t["rows"][0]["cells"].as_array().unwrap()[..4],
+                [json!("w1"), json!("v1.0.0"), json!(1), Value::Null]
+            );
+        }
+    }
+    // A watch through v1beta1 (with a label selector) warns and shows v1beta1 objects,
+    // bookmarks included; one through v1 shows v1 objects.
+    let mut beta = s
+        .watch(
+            &format!("{APPS_BETA}?watch=true&labelSelector=t%3Db&allowWatchBookmarks=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan"),
+            &[],
+            http2,
+        )
+        .await;
+    assert_eq!(warnings(&beta.headers), [APP_WARNING]);
+    let mut v1 = s
+        .watch(
+            &format!("{APPS_V1}?watch=true&labelSelector=t%3Db"),
+            &[],
+            http2,
+        )
+        .await;
+    assert!(warnings(&v1.headers).is_empty());
+    let bookmark = beta.next(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(bookmark["type"], "BOOKMARK");
+    assert_eq!(
+        bookmark["object"]["apiVersion"],
+        "admission.example.com/v1beta1"
+    );
+    let r = s
+        .request_over(
+            http2,
+            "POST",
+            APPS_V1,
+            &[json_ct],
+            &json!({"apiVersion": "admission.example.com/v1", "kind": "App",
+            "metadata": {"name": "w2", "labels": {"t": "b"}}, "spec": {"version": "v1.0.0"}})
+            .to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    for (w, version) in [(&mut beta, "v1beta1"), (&mut v1, "v1")] {
+        let e = w.next(Duration::from_secs(10)).await.unwrap();
+        assert_eq!(e["type"], "ADDED");
+        assert_eq!(e["object"]["metadata"]["name"], "w2");
+        assert_eq!(
+            e["object"]["apiVersion"],
+            format!("admission.example.com/{version}")
+        );
+        assert_eq!(e["object"]["spec"]["replicas"], 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deprecation_warnings_on_every_v1beta1_request_over_http1() {
+    warnings_everywhere(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deprecation_warnings_on_every_v1beta1_request_over_http2() {
+    warnings_everywhere(true).await;
+}
+
+/// Objects written through either version are stored once, as v1, and recorded in
+/// managedFields in the version each manager wrote in; bodies in the other version are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_through_either_version_store_one_object() {
+    let s = Server::start();
+    let json_ct = ("content-type", "application/json");
+    let r = s
+        .request(
+            "POST",
+            APPS_BETA,
+            &[json_ct, ("user-agent", "beta-client/1")],
+            &beta_app("a", json!({})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", text(&r.body));
+    // PUT through v1 with a v1 body, then a JSON patch and an apply through v1beta1.
+    let mut current = s
+        .request("GET", &format!("{APPS_V1}/a"), &[], "")
+        .await
+        .json();
+    assert_eq!(current["apiVersion"], "admission.example.com/v1");
+    current["spec"]["replicas"] = json!(4);
+    current["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("managedFields");
+    let r = s
+        .request(
+            "PUT",
+            &format!("{APPS_V1}/a"),
+            &[json_ct, ("user-agent", "v1-client/1")],
+            &current.to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", text(&r.body));
+    let r = s
+        .request(
+            "PATCH",
+            &format!("{APPS_BETA}/a"),
+            &[("content-type", "application/json-patch+json"), ("user-agent", "beta-client/1")],
+            r#"[{"op": "test", "path": "/apiVersion", "value": "admission.example.com/v1beta1"}, {"op": "add", "path": "/metadata/labels", "value": {"x": "y"}}]"#,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", text(&r.body));
+    assert_eq!(r.json()["apiVersion"], "admission.example.com/v1beta1");
+    let r = s
+        .request(
+            "PATCH",
+            &format!("{APPS_BETA}/a?fieldManager=applier&force=true"),
+            &[("content-type", "application/apply-patch+yaml")],
+            "apiVersion: admission.example.com/v1beta1\nkind: App\nmetadata:\n  name: a\nspec:\n  version: v1.0.1\n",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", text(&r.body));
+    let obj = s
+        .request("GET", &format!("{APPS_V1}/a"), &[], "")
+        .await
+        .json();
+    assert_eq!(obj["spec"], json!({"replicas": 4, "version": "v1.0.1"}));
+    let entries: Vec<(String, String, String)> = obj["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["manager"].as_str().unwrap().to_string(),
+                e["operation"].as_str().unwrap().to_string(),
+                e["apiVersion"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let beta = "admission.example.com/v1beta1".to_string();
+    let v1 = "admission.example.com/v1".to_string();
+    assert_eq!(
+        entries,
+        [
+            ("applier".into(), "Apply".into(), beta.clone()),
+            ("beta-client".into(), "Update".into(), beta.clone()),
+            ("v1-client".into(), "Update".into(), v1.clone()),
+        ]
+    );
+    // One object, listed through both versions, each in its version.
+    for (path, version) in [(APPS_V1, &v1), (APPS_BETA, &beta)] {
+        let list = s.request("GET", path, &[], "").await.json();
+        assert_eq!(&list["apiVersion"], version);
+        assert_eq!(list["items"].as_array().unwrap().len(), 1);
+        assert_eq!(&list["items"][0]["apiVersion"], version);
+    }
+    // A body must be in the version of its URL.
+    let r = s
+        .request("POST", APPS_BETA, &[json_ct], &json!({"apiVersion": "admission.example.com/v1", "kind": "App", "metadata": {"name": "b"}}).to_string())
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["message"],
+        "the API version in the data (admission.example.com/v1) does not match the expected API version (admission.example.com/v1beta1)"
+    );
+    let r = s
+        .request(
+            "PATCH",
+            &format!("{APPS_BETA}/a?fieldManager=applier"),
+            &[("content-type", "application/apply-patch+yaml")],
+            "apiVersion: admission.example.com/v1\nkind: App\nmetadata:\n  name: a\n",
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", text(&r.body));
+}
+
+/// `spec.replicas` defaults to 1 on every write (create, update, patch, apply) and is never
+/// created without a `spec`; an apply does not own the default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_default_on_every_write() {
+    let s = Server::start();
+    let json_ct = ("content-type", "application/json");
+    let r = s
+        .request("POST", APPS_V1, &[json_ct], &json!({"apiVersion": "admission.example.com/v1", "kind": "App", "metadata": {"name": "nospec"}}).to_string())
+        .await;
+    assert_eq!(r.status, 201);
+    assert!(r.json().get("spec").is_none(), "no parent, no default");
+    s.create_app("d", json!({})).await;
+    let patch = |body: &'static str, ct: &'static str| {
+        let s = &s;
+        async move {
+            let r = s
+                .request(
+                    "PATCH",
+                    &format!(
+                        "/apis/admission.example.com/v1/namespaces/default/apps/d{}",
+                        if ct.contains("apply") {
+                            "?fieldManager=ap&force=true"
+                        } else {
+                            ""
+                        }
+                    ),
+                    &[("content-type", ct)],
+                    body,
+                )
+                .await;
+            assert_eq!(r.status, 200, "{body}: {}", text(&r.body));
+            r.json()
+        }
+    };
+    let obj = patch(r#"{"spec":{"replicas":5}}"#, "application/merge-patch+json").await;
+    assert_eq!(obj["spec"]["replicas"], 5);
+    let obj = patch(
+        r#"{"spec":{"replicas":null}}"#,
+        "application/merge-patch+json",
+    )
+    .await;
+    assert_eq!(obj["spec"]["replicas"], 1, "removed: defaulted again");
+    let obj = patch(
+        r#"[{"op":"remove","path":"/spec/replicas"}]"#,
+        "application/json-patch+json",
+    )
+    .await;
+    assert_eq!(obj["spec"]["replicas"], 1);
+    let obj = patch(
+        "apiVersion: admission.example.com/v1\nkind: App\nmetadata:\n  name: d\nspec:\n  version: v1.0.1\n",
+        "application/apply-patch+yaml",
+    )
+    .await;
+    assert_eq!(obj["spec"], json!({"replicas": 1, "version": "v1.0.1"}));
+    let applier = obj["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["manager"] == "ap")
+        .unwrap()
+        .clone();
+    assert_eq!(applier["fieldsV1"], json!({"f:spec": {"f:version": {}}}));
+    // PUT without replicas.
+    let mut current = obj.clone();
+    current["spec"].as_object_mut().unwrap().remove("replicas");
+    let r = s
+        .request(
+            "PUT",
+            "/apis/admission.example.com/v1/namespaces/default/apps/d",
+            &[json_ct],
+            &current.to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", text(&r.body));
+    assert_eq!(r.json()["spec"]["replicas"], 1);
+    // Server-side apply creating an object: defaulted, and the default is not the applier's.
+    let r = s
+        .request(
+            "PATCH",
+            "/apis/admission.example.com/v1/namespaces/default/apps/fresh?fieldManager=ap",
+            &[("content-type", "application/apply-patch+yaml")],
+            "apiVersion: admission.example.com/v1\nkind: App\nmetadata:\n  name: fresh\nspec:\n  version: v1.0.0\n",
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", text(&r.body));
+    let obj = r.json();
+    assert_eq!(obj["spec"]["replicas"], 1);
+    assert_eq!(
+        obj["metadata"]["managedFields"][0]["fieldsV1"],
+        json!({"f:spec": {"f:version": {}}})
+    );
+}
+
+/// An object stored before the default existed (written straight into the store, as an older
+/// server left it) is served with the default: get, list, Table, scale, watch, in both
+/// versions; an update keeps it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_stored_without_the_default_are_read_with_it() {
+    use storage::Store;
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    {
+        let store =
+            storage::SledStore::open(&dir.path().join("store"), storage::SledOptions::default())
+                .unwrap();
+        let legacy = json!({"apiVersion": "admission.example.com/v1", "kind": "App",
+            "metadata": {"name": "old", "namespace": "ns", "uid": "4c4b4a49-0000-4000-8000-000000000001",
+                "creationTimestamp": "2024-01-01T00:00:00Z", "generation": 1, "labels": {"era": "old"}},
+            "spec": {"version": "v1.0.0"}});
+        store
+            .create(
+                "apps/ns/old",
+                Box::new(move |rev| {
+                    let mut obj = legacy;
+                    obj["metadata"]["resourceVersion"] = json!(rev.to_string());
+                    serde_json::to_vec(&obj).unwrap()
+                }),
+            )
+            .await
+            .unwrap();
+    }
+    let s = Server::start_with(dir, &[]);
+    for (path, version) in [(APPS_V1, "v1"), (APPS_BETA, "v1beta1")] {
+        let obj = s
+            .request("GET", &format!("{path}/old"), &[], "")
+            .await
+            .json();
+        assert_eq!(obj["spec"]["replicas"], 1, "{version}");
+        assert_eq!(
+            obj["apiVersion"],
+            format!("admission.example.com/{version}")
+        );
+        let list = s.request("GET", path, &[], "").await.json();
+        assert_eq!(list["items"][0]["spec"]["replicas"], 1, "{version}");
+        let scale = s
+            .request("GET", &format!("{path}/old/scale"), &[], "")
+            .await
+            .json();
+        assert_eq!(scale["spec"]["replicas"], 1, "{version}");
+        let mut w = s
+            .watch(
+                &format!("{path}?watch=true&labelSelector=era%3Dold"),
+                &[],
+                false,
+            )
+            .await;
+        let e = w.next(Duration::from_secs(10)).await.unwrap();
+        assert_eq!(e["object"]["spec"]["replicas"], 1, "{version}");
+        let mut t = s
+            .watch(
+                &format!("{path}?watch=true"),
+                &[("accept", "application/json;as=Table;v=v1;g=meta.k8s.io")],
+                true,
+            )
+            .await;
+        let e = t.next(Duration::from_secs(10)).await.unwrap();
+        assert_eq!(e["object"]["rows"][0]["cells"][2], 1, "{version} DESIRED");
+    }
+    let out = s.kubectl_ok(&["get", "apps", "-n", "ns"]);
+    assert!(
+        out.lines().nth(1).unwrap().split_whitespace().nth(2) == Some("1"),
+        "{out}"
+    );
+    // A label change (no spec in the patch) stores the default with it.
+    let r = s
+        .request(
+            "PATCH",
+            &format!("{APPS_V1}/old"),
+            &[("content-type", "application/merge-patch+json")],
+            r#"{"metadata":{"labels":{"era":"new"}}}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let obj = r.json();
+    assert_eq!(obj["spec"]["replicas"], 1);
+    assert_eq!(
+        obj["metadata"]["generation"], 1,
+        "defaulting is not a spec change"
+    );
+}
