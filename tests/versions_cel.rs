@@ -972,3 +972,139 @@ async fn objects_stored_without_the_default_are_read_with_it() {
         "defaulting is not a spec change"
     );
 }
+
+/// The selector rules hold on every write path and in both versions, dry runs included; writes
+/// that leave the selector alone (status, scale) pass them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selector_rules_on_every_write_path() {
+    let s = Server::start();
+    let json_ct = ("content-type", "application/json");
+    let r = s
+        .request("POST", APPS_BETA, &[json_ct], &json!({"apiVersion": "admission.example.com/v1beta1", "kind": "App",
+            "metadata": {"name": "sel"}, "spec": {"version": "v1.0.0", "selector": {"matchLabels": {"app": "a"}}}}).to_string())
+        .await;
+    assert_eq!(r.status, 201, "{}", text(&r.body));
+    let immutable = "App.admission.example.com \"sel\" is invalid: spec.selector: Invalid value: selector is immutable";
+    let removed = "App.admission.example.com \"sel\" is invalid: spec: Invalid value: selector cannot be removed once set";
+    let current = r.json();
+    let mut changed = current.clone();
+    changed["spec"]["selector"]["matchLabels"]["app"] = json!("b");
+    let mut without = current.clone();
+    without["spec"].as_object_mut().unwrap().remove("selector");
+    let cases: Vec<(&str, String, &str, String, &str)> = vec![
+        ("PUT", format!("{APPS_BETA}/sel"), "application/json", changed.to_string(), immutable),
+        ("PUT", format!("{APPS_BETA}/sel?dryRun=All"), "application/json", without.to_string(), removed),
+        ("PATCH", format!("{APPS_V1}/sel"), "application/json-patch+json", r#"[{"op":"replace","path":"/spec/selector/matchLabels","value":{"app":"c"}}]"#.into(), immutable),
+        ("PATCH", format!("{APPS_V1}/sel"), "application/json-patch+json", r#"[{"op":"remove","path":"/spec/selector"}]"#.into(), removed),
+        ("PATCH", format!("{APPS_BETA}/sel"), "application/merge-patch+json", r#"{"spec":{"selector":{"matchLabels":{"other":"x"}}}}"#.into(), immutable),
+        (
+            "PATCH",
+            format!("{APPS_BETA}/sel?fieldManager=mine&force=true"),
+            "application/apply-patch+yaml",
+            "apiVersion: admission.example.com/v1beta1\nkind: App\nmetadata:\n  name: sel\nspec:\n  selector:\n    matchLabels:\n      app: d\n".into(),
+            immutable,
+        ),
+    ];
+    for (method, path, ct, body, message) in cases {
+        for http2 in [false, true] {
+            let r = s
+                .request_over(http2, method, &path, &[("content-type", ct)], &body)
+                .await;
+            assert_eq!(r.status, 422, "{method} {path}: {}", text(&r.body));
+            let status = r.json();
+            assert_eq!(status["reason"], "Invalid");
+            assert_eq!(status["message"], message, "{method} {path} {body}");
+            assert_eq!(status["details"]["causes"].as_array().unwrap().len(), 1);
+        }
+    }
+    // Status and scale writes keep the selector: the rules pass.
+    let r = s
+        .request(
+            "PATCH",
+            &format!("{APPS_BETA}/sel/status"),
+            &[("content-type", "application/merge-patch+json")],
+            r#"{"status":{"replicas":1,"selector":"app=a"}}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", text(&r.body));
+    let r = s
+        .request(
+            "PATCH",
+            &format!("{APPS_V1}/sel/scale"),
+            &[("content-type", "application/merge-patch+json")],
+            r#"{"spec":{"replicas":4}}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", text(&r.body));
+    assert_eq!(r.json()["status"]["selector"], "app=a");
+    // The same through kubectl, which shows the message as kube-apiserver's.
+    let err = s.kubectl_err(&[
+        "patch",
+        "app",
+        "sel",
+        "-n",
+        "ns",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"selector":null}}"#,
+    ]);
+    assert!(
+        err.contains(
+            "The App \"sel\" is invalid: spec: Invalid value: selector cannot be removed once set"
+        ),
+        "{err}"
+    );
+    let obj = s
+        .request("GET", &format!("{APPS_V1}/sel"), &[], "")
+        .await
+        .json();
+    assert_eq!(
+        obj["spec"]["selector"],
+        json!({"matchLabels": {"app": "a"}})
+    );
+    assert_eq!(obj["spec"]["replicas"], 4);
+    // An object created without a selector may get one once, then not lose it.
+    s.create_app("later", json!({})).await;
+    let later = "/apis/admission.example.com/v1/namespaces/default/apps/later";
+    let set = s
+        .request(
+            "PATCH",
+            later,
+            &[("content-type", "application/merge-patch+json")],
+            r#"{"spec":{"selector":{"matchLabels":{"k":"v"}}}}"#,
+        )
+        .await;
+    assert_eq!(set.status, 200);
+    let again = s
+        .request(
+            "PATCH",
+            later,
+            &[("content-type", "application/merge-patch+json")],
+            r#"{"spec":{"selector":{"matchLabels":{"k":"w"}}}}"#,
+        )
+        .await;
+    assert_eq!(again.status, 422);
+}
+
+/// `kubectl explain` shows both versions of the schema.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_explains_both_versions() {
+    let s = Server::start();
+    for version in ["v1", "v1beta1"] {
+        let out = s.kubectl_ok(&[
+            "explain",
+            "apps.spec.selector",
+            &format!("--api-version=admission.example.com/{version}"),
+        ]);
+        assert!(out.contains(&format!("VERSION:    {version}")), "{out}");
+        assert!(out.contains("immutable once"), "{out}");
+        assert!(out.contains("matchLabels\t<map[string]string>"), "{out}");
+    }
+    let out = s.kubectl_ok(&[
+        "explain",
+        "namespacereservations",
+        "--api-version=admission.example.com/v1beta1",
+    ]);
+    assert!(out.contains("VERSION:    v1beta1"), "{out}");
+}
