@@ -458,6 +458,9 @@ fn beta_app(name: &str, labels: Value) -> String {
     .to_string()
 }
 
+/// A request of the warning table: method, path, headers, body, code, deprecation warning.
+type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, String, u16, Option<&'a str>);
+
 /// Every answer about a kind in v1beta1 carries that kind's deprecation warning, once and
 /// first, errors included; nothing in v1 does; the webhook endpoints are not in v1beta1.
 async fn warnings_everywhere(http2: bool) {
@@ -468,7 +471,7 @@ async fn warnings_everywhere(http2: bool) {
         "accept",
         "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
     );
-    let cases: Vec<(&str, String, Vec<(&str, &str)>, String, u16, Option<&str>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "POST",
             APPS_BETA.into(),
