@@ -3,11 +3,14 @@
 //! # Code map
 //! - [`config`]: flags → validated [`config::Config`].
 //! - [`server`]: TLS serving (HTTP/1.1 and HTTP/2), standalone credentials, the request
-//!   pipeline ([`server::pipeline`]) and the shared state.
+//!   pipeline ([`server::pipeline`]) with its in-flight limits ([`server::inflight`]) and
+//!   deadlines ([`server::deadline`]), graceful shutdown, and the shared state.
 //! - [`auth`]: who is calling and what they may do: the standalone admin token, or (behind
 //!   kube-apiserver) front-proxy headers, client certificates, TokenReview and
 //!   SubjectAccessReview, following `extension-apiserver-authentication`.
-//! - [`kube_client`]: the small kube-apiserver client delegated mode needs.
+//! - [`kube_client`]: kube-apiserver through kube-rs (kubeconfigs with exec plugins, in-cluster
+//!   service accounts), with the retries delegated mode needs.
+//! - [`audit`]: the audit policy and the `audit.k8s.io/v1` event log.
 //! - [`metrics`]: Prometheus metrics under kube-apiserver's names.
 //! - [`api`]: the HTTP API — errors rendered as `Status` ([`api::error`]), request info,
 //!   queries and selectors, content negotiation, discovery, OpenAPI, and the REST verbs
@@ -30,6 +33,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod cel;
 pub mod config;

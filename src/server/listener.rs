@@ -25,15 +25,15 @@ pub struct ConnInfo {
 }
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Serves `app` on `listener` until `shutdown` resolves, then lets open requests finish (up to
-/// a drain timeout; long-running watches are told to end).
+/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and lets open
+/// requests finish (up to `drain_timeout`; long-running watches are told to end).
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<ServerConfig>,
     app: Router,
     shutdown: impl std::future::Future<Output = ()>,
+    drain_timeout: Duration,
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -107,7 +107,7 @@ pub async fn serve(
     }
     drop(listener);
     let _ = stop_tx.send(true);
-    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+    let drained = tokio::time::timeout(drain_timeout, async {
         while tasks.join_next().await.is_some() {}
     })
     .await;
