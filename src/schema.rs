@@ -109,6 +109,8 @@ pub struct Node {
     pub atomic_map: bool,
     /// `default`: filled in where the property is absent (structural defaulting).
     pub default: Option<Value>,
+    /// Whether this node or one below it has a `default` (reads skip defaulting otherwise).
+    pub defaults_below: bool,
     /// `x-kubernetes-validations`: the CEL rules on this node.
     pub validations: Vec<rules::ValidationRule>,
 }
@@ -298,6 +300,10 @@ fn parse_node(raw: &Value, components: &Map<String, Value>, depth: usize) -> Res
     if let Some(d) = obj.get("default") {
         node.default = Some(d.clone());
     }
+    node.defaults_below = node.default.is_some()
+        || node.properties.values().any(|p| p.defaults_below)
+        || node.additional.as_deref().is_some_and(|n| n.defaults_below)
+        || node.items.as_deref().is_some_and(|n| n.defaults_below);
     if let Some(v) = obj.get("x-kubernetes-validations") {
         let list = v
             .as_array()

@@ -459,7 +459,14 @@ fn beta_app(name: &str, labels: Value) -> String {
 }
 
 /// A request of the warning table: method, path, headers, body, code, deprecation warning.
-type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, String, u16, Option<&'a str>);
+type Case<'a> = (
+    &'a str,
+    String,
+    Vec<(&'a str, &'a str)>,
+    String,
+    u16,
+    Option<&'a str>,
+);
 
 /// Every answer about a kind in v1beta1 carries that kind's deprecation warning, once and
 /// first, errors included; nothing in v1 does; the webhook endpoints are not in v1beta1.

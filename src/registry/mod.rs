@@ -4,10 +4,12 @@
 //! - [`strategy`]: what every write does to an object (system fields, status reset, generation,
 //!   pruning, validation, managed fields).
 //! - [`write`]: create, update (with the optimistic-concurrency retry loop), patch, delete.
+//! - [`codec`]: what happens to objects between a request's version and storage (conversion,
+//!   defaulting on read).
 //! - reads (get, list, watch) are here.
 //!
-//! Objects are stored as the exact JSON served, with `metadata.resourceVersion` set to the
-//! storage revision of the write that produced them.
+//! Objects are stored once, in the storage version, as the exact JSON that version serves, with
+//! `metadata.resourceVersion` set to the storage revision of the write that produced them.
 
 pub mod codec;
 pub mod strategy;

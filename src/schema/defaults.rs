@@ -64,19 +64,11 @@ pub fn apply(node: &Node, value: &mut Value) {
     }
 }
 
-/// Whether any node below this one has a default (nothing to do otherwise).
-pub fn any(node: &Node) -> bool {
-    node.default.is_some()
-        || node.properties.values().any(any)
-        || node.additional.as_deref().is_some_and(any)
-        || node.items.as_deref().is_some_and(any)
-}
-
 /// Whether defaulting would change the JSON document `bytes`, found by scanning it without
 /// building it (what lets reads serve stored bytes as they are, the common case). Malformed
 /// JSON answers `true`, so that the caller parses it and reports the error.
 pub fn needed(node: &Node, bytes: &[u8]) -> bool {
-    if !any(node) {
+    if !node.defaults_below {
         return false;
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
@@ -90,7 +82,7 @@ impl<'de> DeserializeSeed<'de> for Scan<'_> {
     type Value = bool;
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        if !any(self.0) {
+        if !self.0.defaults_below {
             d.deserialize_ignored_any(IgnoredAny)?;
             return Ok(false);
         }
@@ -166,7 +158,7 @@ impl<'de> DeserializeSeed<'de> for Element<'_> {
     type Value = bool;
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        if !any(self.0) {
+        if !self.0.defaults_below {
             d.deserialize_ignored_any(IgnoredAny)?;
             return Ok(false);
         }
