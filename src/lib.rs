@@ -19,8 +19,12 @@
 //!   deletion with finalizers), shared by every kind.
 //! - [`admission`]: the admission webhook backend: AdmissionReviews answered from the
 //!   NamespaceReservation policy, denials reported as Events.
-//! - [`kinds`]: one module per served kind (names, columns, subresources, extra checks).
-//! - [`schema`]: structural schemas from `openapi/`, driving validation and pruning.
+//! - [`kinds`]: one module per served kind (names, columns, subresources, extra checks), and
+//!   the served versions (`v1`, deprecated `v1beta1`).
+//! - [`conversion`]: objects between served versions, one module per pair.
+//! - [`schema`]: structural schemas from `openapi/`, driving validation, defaulting, pruning and
+//!   the CEL rules (`x-kubernetes-validations`).
+//! - [`cel`]: compiling and running CEL expressions with kube's cost limits.
 //! - [`fields`]: field sets, comparisons and `managedFields`.
 //! - [`object`]: metadata accessors and metadata/name validation.
 //! - [`watch_cache`]: one storage subscription per resource fanned out to bounded watcher queues.
@@ -29,13 +33,16 @@
 //! # Invariants
 //! - Every error a client sees is a `Status` built in [`api::error`].
 //! - Handlers never touch sled; storage never sees HTTP or Kubernetes types.
-//! - Stored bytes are exactly what GET serves; lists are spliced from them.
+//! - Objects are stored once, in the storage version; stored bytes are exactly what a GET in
+//!   that version serves (lists are spliced from them) unless a default is missing from them.
 
 pub mod admission;
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod cel;
 pub mod config;
+pub mod conversion;
 pub mod fields;
 pub mod kinds;
 pub mod kube_client;

@@ -279,9 +279,22 @@ pub fn list_meta(revision: u64, continue_token: Option<&str>, remaining: Option<
     Value::Object(m)
 }
 
-/// A collection in the negotiated representation. JSON lists are spliced from the stored bytes.
+/// The metadata of a list of custom objects: kube-apiserver sets `continue` on the unstructured
+/// list it serves even when there is no next page (`"continue": ""`); typed lists (Tables,
+/// `PartialObjectMetadataList`) leave it out.
+fn unstructured_list_meta(mut meta: Value) -> Value {
+    if let Value::Object(m) = &mut meta {
+        m.entry("continue")
+            .or_insert_with(|| Value::String(String::new()));
+    }
+    meta
+}
+
+/// A collection in the negotiated representation, of objects already in the served version
+/// `api_version`. JSON lists are spliced from the objects' bytes.
 pub fn list(
     resource: &Resource,
+    api_version: &str,
     items: &[Bytes],
     meta: Value,
     output: Output,
@@ -289,10 +302,11 @@ pub fn list(
 ) -> ApiResult<Body> {
     match output {
         Output::Json => {
+            let meta = unstructured_list_meta(meta);
             let size: usize = items.iter().map(|b| b.len() + 1).sum();
             let mut out = BytesMut::with_capacity(size + 160);
             out.put_slice(b"{\"apiVersion\":\"");
-            out.put_slice(resource.kind.api_version().as_bytes());
+            out.put_slice(api_version.as_bytes());
             out.put_slice(b"\",\"items\":[");
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
@@ -316,10 +330,10 @@ pub fn list(
                 .map(|b| parse(b))
                 .collect::<ApiResult<Vec<_>>>()?;
             let list = json!({
-                "apiVersion": resource.kind.api_version(),
+                "apiVersion": api_version,
                 "items": objects,
                 "kind": resource.kind.list_kind,
-                "metadata": meta,
+                "metadata": unstructured_list_meta(meta),
             });
             Ok(Body {
                 content_type: YAML,

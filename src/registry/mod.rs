@@ -4,12 +4,15 @@
 //! - [`strategy`]: what every write does to an object (system fields, status reset, generation,
 //!   pruning, validation, managed fields).
 //! - [`write`]: create, update (with the optimistic-concurrency retry loop), patch, delete.
+//! - [`codec`]: what happens to objects between a request's version and storage (conversion,
+//!   defaulting on read).
 //! - reads (get, list, watch) are here.
 //!
-//! Objects are stored as JSON without `metadata.resourceVersion`; the store's versioner
-//! ([`crate::object::versioner`]) stamps the revision of the write behind a value into what every
-//! read returns, as k8s.io/apiserver's versioner does.
+//! Objects are stored once, in the storage version, as JSON without `metadata.resourceVersion`;
+//! the store's versioner ([`crate::object::versioner`]) stamps the revision of the write behind a
+//! value into what every read returns, as k8s.io/apiserver's versioner does.
 
+pub mod codec;
 pub mod strategy;
 pub mod write;
 
@@ -54,6 +57,20 @@ pub struct WriteOptions {
     pub field_manager: String,
     /// `fieldValidation`.
     pub field_validation: FieldValidation,
+    /// The `apiVersion` the request was made in, recorded in `managedFields` (the storage
+    /// version when empty).
+    pub api_version: String,
+}
+
+impl WriteOptions {
+    /// The `apiVersion` a managed-fields entry of this write records.
+    pub fn manager_api_version(&self, resource: &Resource) -> String {
+        if self.api_version.is_empty() {
+            resource.kind.api_version()
+        } else {
+            self.api_version.clone()
+        }
+    }
 }
 
 /// The registry shared by every request.

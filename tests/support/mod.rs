@@ -279,6 +279,19 @@ impl Server {
         self.send(None, token, method, path, headers, body).await
     }
 
+    /// One request as the admin over HTTP/2 (`http2`) or HTTP/1.1.
+    pub async fn request_over(
+        &self,
+        http2: bool,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Response {
+        self.send_over(http2, None, Some(&self.token), method, path, headers, body)
+            .await
+    }
+
     /// One request with a client certificate and a bearer token, each optional.
     pub async fn send(
         &self,

@@ -7,7 +7,7 @@ use crate::fields::apply::{Applied, Scope, apply as apply_config, conflict_messa
 use crate::kinds::Resource;
 use crate::object::meta;
 use crate::registry::write::{Subresource, Written, check_identity};
-use crate::registry::{Ownership, WriteOptions, strategy};
+use crate::registry::{Ownership, WriteOptions, codec, strategy};
 use crate::server::state::AppState;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::StatusCause;
 use serde_json::Value;
@@ -31,19 +31,20 @@ fn decode_config(
         .and_then(Value::as_str)
         .unwrap_or("");
     let kind = config.get("kind").and_then(Value::as_str).unwrap_or("");
-    if api_version != resource.kind.api_version() || kind != resource.kind.kind {
+    let expected = call.version.group_version();
+    if api_version != expected || kind != resource.kind.kind {
         return Err(ApiError::bad_request(format!(
-            "invalid object type: {}, Kind={}; expected {}, Kind={}",
+            "invalid object type: {}, Kind={}; expected {expected}, Kind={}",
             if api_version.is_empty() {
                 "/"
             } else {
                 api_version
             },
             kind,
-            resource.kind.api_version(),
             resource.kind.kind
         )));
     }
+    codec::to_storage(call.version, &mut config);
     check_identity(
         resource,
         &mut config,
@@ -85,7 +86,7 @@ fn applied(
         config,
         &options.field_manager,
         scope,
-        &resource.kind.api_version(),
+        &options.manager_api_version(resource),
         force,
     )
     .map_err(|e| ApiError::internal(format!("cannot apply: {e}")))?

@@ -18,7 +18,8 @@ use super::error::{ApiError, ApiResult};
 use super::query::Query;
 use super::render::Body as Rendered;
 use super::request_info::RequestInfo;
-use crate::kinds::{GROUP, Resource, VERSION};
+use crate::kinds::{GROUP, Resource, ServedVersion};
+use crate::registry::WriteOptions;
 use crate::server::state::AppState;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
@@ -42,6 +43,8 @@ pub struct Call {
     pub body: bytes::Bytes,
     /// The resource addressed.
     pub resource: Arc<Resource>,
+    /// The version the request names: bodies are read and answered in it.
+    pub version: &'static ServedVersion,
 }
 
 impl Call {
@@ -53,6 +56,15 @@ impl Call {
     /// `User-Agent`.
     pub fn user_agent(&self) -> &str {
         self.header("user-agent").unwrap_or("")
+    }
+
+    /// The options of a write (`options_kind` names them in errors), recording field ownership
+    /// in the request's version.
+    pub fn write_options(&self, options_kind: &str, apply: bool) -> ApiResult<WriteOptions> {
+        let mut options =
+            super::query::write_options(&self.query, options_kind, self.user_agent(), apply)?;
+        options.api_version = self.version.group_version();
+        Ok(options)
     }
 }
 
@@ -98,7 +110,22 @@ pub fn add_warnings(headers: &mut HeaderMap, warnings: &[String]) {
     }
 }
 
-/// Routes a resource request of this server's group to its handler.
+/// Puts a `Warning` before the others a response has (kube-apiserver records a deprecated
+/// version's warning before anything the request adds), once.
+fn warn_first(headers: &mut HeaderMap, warning: &str) {
+    let existing: Vec<HeaderValue> = headers.get_all(header::WARNING).iter().cloned().collect();
+    headers.remove(header::WARNING);
+    add_warnings(headers, &[warning.to_string()]);
+    let first = headers.get(header::WARNING).cloned();
+    for v in existing {
+        if Some(&v) != first.as_ref() {
+            headers.append(header::WARNING, v);
+        }
+    }
+}
+
+/// Routes a resource request of this server's group to its handler. Every answer about a kind
+/// in a deprecated version, errors included, carries the deprecation `Warning`.
 pub async fn dispatch(
     state: &AppState,
     info: RequestInfo,
@@ -107,10 +134,15 @@ pub async fn dispatch(
     method: Method,
     body: Body,
 ) -> Response {
-    match route(state, info, query, headers, method, body).await {
+    let mut warning = None;
+    let mut response = match route(state, info, query, headers, method, body, &mut warning).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
+    };
+    if let Some(w) = warning {
+        warn_first(response.headers_mut(), &w);
     }
+    response
 }
 
 async fn route(
@@ -120,11 +152,18 @@ async fn route(
     headers: HeaderMap,
     method: Method,
     body: Body,
+    warning: &mut Option<String>,
 ) -> ApiResult<Response> {
-    if info.api_group != GROUP || info.api_version != VERSION {
-        return Err(ApiError::path_not_found());
-    }
+    let version = match ServedVersion::named(&info.api_version) {
+        Some(v) if info.api_group == GROUP => v,
+        _ => return Err(ApiError::path_not_found()),
+    };
+    // The AdmissionReview endpoints are RPCs of the webhook backend, not versioned objects:
+    // they are served where the webhook configurations point, in the storage version only.
     if let Some(webhook) = crate::admission::Webhook::for_resource(&info.resource) {
+        if !version.storage {
+            return Err(ApiError::path_not_found());
+        }
         return admission::review(state, &info, &headers, &method, body, webhook).await;
     }
     let resource = state
@@ -133,6 +172,7 @@ async fn route(
         .find(|r| r.kind.plural == info.resource)
         .cloned()
         .ok_or_else(ApiError::path_not_found)?;
+    *warning = version.deprecation_warning(resource.kind);
     let namespaced = resource.kind.namespaced;
     let named = !info.parts.get(1).is_none_or(|n| n.is_empty());
     // A namespaced kind is reachable without a namespace only to list and watch everything;
@@ -185,6 +225,7 @@ async fn route(
         method,
         body,
         resource,
+        version,
     };
     match (call.info.verb.as_str(), subresource.as_str()) {
         ("get", "") | ("get", "status") => read::get(state, &call).await,

@@ -6,10 +6,10 @@ use super::write::apply_simple_patch;
 use super::{Call, respond};
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::negotiation::{BodyFormat, Output, Target, body_format, negotiate, patch_type};
-use crate::api::query::write_options;
 use crate::api::render::Body;
 use crate::kinds::{Resource, ScaleMapping};
 use crate::object::meta;
+use crate::registry::strategy;
 use crate::registry::write::{Subresource, Written};
 use crate::server::state::AppState;
 use axum::response::Response;
@@ -133,8 +133,10 @@ fn from_scale(resource: &Resource, existing: &Value, scale: &Value) -> ApiResult
 }
 
 fn scale_body(resource: &Resource, stored: &Bytes, output: Output) -> ApiResult<Body> {
-    let obj: Value =
+    let mut obj: Value =
         serde_json::from_slice(stored).map_err(|e| ApiError::internal(e.to_string()))?;
+    // Read as any object is: defaulted (the Scale is autoscaling/v1 in every version).
+    strategy::default(resource, &mut obj);
     let scale = to_scale(resource, &obj)?;
     Ok(match output {
         Output::Yaml => Body {
@@ -178,7 +180,7 @@ async fn write(
     options_kind: &str,
     transform: &mut (dyn FnMut(&Value) -> ApiResult<Value> + Send),
 ) -> ApiResult<Response> {
-    let options = write_options(&call.query, options_kind, call.user_agent(), false)?;
+    let options = call.write_options(options_kind, false)?;
     let output = negotiate_scale(call)?;
     let resource = call.resource.clone();
     let written: Written = state

@@ -3,9 +3,10 @@
 use super::{Call, patch as patching, read, respond};
 use crate::api::error::{ApiError, ApiResult, FieldError};
 use crate::api::negotiation::{BodyFormat, PatchType, Target, body_format, negotiate, patch_type};
-use crate::api::query::{ListOptions, Query, write_options};
+use crate::api::query::{ListOptions, Query};
 use crate::api::render::{self, Body, IncludeObject};
 use crate::kinds::Resource;
+use crate::registry::codec;
 use crate::registry::write::{DeleteOptions, Deleted, Subresource, Written};
 use crate::server::state::AppState;
 use axum::response::Response;
@@ -13,14 +14,14 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Value, json};
 
-/// Parses a create or update body (JSON or YAML) and checks it is an object of this kind's
-/// apiVersion (400 otherwise, as kube-apiserver's decoder answers).
-pub fn decode_object(
-    resource: &Resource,
-    content_type: Option<&str>,
-    body: &[u8],
-) -> ApiResult<Value> {
-    let kind = resource.kind;
+/// Parses a create or update body (JSON or YAML), checks it is an object of this kind in the
+/// request's version (400 otherwise, as kube-apiserver's decoder answers) and converts it to the
+/// storage version.
+pub fn decode_object(call: &Call) -> ApiResult<Value> {
+    let kind = call.resource.kind;
+    let content_type = call.header("content-type");
+    let body: &[u8] = &call.body;
+    let expected = call.version.group_version();
     let value: Value = match body_format(content_type)? {
         BodyFormat::Json => serde_json::from_slice(body).map_err(|e| {
             ApiError::bad_request(format!(
@@ -49,10 +50,9 @@ pub fn decode_object(
                 summary()
             )));
         }
-        Some(v) if v != kind.api_version() => {
+        Some(v) if v != expected => {
             return Err(ApiError::bad_request(format!(
-                "the API version in the data ({v}) does not match the expected API version ({})",
-                kind.api_version()
+                "the API version in the data ({v}) does not match the expected API version ({expected})"
             )));
         }
         Some(_) => {}
@@ -68,6 +68,8 @@ pub fn decode_object(
             summary()
         )));
     }
+    let mut value = value;
+    codec::to_storage(call.version, &mut value);
     Ok(value)
 }
 
@@ -78,23 +80,19 @@ fn respond_written(call: &Call, written: Written, created_code: StatusCode) -> A
     } else {
         StatusCode::OK
     };
+    let served = codec::serve(&call.resource, call.version, &written.body)?;
     Ok(respond(
         code,
-        render::object(
-            &call.resource,
-            &written.body,
-            output,
-            IncludeObject::Metadata,
-        )?,
+        render::object(&call.resource, &served, output, IncludeObject::Metadata)?,
         &written.warnings,
     ))
 }
 
 /// POST to a collection.
 pub async fn create(state: &AppState, call: &Call) -> ApiResult<Response> {
-    let options = write_options(&call.query, "CreateOptions", call.user_agent(), false)?;
+    let options = call.write_options("CreateOptions", false)?;
     negotiate(call.header("accept"), Target::Object)?;
-    let obj = decode_object(&call.resource, call.header("content-type"), &call.body)?;
+    let obj = decode_object(call)?;
     let written = state
         .registry
         .create(&call.resource, &call.info.namespace, obj, &options)
@@ -107,9 +105,9 @@ async fn update_sub(
     call: &Call,
     subresource: Subresource,
 ) -> ApiResult<Response> {
-    let options = write_options(&call.query, "UpdateOptions", call.user_agent(), false)?;
+    let options = call.write_options("UpdateOptions", false)?;
     negotiate(call.header("accept"), Target::Object)?;
-    let obj = decode_object(&call.resource, call.header("content-type"), &call.body)?;
+    let obj = decode_object(call)?;
     let written = state
         .registry
         .update_with(
@@ -145,11 +143,29 @@ pub fn apply_simple_patch(kind: PatchType, existing: &Value, body: &[u8]) -> Api
     }
 }
 
+/// Applies a JSON or merge patch to a stored object in the request's version (the object is
+/// converted to it, patched, and converted back), as kube-apiserver patches.
+pub fn patch_in_version(
+    call: &Call,
+    kind: PatchType,
+    existing: &Value,
+    body: &[u8],
+) -> ApiResult<Value> {
+    if call.version.storage {
+        return apply_simple_patch(kind, existing, body);
+    }
+    let mut current = existing.clone();
+    codec::serve_value(&call.resource, call.version, &mut current);
+    let mut patched = apply_simple_patch(kind, &current, body)?;
+    codec::to_storage(call.version, &mut patched);
+    Ok(patched)
+}
+
 /// PATCH of an object or its status.
 pub async fn patch(state: &AppState, call: &Call) -> ApiResult<Response> {
     let kind = patch_type(call.header("content-type"))?;
     let apply = kind == PatchType::Apply;
-    let options = write_options(&call.query, "PatchOptions", call.user_agent(), apply)?;
+    let options = call.write_options("PatchOptions", apply)?;
     negotiate(call.header("accept"), Target::Object)?;
     let subresource = if call.info.subresource == "status" {
         Subresource::Status
@@ -171,7 +187,7 @@ pub async fn patch(state: &AppState, call: &Call) -> ApiResult<Response> {
             &call.info.name,
             subresource,
             &options,
-            &mut |existing, _| apply_simple_patch(kind, existing, &body),
+            &mut |existing, _| patch_in_version(call, kind, existing, &body),
         )
         .await?;
     respond_written(call, written, StatusCode::CREATED)
@@ -286,7 +302,8 @@ pub async fn delete(state: &AppState, call: &Call) -> ApiResult<Response> {
             bytes: success_status(&call.resource, &call.info.name, &uid),
         },
         Deleted::Pending(bytes) => {
-            render::object(&call.resource, &bytes, output, IncludeObject::Metadata)?
+            let served = codec::serve(&call.resource, call.version, &bytes)?;
+            render::object(&call.resource, &served, output, IncludeObject::Metadata)?
         }
     };
     Ok(respond(StatusCode::OK, body, &[]))
@@ -320,8 +337,12 @@ pub async fn delete_collection(state: &AppState, call: &Call) -> ApiResult<Respo
             .delete(&call.resource, &namespace, &name, &options)
             .await
         {
-            Ok(Deleted::Gone { .. }) => deleted.push(kv.value),
-            Ok(Deleted::Pending(bytes)) => deleted.push(bytes),
+            Ok(Deleted::Gone { .. }) => {
+                deleted.push(codec::serve(&call.resource, call.version, &kv.value)?)
+            }
+            Ok(Deleted::Pending(bytes)) => {
+                deleted.push(codec::serve(&call.resource, call.version, &bytes)?)
+            }
             // Deleted meanwhile by someone else: nothing left to do for it.
             Err(e) if e.code() == 404 => {}
             Err(e) => return Err(e),
@@ -332,6 +353,7 @@ pub async fn delete_collection(state: &AppState, call: &Call) -> ApiResult<Respo
         StatusCode::OK,
         render::list(
             &call.resource,
+            &call.version.group_version(),
             &deleted,
             meta,
             output,
