@@ -92,12 +92,12 @@ fn finish(
     warnings: &mut Vec<String>,
 ) -> ApiResult<()> {
     errs.sort_by(|a, b| a.field.cmp(&b.field));
-    if let Some(rules) = &resource.schema.rules {
-        if !errs.iter().any(|e| BLOCKING.contains(&e.reason)) {
-            let outcome = rules.validate(&resource.schema.root, new, old);
-            errs.extend(outcome.errors);
-            warnings.extend(outcome.warnings);
-        }
+    if let Some(rules) = &resource.schema.rules
+        && !errs.iter().any(|e| BLOCKING.contains(&e.reason))
+    {
+        let outcome = rules.validate(&resource.schema.root, new, old);
+        errs.extend(outcome.errors);
+        warnings.extend(outcome.warnings);
     }
     if errs.is_empty() {
         return Ok(());
