@@ -26,6 +26,45 @@ pub struct Cli {
 pub enum Command {
     /// Serve the API.
     Serve(Options),
+    /// Copy every object of a sled store into etcd (stop the server first); uids, names and
+    /// contents are kept, resourceVersions become etcd's.
+    Migrate(MigrateOptions),
+}
+
+/// The etcd flags, named as k8s.io/apiserver names them.
+#[derive(Debug, Clone, Args)]
+pub struct EtcdFlags {
+    /// Store objects in etcd instead of sled, so that several replicas can serve one API:
+    /// the members' client URLs (comma-separated, `https://host:2379`).
+    #[arg(long, value_delimiter = ',')]
+    pub etcd_servers: Option<Vec<String>>,
+    /// Prefix of every key this server writes in etcd.
+    #[arg(long, default_value = "/registry/admission.example.com")]
+    pub etcd_prefix: String,
+    /// CA bundle (PEM) that etcd's serving certificates chain to.
+    #[arg(long)]
+    pub etcd_cafile: Option<PathBuf>,
+    /// Client certificate (PEM) to present to etcd.
+    #[arg(long)]
+    pub etcd_certfile: Option<PathBuf>,
+    /// Key of --etcd-certfile (PEM).
+    #[arg(long)]
+    pub etcd_keyfile: Option<PathBuf>,
+    /// How often etcd's history is compacted (Go duration, 0 disables); replicas coordinate so
+    /// that one compacts per interval.
+    #[arg(long, default_value = "5m0s", value_parser = crate::server::deadline::duration_flag)]
+    pub etcd_compaction_interval: Duration,
+}
+
+/// Flags of `migrate`.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateOptions {
+    /// The data directory of the sled server to copy from (its `store`).
+    #[arg(long, default_value = "./data", env = "ADMISSION_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Where to copy to.
+    #[command(flatten)]
+    pub etcd: EtcdFlags,
 }
 
 /// Flags of `serve`.
@@ -136,26 +175,9 @@ pub struct Options {
     /// Audiences a bearer token must be for (default: kube-apiserver's own).
     #[arg(long, value_delimiter = ',')]
     pub api_audiences: Option<Vec<String>>,
-    /// Store objects in etcd instead of sled, so that several replicas can serve one API:
-    /// the members' client URLs (comma-separated, `https://host:2379`).
-    #[arg(long, value_delimiter = ',')]
-    pub etcd_servers: Option<Vec<String>>,
-    /// Prefix of every key this server writes in etcd.
-    #[arg(long, default_value = "/registry/admission.example.com")]
-    pub etcd_prefix: String,
-    /// CA bundle (PEM) that etcd's serving certificates chain to.
-    #[arg(long)]
-    pub etcd_cafile: Option<PathBuf>,
-    /// Client certificate (PEM) to present to etcd.
-    #[arg(long)]
-    pub etcd_certfile: Option<PathBuf>,
-    /// Key of --etcd-certfile (PEM).
-    #[arg(long)]
-    pub etcd_keyfile: Option<PathBuf>,
-    /// How often etcd's history is compacted (Go duration, 0 disables); replicas coordinate so
-    /// that one compacts per interval.
-    #[arg(long, default_value = "5m0s", value_parser = crate::server::deadline::duration_flag)]
-    pub etcd_compaction_interval: Duration,
+    /// Where objects are stored when not in sled.
+    #[command(flatten)]
+    pub etcd: EtcdFlags,
 }
 
 /// Delegated-mode settings.
@@ -248,17 +270,9 @@ fn read_pem(path: &Option<PathBuf>, flag: &str) -> Result<Option<String>> {
 /// The standard in-cluster service account directory.
 pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
-/// Whether the process runs in a Kubernetes pod with a service account.
-pub fn in_cluster() -> bool {
-    std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
-        && std::path::Path::new(SERVICE_ACCOUNT_DIR)
-            .join("token")
-            .exists()
-}
-
-impl Options {
+impl EtcdFlags {
     /// The storage backend the etcd flags select (sled when `--etcd-servers` is absent).
-    fn storage_backend(&self) -> Result<StorageBackend> {
+    pub fn backend(&self) -> Result<StorageBackend> {
         let Some(servers) = &self.etcd_servers else {
             if self.etcd_cafile.is_some()
                 || self.etcd_certfile.is_some()
@@ -319,10 +333,20 @@ impl Options {
                 .then_some(self.etcd_compaction_interval),
         }))
     }
+}
 
+/// Whether the process runs in a Kubernetes pod with a service account.
+pub fn in_cluster() -> bool {
+    std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
+        && std::path::Path::new(SERVICE_ACCOUNT_DIR)
+            .join("token")
+            .exists()
+}
+
+impl Options {
     /// Checks the flags and turns them into a [`Config`].
     pub fn validate(self) -> Result<Config> {
-        let storage = self.storage_backend()?;
+        let storage = self.etcd.backend()?;
         let serving = match (self.tls_cert_file, self.tls_private_key_file) {
             (Some(c), Some(k)) => Some((c, k)),
             (None, None) => None,

@@ -11,6 +11,7 @@
 //! - [`kube_client`]: kube-apiserver through kube-rs (kubeconfigs with exec plugins, in-cluster
 //!   service accounts), with the retries delegated mode needs.
 //! - [`audit`]: the audit policy and the `audit.k8s.io/v1` event log.
+//! - [`migrate`]: the `migrate` command, copying a sled store into etcd.
 //! - [`metrics`]: Prometheus metrics under kube-apiserver's names.
 //! - [`api`]: the HTTP API — errors rendered as `Status` ([`api::error`]), request info,
 //!   queries and selectors, content negotiation, discovery, OpenAPI, and the REST verbs
@@ -47,6 +48,7 @@ pub mod fields;
 pub mod kinds;
 pub mod kube_client;
 pub mod metrics;
+pub mod migrate;
 pub mod object;
 pub mod registry;
 pub mod schema;
@@ -70,15 +72,8 @@ pub fn main() -> std::process::ExitCode {
                 }
             };
             init_logging(config.json_logs);
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("error: cannot start the runtime: {e}");
-                    return std::process::ExitCode::FAILURE;
-                }
+            let Some(runtime) = runtime() else {
+                return std::process::ExitCode::FAILURE;
             };
             match runtime.block_on(server::run(config)) {
                 Ok(()) => std::process::ExitCode::SUCCESS,
@@ -88,7 +83,43 @@ pub fn main() -> std::process::ExitCode {
                 }
             }
         }
+        config::Command::Migrate(options) => {
+            init_logging(false);
+            let Some(runtime) = runtime() else {
+                return std::process::ExitCode::FAILURE;
+            };
+            match runtime.block_on(migrate::run(options)) {
+                Ok(report) if report.conflicting.is_empty() => {
+                    println!(
+                        "copied {} objects to etcd ({} were there already)",
+                        report.copied, report.present
+                    );
+                    std::process::ExitCode::SUCCESS
+                }
+                Ok(report) => {
+                    eprintln!(
+                        "error: etcd holds other objects under {} key(s), left as they are: {}",
+                        report.conflicting.len(),
+                        report.conflicting.join(", ")
+                    );
+                    std::process::ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
     }
+}
+
+/// The multi-threaded runtime commands run on (`None`, said on stderr, when it cannot start).
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| eprintln!("error: cannot start the runtime: {e}"))
+        .ok()
 }
 
 fn init_logging(json: bool) {
