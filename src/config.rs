@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the API.
-    Serve(Options),
+    Serve(Box<Options>),
     /// Copy every object of a sled store into etcd (stop the server first); uids, names and
     /// contents are kept, resourceVersions become etcd's.
     Migrate(MigrateOptions),

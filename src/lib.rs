@@ -64,6 +64,7 @@ pub fn main() -> std::process::ExitCode {
     let cli = config::Cli::parse();
     match cli.command {
         config::Command::Serve(options) => {
+            let options = *options;
             let config = match options.validate() {
                 Ok(c) => c,
                 Err(e) => {

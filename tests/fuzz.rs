@@ -36,7 +36,9 @@ fn harness() -> &'static Harness {
             "--data-dir",
             dir.to_str().unwrap(),
         ]);
-        let admission_apiserver::config::Command::Serve(options) = cli.command;
+        let admission_apiserver::config::Command::Serve(options) = cli.command else {
+            unreachable!("parsed from serve");
+        };
         let config = options.validate().unwrap();
         let app = runtime.block_on(async {
             let store: Arc<dyn storage::Store> = Arc::new(storage::MemoryStore::new(

@@ -119,7 +119,9 @@ fn the_apiservice_reaches_the_server() {
         .collect();
     let cli = admission_apiserver::config::Cli::try_parse_from(&args)
         .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    let admission_apiserver::config::Command::Serve(options) = cli.command;
+    let admission_apiserver::config::Command::Serve(options) = cli.command else {
+        panic!("the container runs serve: {args:?}");
+    };
     assert_eq!(
         u64::from(options.secure_port),
         container_port["containerPort"].as_u64().unwrap()
