@@ -114,10 +114,27 @@ async fn replicas_share_revisions_reads_and_conflicts() {
 async fn consistent_reads_catch_up_through_progress_notifications() {
     let cluster = EtcdCluster::start(1).await;
     let s = store(&cluster, 100).await;
+    // The etcd the tests run has both progress-notification fixes (3.5.13+).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !s.serves_consistent_reads_from_cache() {
+        assert!(
+            Instant::now() < deadline,
+            "etcd's version was not detected as 3.5.13+"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let mut watch = s.watch("a/", WatchStart::Now).await.unwrap();
     let written = s.create("b/elsewhere", v("1")).await.unwrap();
     let page = s.list(list("a/", ReadAt::Latest), None).await.unwrap();
     assert!(page.revision >= written.revision, "{page:?}");
+    for i in 0..20 {
+        let w = s.create(&format!("b/{i}"), v("x")).await.unwrap();
+        let got = s.get("a/none", ReadAt::Latest).await.unwrap();
+        assert!(got.is_none());
+        let page = s.list(list("a/", ReadAt::Latest), None).await.unwrap();
+        assert!(page.revision >= w.revision);
+    }
+    assert_eq!(s.consistent_reads_from_etcd(), 0, "served from the cache");
     // The watch of `a/` hears of it as progress (what bookmarks carry).
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

@@ -18,6 +18,7 @@ use crate::{Error, KeyValue, Result, Revision, Versioner};
 use bytes::Bytes;
 use etcd_client::{Client, EventType, GetOptions, WatchOptions};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
@@ -38,6 +39,8 @@ pub struct Cache {
     ready: watch::Sender<bool>,
     /// Asks the watch loop for a progress notification.
     progress: Notify,
+    /// Whether requested progress notifications can be trusted (else none is requested).
+    progress_safe: Arc<AtomicBool>,
 }
 
 impl Cache {
@@ -50,6 +53,7 @@ impl Cache {
         versioner: Arc<dyn Versioner>,
         limit: Duration,
         progress_interval: Duration,
+        progress_safe: Arc<AtomicBool>,
     ) -> (Arc<Cache>, tokio::task::JoinHandle<()>) {
         let (ready, _) = watch::channel(false);
         let cache = Arc::new(Cache {
@@ -57,6 +61,7 @@ impl Cache {
             index: Index::new(Vec::new(), crate::FIRST_REVISION, options, versioner),
             ready,
             progress: Notify::new(),
+            progress_safe,
         });
         let task = tokio::spawn(reflect(
             cache.clone(),
@@ -299,10 +304,10 @@ async fn watch_from(
                     return Ended::Relist;
                 }
             }
-            () = cache.progress.notified() => {
+            () = cache.progress.notified(), if cache.progress_safe.load(Ordering::Acquire) => {
                 let _retried_by_the_waiter = requests.request_progress().await;
             }
-            _ = ticker.tick() => {
+            _ = ticker.tick(), if cache.progress_safe.load(Ordering::Acquire) => {
                 let _retried_next_tick = requests.request_progress().await;
             }
         }

@@ -21,6 +21,7 @@
 
 pub mod cache;
 pub mod compactor;
+pub mod features;
 pub mod prober;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -37,7 +38,12 @@ use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, TxnOp, TxnOpResponse,
 };
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+/// How long a consistent read waits for events to bring a cache up to date when etcd's progress
+/// notifications cannot be trusted, before it reads etcd.
+const UNTRUSTED_PROGRESS_WAIT: Duration = Duration::from_millis(50);
 
 /// How long a read waits for a watch cache that has not listed yet.
 const CACHE_READY_WAIT: Duration = Duration::from_secs(1);
@@ -94,6 +100,10 @@ impl Default for EtcdOptions {
 pub struct EtcdStore {
     client: Client,
     keys: Keys,
+    /// Whether every member's progress notifications can be trusted ([`features`]).
+    progress_safe: Arc<AtomicBool>,
+    /// Consistent reads that went to etcd because a cache could not be shown current.
+    fallbacks: std::sync::atomic::AtomicU64,
     caches: Vec<Arc<Cache>>,
     prober: prober::Prober,
     versioner: Arc<dyn Versioner>,
@@ -266,11 +276,18 @@ impl EtcdStore {
             }
             connect = connect.with_tls(config);
         }
-        let client = Client::connect(&options.endpoints, Some(connect))
+        let client = Client::connect(&options.endpoints, Some(connect.clone()))
             .await
             .map_err(|e| Error::Unavailable(format!("cannot set up the etcd client: {e}")))?;
         let keys = Keys::new(&options.prefix);
         let mut tasks = Vec::new();
+        let progress_safe = Arc::new(AtomicBool::new(false));
+        tasks.push(tokio::spawn(features::detect(
+            options.endpoints.clone(),
+            connect,
+            progress_safe.clone(),
+            Duration::from_secs(10),
+        )));
         let (prober, task) =
             prober::Prober::start(client.kv_client(), keys.etcd(""), options.request_timeout);
         tasks.push(task);
@@ -284,6 +301,7 @@ impl EtcdStore {
                 versioner.clone(),
                 options.request_timeout,
                 options.progress_interval,
+                progress_safe.clone(),
             );
             caches.push(cache);
             tasks.push(task);
@@ -298,12 +316,25 @@ impl EtcdStore {
         Ok(EtcdStore {
             client,
             keys,
+            progress_safe,
+            fallbacks: Default::default(),
             caches,
             prober,
             versioner,
             options,
             tasks,
         })
+    }
+
+    /// Whether consistent reads are served from the watch caches (every member's progress
+    /// notifications can be trusted) rather than from etcd.
+    pub fn serves_consistent_reads_from_cache(&self) -> bool {
+        self.progress_safe.load(Ordering::Acquire)
+    }
+
+    /// How many consistent reads went to etcd because a cache could not be shown current.
+    pub fn consistent_reads_from_etcd(&self) -> u64 {
+        self.fallbacks.load(Ordering::Relaxed)
     }
 
     /// The watch cache that holds a key or a prefix, if any (the longest matching resource).
@@ -335,12 +366,17 @@ impl EtcdStore {
     }
 
     /// Waits until `cache` reflects everything committed before this call (a consistent
-    /// read). `false` when it could not catch up in time: read etcd instead.
+    /// read). `false` when it could not catch up in time: read etcd instead. Where progress
+    /// notifications cannot be trusted only events can bring the cache there, so it waits
+    /// briefly.
     async fn catch_up(&self, cache: &Cache) -> Result<bool> {
         let revision = self.prober.current_revision().await?;
-        Ok(cache
-            .wait_for(revision, self.options.index.freshness_wait)
-            .await)
+        let wait = if self.progress_safe.load(Ordering::Acquire) {
+            self.options.index.freshness_wait
+        } else {
+            UNTRUSTED_PROGRESS_WAIT
+        };
+        Ok(cache.wait_for(revision, wait).await)
     }
 
     /// One key from etcd.
@@ -517,6 +553,7 @@ impl Store for EtcdStore {
                 if self.catch_up(cache).await? {
                     Ok(cache.index().get(key))
                 } else {
+                    self.fallbacks.fetch_add(1, Ordering::Relaxed);
                     self.get_from_etcd(key, None).await
                 }
             }
@@ -589,6 +626,7 @@ impl Store for EtcdStore {
                 if self.catch_up(cache).await? {
                     cache.index().list(&options, filter)
                 } else {
+                    self.fallbacks.fetch_add(1, Ordering::Relaxed);
                     self.list_from_etcd(&options, None, filter).await
                 }
             }
@@ -610,8 +648,10 @@ impl Store for EtcdStore {
     async fn watch(&self, prefix: &str, start: WatchStart) -> Result<Watch> {
         match self.ready_cache(prefix).await? {
             Some(cache) => {
-                // A watch starts from a state that has every write acknowledged before it.
-                if !self.catch_up(cache).await? {
+                // A watch starts from a state that has every write acknowledged before it. When
+                // the cache cannot be shown current (older etcd), it starts from what the cache
+                // has: it still misses nothing after that.
+                if !self.catch_up(cache).await? && self.progress_safe.load(Ordering::Acquire) {
                     return Err(Error::Timeout(format!(
                         "the watch cache of {} did not catch up with etcd",
                         cache.prefix()
