@@ -144,16 +144,36 @@ pub fn health(state: &AppState, path: &str, query: &Query) -> Option<Response> {
             None => ApiError::path_not_found().into_response(),
         });
     }
-    let healthy = checks.iter().all(|(_, ok)| *ok);
+    // `?exclude=<name>` skips a check (kube's probes of a pod use it, e.g. `/livez?exclude=etcd`).
+    let excluded: Vec<&str> = query.all("exclude");
+    let mut unknown: Vec<&str> = excluded
+        .iter()
+        .copied()
+        .filter(|name| !checks.iter().any(|(n, _)| n == name))
+        .collect();
+    unknown.sort_unstable();
+    unknown.dedup();
+    let healthy = checks
+        .iter()
+        .all(|(name, ok)| *ok || excluded.contains(name));
     let verbose = query.first("verbose").is_some();
     if verbose || !healthy {
         let mut body = String::new();
         for (name, ok) in &checks {
-            body.push_str(&if *ok {
+            body.push_str(&if excluded.contains(name) {
+                format!("[+]{name} excluded: ok\n")
+            } else if *ok {
                 format!("[+]{name} ok\n")
             } else {
                 format!("[-]{name} failed: reason withheld\n")
             });
+        }
+        if !unknown.is_empty() {
+            let quoted: Vec<String> = unknown.iter().map(|n| format!("{n:?}")).collect();
+            body.push_str(&format!(
+                "warn: some health checks cannot be excluded: no matches for {}\n",
+                quoted.join(",")
+            ));
         }
         body.push_str(&format!(
             "{base} check {}\n",

@@ -30,6 +30,19 @@ const PROGRESS_RETRY: Duration = Duration::from_millis(100);
 /// Largest etcd response accepted (a list page or a batch of watch events).
 pub(crate) const MAX_MESSAGE: usize = 256 * 1024 * 1024;
 
+/// What every watch cache of a store shares.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// History window and fan-out.
+    pub index: IndexOptions,
+    /// Time limit of one etcd request.
+    pub request_timeout: Duration,
+    /// How often an idle cache asks for a progress notification.
+    pub progress_interval: Duration,
+    /// Whether requested progress notifications can be trusted ([`super::features`]).
+    pub progress_safe: Arc<AtomicBool>,
+}
+
 /// One resource's watch cache.
 pub struct Cache {
     /// The store-level key prefix of the resource (`apps/`).
@@ -49,26 +62,23 @@ impl Cache {
         client: Client,
         keys: Keys,
         prefix: String,
-        options: IndexOptions,
         versioner: Arc<dyn Versioner>,
-        limit: Duration,
-        progress_interval: Duration,
-        progress_safe: Arc<AtomicBool>,
+        settings: &Settings,
     ) -> (Arc<Cache>, tokio::task::JoinHandle<()>) {
         let (ready, _) = watch::channel(false);
         let cache = Arc::new(Cache {
             prefix,
-            index: Index::new(Vec::new(), crate::FIRST_REVISION, options, versioner),
+            index: Index::new(Vec::new(), crate::FIRST_REVISION, settings.index, versioner),
             ready,
             progress: Notify::new(),
-            progress_safe,
+            progress_safe: settings.progress_safe.clone(),
         });
         let task = tokio::spawn(reflect(
             cache.clone(),
             client,
             keys,
-            limit,
-            progress_interval,
+            settings.request_timeout,
+            settings.progress_interval,
         ));
         (cache, task)
     }

@@ -291,17 +291,20 @@ impl EtcdStore {
         let (prober, task) =
             prober::Prober::start(client.kv_client(), keys.etcd(""), options.request_timeout);
         tasks.push(task);
+        let settings = cache::Settings {
+            index: options.index,
+            request_timeout: options.request_timeout,
+            progress_interval: options.progress_interval,
+            progress_safe: progress_safe.clone(),
+        };
         let mut caches = Vec::new();
         for resource in &options.resources {
             let (cache, task) = Cache::start(
                 client.clone(),
                 keys.clone(),
                 resource.clone(),
-                options.index,
                 versioner.clone(),
-                options.request_timeout,
-                options.progress_interval,
-                progress_safe.clone(),
+                &settings,
             );
             caches.push(cache);
             tasks.push(task);
