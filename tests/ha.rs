@@ -684,7 +684,10 @@ async fn quorum_loss_fails_readiness_and_writes_then_recovers() {
     // What the HA Deployment's liveness probe asks: alive, whatever etcd does.
     let (code, body) = request(s, false, "GET", "/livez?exclude=etcd&verbose", "").await;
     assert_eq!(code, 200, "{body}");
-    assert!(body.as_str().unwrap().contains("[+]etcd excluded: ok"), "{body}");
+    assert!(
+        body.as_str().unwrap().contains("[+]etcd excluded: ok"),
+        "{body}"
+    );
     for http2 in [false, true] {
         let started = Instant::now();
         let (code, status) = request(

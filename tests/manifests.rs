@@ -1,7 +1,10 @@
 //! The install manifests under `apiservice/`, built by the real kustomize (`kubectl kustomize`),
 //! agree with the code: group and version, Service and container ports, probe paths, flags the
 //! binary accepts, RBAC naming resources that exist, certificate and caBundle wiring, webhook
-//! paths that are served, and the Dockerfile's binary and user.
+//! paths that are served, and the Dockerfile's binary and user. Both installs are checked: the
+//! default (`apiservice/`: one replica on sled) and the replicated one (`apiservice/ha/`: a
+//! Deployment on etcd), and the example etcd (`apiservice/etcd/`) against what the replicated
+//! install expects of it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use admission_apiserver::kinds::{self, GROUP, VERSION};
@@ -16,9 +19,14 @@ fn root() -> &'static Path {
 
 /// Every object `kubectl kustomize apiservice/` produces.
 fn objects() -> Vec<Value> {
+    objects_of("apiservice")
+}
+
+/// Every object `kubectl kustomize <dir>` produces.
+fn objects_of(dir: &str) -> Vec<Value> {
     let out = Command::new("kubectl")
         .args(["kustomize"])
-        .arg(root().join("apiservice"))
+        .arg(root().join(dir))
         .output()
         .expect("kubectl runs");
     assert!(
@@ -37,7 +45,7 @@ fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
     objects
         .iter()
         .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
-        .unwrap_or_else(|| panic!("no {kind} {name} in apiservice/"))
+        .unwrap_or_else(|| panic!("no {kind} {name} in the build"))
 }
 
 fn all<'a>(objects: &'a [Value], kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
@@ -52,29 +60,61 @@ fn strings(v: &Value) -> Vec<&str> {
 
 #[test]
 fn every_file_is_part_of_the_kustomization() {
-    let kustomization: Value = serde_yaml_ng::from_str(
-        &std::fs::read_to_string(root().join("apiservice/kustomization.yaml")).unwrap(),
-    )
-    .unwrap();
-    let listed = strings(&kustomization["resources"]);
-    for entry in std::fs::read_dir(root().join("apiservice")).unwrap() {
-        let name = entry.unwrap().file_name().to_string_lossy().to_string();
-        if name.ends_with(".yaml") && name != "kustomization.yaml" {
-            assert!(
-                listed.contains(&name.as_str()),
-                "{name} is not in kustomization.yaml"
-            );
+    for dir in [
+        "apiservice",
+        "apiservice/base",
+        "apiservice/ha",
+        "apiservice/etcd",
+    ] {
+        let kustomization: Value = serde_yaml_ng::from_str(
+            &std::fs::read_to_string(root().join(dir).join("kustomization.yaml")).unwrap(),
+        )
+        .unwrap();
+        let listed = strings(&kustomization["resources"]);
+        for entry in std::fs::read_dir(root().join(dir)).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().to_string();
+            if name.ends_with(".yaml") && name != "kustomization.yaml" {
+                assert!(
+                    listed.contains(&name.as_str()),
+                    "{dir}/{name} is not in kustomization.yaml"
+                );
+            }
         }
+        assert!(
+            kustomization.get("namespace").is_none(),
+            "{dir}: a namespace: would move the kube-system RoleBinding"
+        );
     }
-    assert!(
-        kustomization.get("namespace").is_none(),
-        "a namespace: would move the kube-system RoleBinding"
-    );
+}
+
+/// The server's workload in a build: the sled StatefulSet or the etcd Deployment.
+fn server_workload(objects: &[Value]) -> &Value {
+    let mut found = objects.iter().filter(|o| {
+        (o["kind"] == "StatefulSet" || o["kind"] == "Deployment")
+            && o["metadata"]["name"] == "admission-apiserver"
+    });
+    let workload = found.next().expect("a workload runs the server");
+    assert!(found.next().is_none(), "one workload runs the server");
+    workload
+}
+
+/// A probe's path without its query (`/livez?exclude=etcd`).
+fn probe_path(path: &str) -> &str {
+    path.split_once('?').map_or(path, |(p, _)| p)
 }
 
 #[test]
 fn the_apiservice_reaches_the_server() {
-    let objects = objects();
+    reaches_the_server("apiservice");
+}
+
+#[test]
+fn the_apiservice_reaches_the_replicated_server() {
+    reaches_the_server("apiservice/ha");
+}
+
+fn reaches_the_server(dir: &str) {
+    let objects = objects_of(dir);
     let api = find(&objects, "APIService", &format!("{VERSION}.{GROUP}"));
     assert_eq!(api["spec"]["group"], GROUP);
     assert_eq!(api["spec"]["version"], VERSION);
@@ -96,9 +136,9 @@ fn the_apiservice_reaches_the_server() {
         .iter()
         .find(|p| p["port"] == api["spec"]["service"]["port"])
         .expect("the APIService's port is a port of the Service");
-    let sts = find(&objects, "StatefulSet", "admission-apiserver");
-    assert_eq!(sts["metadata"]["namespace"], svc_ns);
-    let pod = &sts["spec"]["template"];
+    let workload = server_workload(&objects);
+    assert_eq!(workload["metadata"]["namespace"], svc_ns);
+    let pod = &workload["spec"]["template"];
     for (k, v) in service["spec"]["selector"].as_object().unwrap() {
         assert_eq!(
             &pod["metadata"]["labels"][k], v,
@@ -140,15 +180,15 @@ fn the_apiservice_reaches_the_server() {
         let get = &container[probe]["httpGet"];
         let path = get["path"].as_str().unwrap();
         assert!(
-            admission_apiserver::auth::is_always_allowed_path(path),
+            admission_apiserver::auth::is_always_allowed_path(probe_path(path)),
             "{probe} {path}"
         );
         assert_eq!(get["port"], container_port["name"]);
         assert_eq!(get["scheme"], "HTTPS");
     }
 
-    // The data directory is the claimed volume; the serving certificate is the Certificate's
-    // Secret, whose CA is injected into the APIService.
+    // The data directory is the claimed volume (sled) or a scratch one (etcd); the serving
+    // certificate is the Certificate's Secret, whose CA is injected into the APIService.
     let mounts = container["volumeMounts"].as_array().unwrap();
     let mount_of = |volume: &str| {
         mounts.iter().find(|m| m["name"] == volume).unwrap()["mountPath"]
@@ -156,10 +196,22 @@ fn the_apiservice_reaches_the_server() {
             .unwrap()
             .to_string()
     };
-    let claim = sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"]
-        .as_str()
-        .unwrap();
-    assert_eq!(options.data_dir, Path::new(&mount_of(claim)));
+    let on_etcd = options.etcd.etcd_servers.is_some();
+    let data_volume = if on_etcd {
+        let scratch = pod["spec"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["emptyDir"].is_object())
+            .expect("a scratch volume for generated files");
+        scratch["name"].as_str().unwrap().to_string()
+    } else {
+        workload["spec"]["volumeClaimTemplates"][0]["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(options.data_dir, Path::new(&mount_of(&data_volume)));
     let cert_file = options.tls_cert_file.clone().unwrap();
     let volume = pod["spec"]["volumes"]
         .as_array()
@@ -190,9 +242,28 @@ fn the_apiservice_reaches_the_server() {
             .unwrap(),
         "tls.key"
     );
-    options
-        .validate()
-        .expect("the arguments form a valid configuration");
+    if on_etcd {
+        // Its etcd client files are the etcd-client Secret's, mounted (read at startup).
+        let etcd_mount = mount_of("etcd-client");
+        for (file, key) in [
+            (&options.etcd.etcd_cafile, "ca.crt"),
+            (&options.etcd.etcd_certfile, "tls.crt"),
+            (&options.etcd.etcd_keyfile, "tls.key"),
+        ] {
+            assert_eq!(
+                file.as_deref(),
+                Some(Path::new(&etcd_mount).join(key).as_path())
+            );
+        }
+        options
+            .etcd
+            .backend()
+            .expect_err("the files exist only in the pod");
+    } else {
+        options
+            .validate()
+            .expect("the arguments form a valid configuration");
+    }
 }
 
 #[test]
@@ -273,11 +344,17 @@ fn the_pod_is_locked_down_and_single_writer() {
 
 #[test]
 fn rbac_names_what_the_server_serves_and_needs() {
-    let objects = objects();
+    for dir in ["apiservice", "apiservice/ha"] {
+        rbac_in(dir);
+    }
+}
+
+fn rbac_in(dir: &str) {
+    let objects = objects_of(dir);
     let sa = find(&objects, "ServiceAccount", "admission-apiserver");
-    let sts = find(&objects, "StatefulSet", "admission-apiserver");
+    let workload = server_workload(&objects);
     assert_eq!(
-        sts["spec"]["template"]["spec"]["serviceAccountName"],
+        workload["spec"]["template"]["spec"]["serviceAccountName"],
         sa["metadata"]["name"]
     );
     let bound_to_sa = |binding: &Value| {
@@ -399,8 +476,9 @@ fn webhooks_call_the_served_admission_reviews() {
                         .map(|v| v.trim_start_matches("admission.k8s.io/"))
                 );
                 // Never the server's own namespace.
-                let sts = find(&objects, "StatefulSet", "admission-apiserver");
-                let own = sts["metadata"]["namespace"].as_str().unwrap();
+                let own = server_workload(&objects)["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap();
                 let excluded = hook["namespaceSelector"]["matchExpressions"]
                     .as_array()
                     .unwrap()
@@ -439,4 +517,136 @@ fn webhooks_call_the_served_admission_reviews() {
                 .iter()
                 .any(|s| s["kind"] == "User" && s["name"] == "system:apiserver")
     }));
+}
+
+/// The replicated install: several replicas of a Deployment on etcd, spread over nodes, a
+/// disruption budget that keeps most of them, probes that leave an etcd outage to readiness,
+/// and a grace period that covers the shutdown delay.
+#[test]
+fn the_replicated_install_runs_replicas_on_etcd() {
+    let objects = objects_of("apiservice/ha");
+    assert!(
+        all(&objects, "StatefulSet").next().is_none(),
+        "no sled StatefulSet"
+    );
+    let deployment = find(&objects, "Deployment", "admission-apiserver");
+    let replicas = deployment["spec"]["replicas"].as_u64().unwrap();
+    assert!(replicas >= 3, "{replicas} replicas");
+    let pod = &deployment["spec"]["template"];
+    let labels = &pod["metadata"]["labels"];
+    let selects = |selector: &Value| {
+        selector["matchLabels"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .all(|(k, v)| &labels[k] == v)
+    };
+    let pdb = find(&objects, "PodDisruptionBudget", "admission-apiserver");
+    assert!(selects(&pdb["spec"]["selector"]));
+    assert_eq!(pdb["spec"]["maxUnavailable"], 1);
+    let anti = &pod["spec"]["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+        [0]["podAffinityTerm"];
+    assert_eq!(anti["topologyKey"], "kubernetes.io/hostname");
+    assert!(selects(&anti["labelSelector"]));
+
+    let container = &pod["spec"]["containers"][0];
+    let args: Vec<String> = std::iter::once("admission-apiserver".to_string())
+        .chain(strings(&container["args"]).into_iter().map(str::to_string))
+        .collect();
+    let cli = admission_apiserver::config::Cli::try_parse_from(&args).unwrap();
+    let admission_apiserver::config::Command::Serve(options) = cli.command else {
+        panic!("serve");
+    };
+    let servers = options.etcd.etcd_servers.clone().unwrap();
+    assert!(servers.len() >= 3, "{servers:?}");
+    assert!(
+        servers.iter().all(|s| s.starts_with("https://")),
+        "TLS to etcd"
+    );
+    let liveness = container["livenessProbe"]["httpGet"]["path"]
+        .as_str()
+        .unwrap();
+    assert_eq!(liveness, "/livez?exclude=etcd");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    let grace = pod["spec"]["terminationGracePeriodSeconds"]
+        .as_u64()
+        .unwrap();
+    let delay = options.shutdown_delay_duration.as_secs();
+    assert!(
+        grace > delay + 60,
+        "grace {grace}s covers the delay and a drain"
+    );
+}
+
+/// The example etcd is what the replicated install points at: three members reachable at the
+/// addresses of `--etcd-servers`, serving TLS with a certificate for those names, requiring
+/// client certificates from the CA that also issued the replicas' `etcd-client` certificate.
+#[test]
+fn the_example_etcd_serves_the_replicated_install() {
+    let etcd = objects_of("apiservice/etcd");
+    let ha = objects_of("apiservice/ha");
+    let deployment = find(&ha, "Deployment", "admission-apiserver");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let servers: Vec<String> = strings(&container["args"])
+        .iter()
+        .find_map(|a| a.strip_prefix("--etcd-servers="))
+        .unwrap()
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let sts = find(&etcd, "StatefulSet", "etcd");
+    let ns = sts["metadata"]["namespace"].as_str().unwrap();
+    assert_eq!(ns, deployment["metadata"]["namespace"]);
+    let service = sts["spec"]["serviceName"].as_str().unwrap();
+    let headless = find(&etcd, "Service", service);
+    assert_eq!(headless["spec"]["clusterIP"], "None");
+    assert_eq!(headless["spec"]["publishNotReadyAddresses"], true);
+    let members = sts["spec"]["replicas"].as_u64().unwrap();
+    assert_eq!(members, 3);
+    let hosts: Vec<String> = (0..members)
+        .map(|i| format!("etcd-{i}.{service}.{ns}.svc"))
+        .collect();
+    let want: Vec<String> = hosts.iter().map(|h| format!("https://{h}:2379")).collect();
+    assert_eq!(servers, want);
+    let member = find(&etcd, "Certificate", "etcd-member");
+    for host in &hosts {
+        assert!(
+            strings(&member["spec"]["dnsNames"]).contains(&host.as_str()),
+            "{host}"
+        );
+    }
+    let args = strings(&sts["spec"]["template"]["spec"]["containers"][0]["args"]);
+    assert!(args.contains(&"--client-cert-auth"));
+    assert!(args.contains(&"--peer-client-cert-auth"));
+    let initial = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--initial-cluster="))
+        .unwrap();
+    let peers: Vec<String> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| format!("etcd-{i}=https://{h}:2380"))
+        .collect();
+    assert_eq!(initial, peers.join(","));
+    let tls_secret = sts["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"]
+        .as_str()
+        .unwrap();
+    assert_eq!(member["spec"]["secretName"], tls_secret);
+    // The replicas' client certificate: the Secret they mount, from the members' CA.
+    let client = find(&etcd, "Certificate", "etcd-client");
+    let mounted = deployment["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "etcd-client")
+        .unwrap();
+    assert_eq!(
+        client["spec"]["secretName"],
+        mounted["secret"]["secretName"]
+    );
+    assert_eq!(client["spec"]["issuerRef"], member["spec"]["issuerRef"]);
+    assert!(strings(&client["spec"]["usages"]).contains(&"client auth"));
+    assert!(strings(&member["spec"]["usages"]).contains(&"server auth"));
+    let pdb = find(&etcd, "PodDisruptionBudget", "etcd");
+    assert_eq!(pdb["spec"]["maxUnavailable"], 1, "quorum survives a drain");
 }
