@@ -16,7 +16,7 @@ use storage::versioner::Unversioned;
 use storage::{Error, ListOptions, ReadAt, Store, Update, WatchStart};
 
 async fn store(cluster: &EtcdCluster, history: usize) -> EtcdStore {
-    EtcdStore::connect(
+    let store = EtcdStore::connect(
         EtcdOptions {
             endpoints: cluster.endpoints(),
             prefix: "/test".into(),
@@ -33,7 +33,9 @@ async fn store(cluster: &EtcdCluster, history: usize) -> EtcdStore {
         Arc::new(Unversioned),
     )
     .await
-    .unwrap()
+    .unwrap();
+    store.ready(Duration::from_secs(30)).await.unwrap();
+    store
 }
 
 fn v(s: &str) -> Bytes {

@@ -329,6 +329,15 @@ impl EtcdStore {
         })
     }
 
+    /// Waits until every watch cache has listed from etcd (as a replica's first requests
+    /// would), failing with [`Error::Initializing`] after `within`.
+    pub async fn ready(&self, within: Duration) -> Result<()> {
+        for cache in &self.caches {
+            cache.ready(within).await?;
+        }
+        Ok(())
+    }
+
     /// Whether consistent reads are served from the watch caches (every member's progress
     /// notifications can be trusted) rather than from etcd.
     pub fn serves_consistent_reads_from_cache(&self) -> bool {
