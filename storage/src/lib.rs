@@ -50,6 +50,26 @@ pub use sled_store::{SledOptions, SledStore};
 pub use versioner::Versioner;
 pub use watch::{Update, Watch};
 
+/// Pages larger than this are built with [`long_running`].
+pub const LARGE_PAGE: usize = 1_000;
+
+/// Runs work proportional to a large page without starving the other tasks of the calling
+/// runtime worker: on a multi-threaded runtime the worker first hands them to another
+/// (`block_in_place`); elsewhere (a single-threaded test runtime) it just runs.
+pub fn long_running<R>(work: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
+/// Whether a list with this limit may build a large page.
+pub fn may_be_large(limit: Option<usize>) -> bool {
+    limit.is_none_or(|l| l == 0 || l > LARGE_PAGE)
+}
+
 /// A position in the store's history: the revision of the write that produced a value.
 pub type Revision = u64;
 

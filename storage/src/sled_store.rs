@@ -353,6 +353,9 @@ impl Store for SledStore {
 
     async fn list(&self, options: ListOptions, filter: Option<Filter<'_>>) -> Result<ListResult> {
         self.index.settle(options.at).await?;
+        if crate::may_be_large(options.limit) {
+            return crate::long_running(|| self.index.list(&options, filter));
+        }
         self.index.list(&options, filter)
     }
 

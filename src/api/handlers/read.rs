@@ -223,14 +223,13 @@ pub async fn list(state: &AppState, call: &Call) -> ApiResult<Response> {
         .continue_after
         .as_deref()
         .map(|last| encode_continue(page.revision as i64, last, &prefix));
-    let items = page
-        .items
-        .iter()
-        .map(|kv| codec::serve(resource, call.version, &kv.value))
-        .collect::<ApiResult<Vec<bytes::Bytes>>>()?;
     let meta = render::list_meta(page.revision, token.as_deref(), page.remaining);
-    Ok(respond(
-        StatusCode::OK,
+    let render = || -> ApiResult<render::Body> {
+        let items = page
+            .items
+            .iter()
+            .map(|kv| codec::serve(resource, call.version, &kv.value))
+            .collect::<ApiResult<Vec<bytes::Bytes>>>()?;
         render::list(
             resource,
             &call.version.group_version(),
@@ -238,9 +237,15 @@ pub async fn list(state: &AppState, call: &Call) -> ApiResult<Response> {
             meta,
             output,
             include,
-        )?,
-        &[],
-    ))
+        )
+    };
+    // A large page is rendered off the request workers' queue: other requests go on meanwhile.
+    let body = if page.items.len() > storage::LARGE_PAGE {
+        storage::long_running(render)?
+    } else {
+        render()?
+    };
+    Ok(respond(StatusCode::OK, body, &[]))
 }
 
 #[cfg(test)]

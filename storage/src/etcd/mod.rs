@@ -632,11 +632,18 @@ impl Store for EtcdStore {
             };
             return self.list_from_etcd(&options, revision, filter).await;
         };
+        let from_cache = |options: &ListOptions| {
+            if crate::may_be_large(options.limit) {
+                crate::long_running(|| cache.index().list(options, filter))
+            } else {
+                cache.index().list(options, filter)
+            }
+        };
         match options.at {
-            ReadAt::Any => cache.index().list(&options, filter),
+            ReadAt::Any => from_cache(&options),
             ReadAt::Latest => {
                 if self.catch_up(cache).await? {
-                    cache.index().list(&options, filter)
+                    from_cache(&options)
                 } else {
                     self.fallbacks.fetch_add(1, Ordering::Relaxed);
                     self.list_from_etcd(&options, None, filter).await
@@ -644,7 +651,7 @@ impl Store for EtcdStore {
             }
             ReadAt::NotOlderThan(r) => {
                 cache.require(r, self.options.index.freshness_wait).await?;
-                cache.index().list(&options, filter)
+                from_cache(&options)
             }
             ReadAt::Exact(r) => {
                 if r < cache.index().oldest() {
@@ -652,7 +659,7 @@ impl Store for EtcdStore {
                     return self.list_from_etcd(&options, Some(r), filter).await;
                 }
                 cache.require(r, self.options.index.freshness_wait).await?;
-                cache.index().list(&options, filter)
+                from_cache(&options)
             }
         }
     }
