@@ -11,11 +11,12 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use std::sync::Arc;
 
-/// A client of one server.
+/// A client of one server, or of replicas taking turns (they share credentials).
 #[derive(Clone)]
 pub struct Client {
     inner: Legacy<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
-    base: Arc<str>,
+    bases: Arc<[Arc<str>]>,
+    next: Arc<std::sync::atomic::AtomicUsize>,
     auth: Arc<str>,
 }
 
@@ -36,6 +37,11 @@ pub fn tls_config(ca_pem: &str) -> Result<rustls::ClientConfig> {
 impl Client {
     /// A client; `http2` multiplexes requests on shared connections.
     pub fn new(base: &str, token: &str, ca_pem: &str, http2: bool) -> Result<Client> {
+        Client::spread(&[base.to_string()], token, ca_pem, http2)
+    }
+
+    /// A client sending each request to the next of `bases`, in turn.
+    pub fn spread(bases: &[String], token: &str, ca_pem: &str, http2: bool) -> Result<Client> {
         let builder = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls_config(ca_pem)?)
             .https_only();
@@ -56,9 +62,16 @@ impl Client {
         }
         Ok(Client {
             inner: b.build(connector),
-            base: base.into(),
+            bases: bases.iter().map(|b| Arc::from(b.as_str())).collect(),
+            next: Default::default(),
             auth: format!("Bearer {token}").into(),
         })
+    }
+
+    /// The server the next request goes to.
+    fn base(&self) -> &str {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        &self.bases[i % self.bases.len()]
     }
 
     /// Sends a request; returns status and body.
@@ -71,7 +84,7 @@ impl Client {
     ) -> Result<(u16, Bytes)> {
         let mut req = http::Request::builder()
             .method(method)
-            .uri(format!("{}{path}", self.base))
+            .uri(format!("{}{path}", self.base()))
             .header("authorization", &*self.auth)
             .header("accept", "application/json");
         if let Some(ct) = content_type {
@@ -93,7 +106,7 @@ impl Client {
     ) -> Result<(u16, Option<String>, Bytes)> {
         let mut req = http::Request::builder()
             .method(method)
-            .uri(format!("{}{path}", self.base))
+            .uri(format!("{}{path}", self.base()))
             .header("authorization", &*self.auth)
             .header("accept", "application/json");
         if let Some(ct) = content_type {
@@ -113,7 +126,7 @@ impl Client {
     /// Opens a streaming GET (a watch); returns the response.
     pub async fn stream(&self, path: &str) -> Result<http::Response<hyper::body::Incoming>> {
         let req = http::Request::builder()
-            .uri(format!("{}{path}", self.base))
+            .uri(format!("{}{path}", self.base()))
             .header("authorization", &*self.auth)
             .header("accept", "application/json")
             .body(Full::new(Bytes::new()))?;

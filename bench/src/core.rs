@@ -1,4 +1,12 @@
-//! The core benchmark: durable creates, gets, lists of 500, and memory at 10k and 100k Apps.
+//! The core benchmark: how cost grows with the collection. Apps are created into one namespace
+//! up to each size (1k, 10k, 100k, 1M by default); at each size it measures durable creates,
+//! gets, lists of 500 and of 10 (first pages), the server's RSS, and the restart time to a
+//! passing `/readyz` (with RSS after the restart). At 100k it also measures p99 create latency
+//! alone and with 4 concurrent full lists of the 100k objects running.
+//!
+//! `--etcd` runs the server on etcd instead of sled: the benchmark starts etcd members on
+//! loopback (`ETCD_BIN`, else `etcd` on the PATH) and `--replicas` servers sharing them, and
+//! spreads requests over the replicas.
 
 use crate::client::Client;
 use crate::report::{HEADER, Samples};
@@ -10,6 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use storage::etcd::testing::EtcdCluster;
 
 /// Options of `core`.
 #[derive(clap::Args)]
@@ -23,29 +32,46 @@ pub struct Args {
     /// Use HTTP/2 (streams on shared connections) instead of one HTTP/1.1 connection each.
     #[arg(long)]
     http2: bool,
-    /// Apps created first (500 per namespace).
-    #[arg(long, default_value_t = 10_000)]
-    objects: usize,
-    /// Total Apps for the memory measurement at scale (0 skips it).
-    #[arg(long, default_value_t = 100_000)]
-    large: usize,
+    /// Collection sizes measured at, in increasing order (Apps in one namespace).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1000,10000,100000,1000000"
+    )]
+    sizes: Vec<usize>,
     /// Seconds each read phase runs.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Run the server on etcd (members started on loopback) instead of sled.
+    #[arg(long)]
+    etcd: bool,
+    /// etcd members, with --etcd.
+    #[arg(long, default_value_t = 1)]
+    etcd_members: usize,
+    /// Server replicas sharing etcd, with --etcd; requests take turns between them.
+    #[arg(long, default_value_t = 1)]
+    replicas: usize,
+    /// Concurrent full lists in the contention phase (at 100k).
+    #[arg(long, default_value_t = 4)]
+    full_lists: usize,
 }
 
-const PER_NAMESPACE: usize = 500;
+const NAMESPACE: &str = "bench";
 
-fn app_body(i: usize) -> Bytes {
+fn app_body(i: usize, namespace: &str) -> Bytes {
     Bytes::from(format!(
-        r#"{{"apiVersion":"admission.example.com/v1","kind":"App","metadata":{{"name":"app-{i}","namespace":"ns-{}","labels":{{"app":"bench","tier":"web"}}}},"spec":{{"version":"v1.0.0","replicas":3}}}}"#,
-        i / PER_NAMESPACE
+        r#"{{"apiVersion":"admission.example.com/v1","kind":"App","metadata":{{"name":"app-{i:07}","namespace":"{namespace}","labels":{{"app":"bench","tier":"web"}}}},"spec":{{"version":"v1.0.0","replicas":3}}}}"#,
     ))
 }
 
-/// Creates Apps `from..to` with `concurrency` workers.
+fn collection(namespace: &str) -> String {
+    format!("/apis/admission.example.com/v1/namespaces/{namespace}/apps")
+}
+
+/// Creates Apps `from..to` in `namespace` with `concurrency` workers.
 async fn create(
     client: &Client,
+    namespace: &'static str,
     from: usize,
     to: usize,
     concurrency: usize,
@@ -57,18 +83,20 @@ async fn create(
         let (client, next) = (client.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             let mut s = Samples::default();
+            let path = collection(namespace);
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= to {
                     break;
                 }
-                let path = format!(
-                    "/apis/admission.example.com/v1/namespaces/ns-{}/apps",
-                    i / PER_NAMESPACE
-                );
                 let t = Instant::now();
                 match client
-                    .send("POST", &path, Some("application/json"), app_body(i))
+                    .send(
+                        "POST",
+                        &path,
+                        Some("application/json"),
+                        app_body(i, namespace),
+                    )
                     .await
                 {
                     Ok((201, _)) => s.add(t.elapsed()),
@@ -87,14 +115,13 @@ async fn create(
     (all, started.elapsed())
 }
 
-/// Runs requests made by `path_of` for a duration with `concurrency` workers.
+/// Runs requests made by `path_of` until `deadline` with `concurrency` workers.
 async fn read_phase(
     client: &Client,
     concurrency: usize,
-    seconds: u64,
+    deadline: Instant,
     path_of: Arc<dyn Fn() -> String + Send + Sync>,
 ) -> (Samples, Duration) {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
@@ -124,90 +151,219 @@ async fn read_phase(
 fn get_paths(objects: usize) -> Arc<dyn Fn() -> String + Send + Sync> {
     Arc::new(move || {
         let i = rand::rng().random_range(0..objects);
-        format!(
-            "/apis/admission.example.com/v1/namespaces/ns-{}/apps/app-{i}",
-            i / PER_NAMESPACE
-        )
+        format!("{}/app-{i:07}", collection(NAMESPACE))
     })
 }
 
-fn list_paths(objects: usize) -> Arc<dyn Fn() -> String + Send + Sync> {
-    let namespaces = (objects / PER_NAMESPACE).max(1);
-    Arc::new(move || {
-        let n = rand::rng().random_range(0..namespaces);
-        format!("/apis/admission.example.com/v1/namespaces/ns-{n}/apps")
-    })
+fn page_paths(limit: usize) -> Arc<dyn Fn() -> String + Send + Sync> {
+    Arc::new(move || format!("{}?limit={limit}", collection(NAMESPACE)))
 }
 
-/// The get and list phases with `stored` Apps, each printed as a report line.
-async fn reads(client: &Client, args: &Args, stored: usize) {
-    let phases = [
-        (format!("get, {stored} stored"), get_paths(stored)),
-        (
-            format!("list of {PER_NAMESPACE}, {stored} stored"),
-            list_paths(stored),
-        ),
-    ];
-    for (name, paths) in phases {
-        let (mut s, d) = read_phase(client, args.concurrency, args.seconds, paths).await;
-        println!("{}", s.line(&name, d));
+/// The servers under test and, on etcd, the members they share.
+struct Setup {
+    replicas: Vec<Server>,
+    etcd: Option<EtcdCluster>,
+}
+
+impl Setup {
+    async fn start(args: &Args) -> Result<Setup> {
+        if !args.etcd {
+            let server = Server::start(args.server_binary.clone(), &[])?;
+            server.wait_ready().await?;
+            return Ok(Setup {
+                replicas: vec![server],
+                etcd: None,
+            });
+        }
+        let etcd = EtcdCluster::start(args.etcd_members).await;
+        let flags = vec!["--etcd-servers".to_string(), etcd.servers_flag()];
+        let mut replicas: Vec<Server> = Vec::new();
+        for i in 0..args.replicas.max(1) {
+            let server = Server::start_named(
+                args.server_binary.clone(),
+                &i.to_string(),
+                &flags,
+                replicas.first(),
+            )?;
+            server.wait_ready().await?;
+            replicas.push(server);
+        }
+        Ok(Setup {
+            replicas,
+            etcd: Some(etcd),
+        })
     }
+
+    fn client(&self, http2: bool) -> Result<Client> {
+        let first = &self.replicas[0];
+        let bases: Vec<String> = self.replicas.iter().map(|s| s.base.clone()).collect();
+        Client::spread(&bases, &first.token, &first.ca_pem, http2)
+    }
+
+    fn rss(&self) -> f64 {
+        self.replicas.iter().map(Server::rss_mib).sum::<f64>() / self.replicas.len() as f64
+    }
+}
+
+/// What one size measured, for the summary.
+struct Row {
+    size: usize,
+    creates: f64,
+    gets: f64,
+    lists_500: f64,
+    lists_10: f64,
+    rss_loaded: f64,
+    restart: Duration,
+    rss_restarted: f64,
+}
+
+fn rate(s: &Samples, d: Duration) -> f64 {
+    s.len() as f64 / d.as_secs_f64()
+}
+
+/// p99 of creates (8 in flight) for a while, with `lists` full lists of `NAMESPACE` running
+/// meanwhile; returns the creates' samples and the full lists' rate.
+async fn creates_beside_full_lists(
+    client: &Client,
+    seconds: u64,
+    lists: usize,
+    offset: usize,
+) -> (Samples, f64) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let listing = (lists > 0).then(|| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let full = Arc::new(|| collection(NAMESPACE)) as Arc<dyn Fn() -> String + Send + Sync>;
+            read_phase(&client, lists, deadline, full).await
+        })
+    });
+    let next = Arc::new(AtomicUsize::new(offset));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (client, next) = (client.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut s = Samples::default();
+            while Instant::now() < deadline {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let t = Instant::now();
+                match client
+                    .send(
+                        "POST",
+                        &collection("contention"),
+                        Some("application/json"),
+                        app_body(i, "contention"),
+                    )
+                    .await
+                {
+                    Ok((201, _)) => s.add(t.elapsed()),
+                    _ => s.errors += 1,
+                }
+            }
+            s
+        }));
+    }
+    let mut all = Samples::default();
+    for t in tasks {
+        if let Ok(s) = t.await {
+            all.merge(s);
+        }
+    }
+    let list_rate = match listing {
+        Some(l) => match l.await {
+            Ok((s, d)) => rate(&s, d),
+            Err(_) => 0.0,
+        },
+        None => 0.0,
+    };
+    (all, list_rate)
 }
 
 /// Runs the core benchmark and prints a Markdown report.
 pub async fn run(args: Args) -> Result<()> {
-    let server = Server::start(args.server_binary.clone(), &[])?;
-    let client = Client::new(&server.base, &server.token, &server.ca_pem, args.http2)?;
+    let mut setup = Setup::start(&args).await?;
+    let mut client = setup.client(args.http2)?;
     println!(
-        "core benchmark: {} requests in flight over {}, {} Apps then {} Apps\n",
+        "core benchmark: {} requests in flight over {}, on {}; Apps in one namespace up to {:?}\n",
         args.concurrency,
         if args.http2 { "HTTP/2" } else { "HTTP/1.1" },
-        args.objects,
-        args.large
+        match &setup.etcd {
+            Some(_) => format!(
+                "etcd ({} member(s), {} replica(s))",
+                args.etcd_members,
+                setup.replicas.len()
+            ),
+            None => "sled".to_string(),
+        },
+        args.sizes
     );
     println!("{HEADER}");
-    let (mut s, d) = create(&client, 0, args.objects, args.concurrency).await;
-    println!(
-        "{}",
-        s.line(&format!("create (durable), 0→{}", args.objects), d)
-    );
-    let rss_small = server.rss_mib();
-    reads(&client, &args, args.objects).await;
-    let mut rss_large = None;
-    let mut rss_created = None;
-    if args.large > args.objects {
-        let (mut s, d) = create(&client, args.objects, args.large, args.concurrency).await;
+    let mut rows = Vec::new();
+    let mut contention = None;
+    let mut created = 0;
+    for &size in &args.sizes {
+        let (mut s, d) = create(&client, NAMESPACE, created, size, args.concurrency).await;
+        let creates = rate(&s, d);
         println!(
             "{}",
-            s.line(
-                &format!("create (durable), {}→{}", args.objects, args.large),
-                d
-            )
+            s.line(&format!("create (durable), {created}→{size}"), d)
         );
-        rss_created = Some(server.rss_mib());
-        reads(&client, &args, args.large).await;
-        rss_large = Some(server.rss_mib());
+        created = size;
+        let rss_loaded = setup.rss();
+        let mut measured = Vec::new();
+        for (name, paths) in [
+            (format!("get, {size} stored"), get_paths(size)),
+            (format!("list of 500, {size} stored"), page_paths(500)),
+            (format!("list of 10, {size} stored"), page_paths(10)),
+        ] {
+            let deadline = Instant::now() + Duration::from_secs(args.seconds);
+            let (mut s, d) = read_phase(&client, args.concurrency, deadline, paths).await;
+            measured.push(rate(&s, d));
+            println!("{}", s.line(&name, d));
+        }
+        if size == 100_000 {
+            let (mut alone, _) = creates_beside_full_lists(&client, args.seconds, 0, 0).await;
+            let (mut beside, lists) =
+                creates_beside_full_lists(&client, args.seconds, args.full_lists, 1_000_000).await;
+            contention = Some((alone.percentile(99.0), beside.percentile(99.0), lists));
+        }
+        // Restart the first replica and time it to ready.
+        let first = setup.replicas.remove(0);
+        let (first, restart) = first.restart().await?;
+        setup.replicas.insert(0, first);
+        client = setup.client(args.http2)?;
+        let rss_restarted = setup.replicas[0].rss_mib();
+        rows.push(Row {
+            size,
+            creates,
+            gets: measured[0],
+            lists_500: measured[1],
+            lists_10: measured[2],
+            rss_loaded,
+            restart,
+            rss_restarted,
+        });
     }
     println!(
-        "\n| server RSS | MiB |\n|---|---|\n| {} Apps | {rss_small:.1} |",
-        args.objects
+        "\n| Apps | creates/s | gets/s | lists of 500/s | lists of 10/s | RSS after loading | restart to ready | RSS after restart |\n|---|---|---|---|---|---|---|---|"
     );
-    if let Some(r) = rss_created {
-        println!("| {} Apps (after creating them) | {r:.1} |", args.large);
-    }
-    if let Some(r) = rss_large {
+    for r in &rows {
         println!(
-            "| {} Apps (after the get and list phases) | {r:.1} |",
-            args.large
+            "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} MiB | {:.0} ms | {:.1} MiB |",
+            r.size,
+            r.creates,
+            r.gets,
+            r.lists_500,
+            r.lists_10,
+            r.rss_loaded,
+            r.restart.as_secs_f64() * 1000.0,
+            r.rss_restarted
         );
-        let server = server.restart()?;
-        let client = Client::new(&server.base, &server.token, &server.ca_pem, args.http2)?;
-        let (mut s, _) = read_phase(&client, 1, 1, list_paths(args.large)).await;
-        let _ = s.percentile(50.0);
+    }
+    if let Some((alone, beside, lists)) = contention {
         println!(
-            "| {} Apps (restarted, loaded from disk) | {:.1} |",
-            args.large,
-            server.rss_mib()
+            "\ncreate p99 (8 in flight) at 100k Apps: {alone:.2} ms alone, {beside:.2} ms with {} concurrent full lists of the 100k ({lists:.1} full lists/s): {:.2}×",
+            args.full_lists,
+            beside / alone.max(0.001)
         );
     }
     Ok(())

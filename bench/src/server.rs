@@ -21,36 +21,89 @@ pub struct Server {
     extra: Vec<String>,
 }
 
+/// The server binary to run: the one given, else the release binary next to this one.
+pub fn binary(given: Option<PathBuf>) -> Result<PathBuf> {
+    let binary = match given {
+        Some(b) => b,
+        None => std::env::current_exe()?
+            .parent()
+            .context("no directory")?
+            .join("admission-apiserver"),
+    };
+    if !binary.exists() {
+        bail!(
+            "{} not found: build it with `cargo build --release` (or pass --server-binary)",
+            binary.display()
+        );
+    }
+    Ok(binary)
+}
+
 impl Server {
     /// Starts the server, with extra flags.
     pub fn start(binary: Option<PathBuf>, extra: &[String]) -> Result<Server> {
-        let binary = match binary {
-            Some(b) => b,
-            None => std::env::current_exe()?
-                .parent()
-                .context("no directory")?
-                .join("admission-apiserver"),
-        };
-        if !binary.exists() {
-            bail!(
-                "{} not found: build it with `cargo build --release` (or pass --server-binary)",
-                binary.display()
-            );
-        }
-        let dir = std::env::temp_dir().join(format!("admission-bench-{}", std::process::id()));
+        Server::start_named(binary, "0", extra, None)
+    }
+
+    /// Starts a server on a fresh data directory named after `name`, sharing the credentials
+    /// of `like` (another replica) when given.
+    pub fn start_named(
+        binary: Option<PathBuf>,
+        name: &str,
+        extra: &[String],
+        like: Option<&Server>,
+    ) -> Result<Server> {
+        let binary = self::binary(binary)?;
+        let dir =
+            std::env::temp_dir().join(format!("admission-bench-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(dir.join("pki"))?;
+        if let Some(first) = like {
+            for f in [
+                "pki/ca.crt",
+                "pki/ca.key",
+                "pki/serving.crt",
+                "pki/serving.key",
+                "admin-token",
+            ] {
+                std::fs::copy(first.dir.join(f), dir.join(f))?;
+            }
+        }
         Server::spawn(binary, dir, extra.to_vec())
     }
 
-    /// Stops the server and starts it again on the same data directory.
-    pub fn restart(mut self) -> Result<Server> {
-        let _ = self.child.kill();
+    /// Stops the server (SIGTERM, then waits) and starts it again on the same data directory;
+    /// returns it with the time from start to a passing `/readyz`.
+    pub async fn restart(mut self) -> Result<(Server, Duration)> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let _ = self.child.wait();
         let (binary, dir, extra) = (self.binary.clone(), self.dir.clone(), self.extra.clone());
         // Keep the directory: this server is replaced, not removed.
         self.dir = PathBuf::new();
-        Server::spawn(binary, dir, extra)
+        let started = std::time::Instant::now();
+        let server = Server::spawn(binary, dir, extra)?;
+        server.wait_ready().await?;
+        Ok((server, started.elapsed()))
+    }
+
+    /// Waits until `/readyz` passes.
+    pub async fn wait_ready(&self) -> Result<()> {
+        let client = crate::client::Client::new(&self.base, &self.token, &self.ca_pem, false)?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Ok((200, _)) = client
+                .send("GET", "/readyz", None, bytes::Bytes::new())
+                .await
+            {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("the server did not become ready");
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
     }
 
     fn spawn(binary: PathBuf, dir: PathBuf, extra: Vec<String>) -> Result<Server> {

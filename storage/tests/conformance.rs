@@ -97,7 +97,10 @@ async fn etcd(history: usize) -> Subject {
     )
     .await
     .unwrap();
-    store.ready(std::time::Duration::from_secs(30)).await.unwrap();
+    store
+        .ready(std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
     Subject {
         store: Arc::new(store),
         _dir: None,
