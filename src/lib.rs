@@ -18,6 +18,7 @@
 //!   NamespaceReservation policy, denials reported as Events.
 //! - [`kinds`]: one module per served kind (names, columns, subresources, extra checks).
 //! - [`schema`]: structural schemas from `openapi/`, driving validation and pruning.
+//! - [`field_error`]: field validation errors (`field.Error`) and Go quoting, shared by every layer.
 //! - [`fields`]: field sets, comparisons and `managedFields`.
 //! - [`object`]: metadata accessors and metadata/name validation.
 //! - [`watch_cache`]: one storage subscription per resource fanned out to bounded watcher queues.
@@ -32,6 +33,7 @@ pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod field_error;
 pub mod fields;
 pub mod kinds;
 pub mod kube_client;

@@ -5,7 +5,7 @@
 //! same wording: `spec.replicas in body should be less than or equal to 10`), and pruning follows
 //! the CRD structural pruning (unknown fields are dropped and reported by path).
 
-use crate::api::error::FieldError;
+use crate::field_error::FieldError;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -404,7 +404,7 @@ fn validate(node: &Node, value: &Value, path: &str, errors: &mut Vec<FieldError>
             &format!(
                 "{name} in body must be of type {}: {}",
                 t.name(),
-                crate::api::error::go_quote(got)
+                crate::field_error::go_quote(got)
             ),
         ));
         return;

@@ -1,8 +1,9 @@
 //! Query parameters and the options they carry (`ListOptions`, `CreateOptions`, ...), decoded
 //! and validated with kube-apiserver's rules and messages.
 
-use super::error::{ApiError, ApiResult, FieldError};
+use super::error::{ApiError, ApiResult};
 use super::selectors::{FieldSelector, LabelSelector};
+use crate::field_error::FieldError;
 use crate::fields::managed::manager_from_user_agent;
 use crate::registry::{FieldValidation, WriteOptions};
 use serde_json::Value;
@@ -56,7 +57,7 @@ impl Query {
             Some(v) => v.parse::<i64>().map(Some).map_err(|_| {
                 ApiError::bad_request(format!(
                     "strconv.ParseInt: parsing {}: invalid syntax",
-                    super::error::go_quote(v)
+                    crate::field_error::go_quote(v)
                 ))
             }),
         }

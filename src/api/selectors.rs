@@ -168,7 +168,7 @@ fn validate_key(key: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "<nil>: Invalid value: {}: {}",
-            crate::api::error::go_quote(key),
+            crate::field_error::go_quote(key),
             errs.join("; ")
         ))
     }
@@ -182,7 +182,7 @@ fn requirement(key: String, op: Op, values: BTreeSet<String>) -> Result<Requirem
     let shown = || {
         let v: Vec<String> = values
             .iter()
-            .map(|s| crate::api::error::go_quote(s))
+            .map(|s| crate::field_error::go_quote(s))
             .collect();
         format!("[{}]", v.join(","))
     };
@@ -196,7 +196,7 @@ fn requirement(key: String, op: Op, values: BTreeSet<String>) -> Result<Requirem
                 if v.parse::<i64>().is_err() {
                     errs.push(format!(
                         "values[{i}]: Invalid value: {}: for 'Gt', 'Lt' operators, the value must be an integer",
-                        crate::api::error::go_quote(v)
+                        crate::field_error::go_quote(v)
                     ));
                 }
             }
@@ -208,7 +208,7 @@ fn requirement(key: String, op: Op, values: BTreeSet<String>) -> Result<Requirem
         if !problems.is_empty() {
             errs.push(format!(
                 "values[{i}][{key}]: Invalid value: {}: {}",
-                crate::api::error::go_quote(v),
+                crate::field_error::go_quote(v),
                 problems.join("; ")
             ));
         }

@@ -4,7 +4,7 @@
 pub mod app;
 pub mod namespace_reservation;
 
-use crate::api::error::FieldError;
+use crate::field_error::FieldError;
 use crate::object::meta::NameRule;
 use crate::schema::Schema;
 use serde_json::{Map, Value};

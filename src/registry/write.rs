@@ -202,7 +202,7 @@ impl Registry {
                     resource.kind.group,
                     resource.kind.plural,
                     name,
-                    &[crate::api::error::FieldError::invalid(
+                    &[crate::field_error::FieldError::invalid(
                         "metadata.resourceVersion",
                         &Value::from(0),
                         "must be specified for an update",

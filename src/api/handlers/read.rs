@@ -39,8 +39,8 @@ pub fn parse_resource_version(raw: &str) -> ApiResult<u64> {
     raw.parse::<u64>().map_err(|_| {
         ApiError::bad_request(format!(
             "invalid resource version: resourceVersion: Invalid value: {}: strconv.ParseUint: parsing {}: invalid syntax",
-            crate::api::error::go_quote(raw),
-            crate::api::error::go_quote(raw)
+            crate::field_error::go_quote(raw),
+            crate::field_error::go_quote(raw)
         ))
     })
 }

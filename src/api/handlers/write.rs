@@ -1,10 +1,11 @@
 //! create, update, patch, delete and deletecollection.
 
 use super::{Call, patch as patching, read, respond};
-use crate::api::error::{ApiError, ApiResult, FieldError};
+use crate::api::error::{ApiError, ApiResult};
 use crate::api::negotiation::{BodyFormat, PatchType, Target, body_format, negotiate, patch_type};
 use crate::api::query::{ListOptions, Query, write_options};
 use crate::api::render::{self, Body, IncludeObject};
+use crate::field_error::FieldError;
 use crate::kinds::Resource;
 use crate::registry::write::{DeleteOptions, Deleted, Subresource, Written};
 use crate::server::state::AppState;
@@ -344,7 +345,7 @@ pub async fn delete_collection(state: &AppState, call: &Call) -> ApiResult<Respo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::error::go_quote;
+    use crate::field_error::go_quote;
 
     #[test]
     fn delete_options_from_body_and_query() {
