@@ -58,6 +58,9 @@ pub struct Options {
     /// Log format: text or json.
     #[arg(long, default_value = "text")]
     pub log_format: String,
+    /// HTTP/2 streams a client may have open on one connection (0: k8s.io/apiserver's default, 100).
+    #[arg(long, default_value_t = 0)]
+    pub http2_max_streams_per_connection: u32,
 
     /// Delegated mode: kubeconfig of the kube-apiserver that reviews tokens (TokenReview) and
     /// publishes `extension-apiserver-authentication`.
@@ -151,6 +154,8 @@ pub struct Config {
     pub bookmark_interval: Duration,
     /// Emit JSON logs.
     pub json_logs: bool,
+    /// Transport settings (see [`Options::http2_max_streams_per_connection`]).
+    pub transport: crate::server::listener::Transport,
     /// Delegated authentication and authorization, when running behind kube-apiserver.
     pub delegation: Option<Delegation>,
 }
@@ -246,6 +251,12 @@ impl Options {
             watch_history: self.watch_history,
             bookmark_interval: Duration::from_secs(self.watch_bookmark_interval),
             json_logs,
+            transport: crate::server::listener::Transport {
+                http2_max_streams: match self.http2_max_streams_per_connection {
+                    0 => crate::server::listener::DEFAULT_HTTP2_MAX_STREAMS,
+                    n => n,
+                },
+            },
         })
     }
 }

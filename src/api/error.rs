@@ -20,6 +20,9 @@ pub struct ApiError(Box<Inner>);
 struct Inner {
     status: Status,
     retry_after: Option<u32>,
+    /// Answered as plain text (Go's `http.Error`) instead of a `Status`: what kube-apiserver's
+    /// mux and filters answer before a request reaches an API handler.
+    text: Option<String>,
 }
 
 impl std::fmt::Display for ApiError {
@@ -62,7 +65,15 @@ impl ApiError {
                 metadata: ListMeta::default(),
             },
             retry_after: None,
+            text: None,
         }))
+    }
+
+    /// An answer in Go's `http.Error` form: `text/plain`, the message and a newline.
+    fn plain(code: u16, text: String) -> ApiError {
+        let mut e = ApiError::new(code, "", text.clone(), None);
+        e.0.text = Some(text);
+        e
     }
 
     /// The HTTP status code.
@@ -95,7 +106,28 @@ impl ApiError {
         )
     }
 
-    /// 404 for a path the server does not serve (go-restful's answer).
+    /// 404 for a path kube-apiserver routes nowhere (a resource or version this server does not
+    /// serve, a scope the resource does not have): its mux's `http.NotFound`,
+    /// `404 page not found` as plain text.
+    pub fn page_not_found() -> ApiError {
+        ApiError::plain(404, "404 page not found".into())
+    }
+
+    /// 500 for a resource path kube-apiserver's `WithRequestInfo` filter cannot parse (a verb
+    /// prefix with nothing after it, `/apis/<group>/<version>/watch`), answered as plain text
+    /// before authentication. `request_uri` is the path and query as sent.
+    pub fn request_info_failed(request_uri: &str, why: &str) -> ApiError {
+        let text = format!(
+            "Internal Server Error: {}: failed to create RequestInfo: {why}",
+            go_quote(request_uri)
+        )
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+        ApiError::plain(500, text)
+    }
+
+    /// 404 for a path a k8s.io/apiserver (go-restful) route tree does not have.
     pub fn path_not_found() -> ApiError {
         ApiError::new(
             404,
@@ -126,6 +158,42 @@ impl ApiError {
                 go_quote(name)
             ),
             Some(details(kind, name)),
+        )
+    }
+
+    /// 409 for a `DeleteOptions` precondition that does not hold, worded as
+    /// `rest.BeforeDelete` words it: about the Kind (`App.admission.example.com`), not the
+    /// resource.
+    pub fn delete_precondition(kind: &Kind, name: &str, why: &str) -> ApiError {
+        ApiError::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {}.{} {}: {why}",
+                kind.kind,
+                kind.group,
+                go_quote(name)
+            ),
+            Some(StatusDetails {
+                group: Some(kind.group.to_string()),
+                kind: Some(kind.kind.to_string()),
+                name: Some(name.to_string()).filter(|n| !n.is_empty()),
+                ..Default::default()
+            }),
+        )
+    }
+
+    /// 409 for an update whose body names another uid than the stored object's: the storage
+    /// layer's precondition failure (`storage.Preconditions.Check`, a `StorageError` for the
+    /// object's etcd key) as `InterpretUpdateError` wraps it.
+    pub fn update_precondition(kind: &Kind, name: &str, key: &str, why: &str) -> ApiError {
+        ApiError::conflict(
+            kind,
+            name,
+            &format!(
+                "StorageError: invalid object, Code: 4, Key: /registry/{}/{key}, ResourceVersion: 0, AdditionalErrorMsg: {why}",
+                kind.group
+            ),
         )
     }
 
@@ -194,15 +262,22 @@ impl ApiError {
         ApiError::invalid(kind.group, kind.kind, name, errors)
     }
 
-    /// 422 without field details, worded as `errors.NewGenericServerResponse(422, ...)` with the
-    /// reason appended (kube-apiserver drops it; a client is better off knowing).
-    pub fn invalid_generic(why: &str) -> ApiError {
+    /// 422 without details, as `errors.NewGenericServerResponse(422, ...)` words it (a JSON
+    /// patch that does not apply): kube-apiserver does not pass the cause on.
+    pub fn invalid_generic() -> ApiError {
         ApiError::new(
             422,
             "Invalid",
-            format!("the server rejected our request due to an error in our request: {why}"),
+            "the server rejected our request due to an error in our request".into(),
             Some(StatusDetails::default()),
         )
+    }
+
+    /// 500 for an error that is not an API error, as `ErrorToAPIStatus` renders one: the text,
+    /// no reason, no details (e.g. the storage layer's "resourceVersion should not be set on
+    /// objects to be created").
+    pub fn unknown(message: impl Into<String>) -> ApiError {
+        ApiError::new(500, "", message.into(), None)
     }
 
     /// 400 with a message.
@@ -337,6 +412,24 @@ impl ApiError {
         e
     }
 
+    /// 504 for a read at a resourceVersion the store has not reached in time
+    /// (`storage.NewTooLargeResourceVersionError`): client-go's reflector recognises it by the
+    /// `ResourceVersionTooLarge` cause.
+    pub fn too_large_resource_version(requested: u64, current: u64) -> ApiError {
+        let mut e = ApiError::timeout(
+            &format!("Too large resource version: {requested}, current: {current}"),
+            1,
+        );
+        if let Some(details) = e.0.status.details.as_mut() {
+            details.causes = Some(vec![StatusCause {
+                reason: Some("ResourceVersionTooLarge".into()),
+                message: Some("Too large resource version".into()),
+                field: None,
+            }]);
+        }
+        e
+    }
+
     /// 503.
     pub fn unavailable(message: impl Into<String>) -> ApiError {
         ApiError::new(503, "ServiceUnavailable", message.into(), None)
@@ -384,10 +477,9 @@ impl ApiError {
                 ApiError::expired(format!("too old resource version: {requested} ({oldest})"))
             }
             storage::Error::Lagged => ApiError::expired("the watch fell behind; please re-list"),
-            storage::Error::FutureRevision { requested, current } => ApiError::timeout(
-                &format!("Too large resource version: {requested}, current: {current}"),
-                1,
-            ),
+            storage::Error::FutureRevision { requested, current } => {
+                ApiError::too_large_resource_version(requested, current)
+            }
             storage::Error::Unavailable(why) => ApiError::unavailable(why),
             storage::Error::Backend(why) => ApiError::internal(why),
         }
@@ -416,6 +508,19 @@ impl serde::Serialize for StatusBody<'_> {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if let Some(text) = self.0.text {
+            let mut response = (code, format!("{text}\n")).into_response();
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            headers.insert(
+                header::HeaderName::from_static("x-content-type-options"),
+                HeaderValue::from_static("nosniff"),
+            );
+            return response;
+        }
         let mut response = (code, self.to_json()).into_response();
         let headers = response.headers_mut();
         headers.insert(

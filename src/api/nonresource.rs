@@ -68,10 +68,7 @@ fn discovery_root(
     match discovery_format(accept) {
         DiscoveryFormat::Aggregated(i) => Ok(aggregated(headers, &aggregated_docs[i], i)),
         DiscoveryFormat::Legacy => Ok(json(legacy.to_vec(), "no-cache, private")),
-        DiscoveryFormat::None => Err(ApiError::not_acceptable(&[
-            "application/json",
-            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
-        ])),
+        DiscoveryFormat::None => Err(ApiError::not_acceptable(crate::api::negotiation::ACCEPTED)),
     }
 }
 
@@ -144,7 +141,7 @@ pub fn health(state: &AppState, path: &str, query: &Query) -> Option<Response> {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("[-]{name} failed: reason withheld\n"),
             ),
-            None => ApiError::path_not_found().into_response(),
+            None => ApiError::page_not_found().into_response(),
         });
     }
     let healthy = checks.iter().all(|(_, ok)| *ok);
@@ -172,6 +169,31 @@ pub fn health(state: &AppState, path: &str, query: &Query) -> Option<Response> {
     Some(text(StatusCode::OK, "ok".into()))
 }
 
+/// Whether a non-resource path is one this server serves; any other is answered as
+/// kube-apiserver's mux answers it, `404 page not found`.
+fn is_served(path: &str) -> bool {
+    let trimmed = if path.len() > 1 {
+        path.trim_end_matches('/')
+    } else {
+        path
+    };
+    let health = trimmed.trim_start_matches('/');
+    let health_base = health.split_once('/').map_or(health, |(b, _)| b);
+    ["healthz", "livez", "readyz"].contains(&health_base)
+        || [
+            "/apis",
+            "/api",
+            "/version",
+            "/metrics",
+            "/openapi/v2",
+            "/openapi/v3",
+        ]
+        .contains(&trimmed)
+        || trimmed == format!("/apis/{GROUP}")
+        || trimmed == format!("/apis/{GROUP_VERSION}")
+        || trimmed == format!("/openapi/v3/apis/{GROUP_VERSION}")
+}
+
 /// Serves a non-resource path (already authenticated and authorized).
 pub fn serve(
     state: &AppState,
@@ -180,6 +202,9 @@ pub fn serve(
     query: &Query,
     headers: &HeaderMap,
 ) -> Response {
+    if !is_served(path) {
+        return ApiError::page_not_found().into_response();
+    }
     if method != Method::GET && method != Method::HEAD {
         return ApiError::method_not_allowed().into_response();
     }
@@ -234,7 +259,7 @@ pub fn serve(
             Some(_) => Ok(openapi(headers, &o.v3_group, &o.v3_hash, true)),
             None => Ok(openapi(headers, &o.v3_group, &o.v3_hash, false)),
         },
-        _ => Err(ApiError::path_not_found()),
+        _ => Err(ApiError::page_not_found()),
     };
     result.unwrap_or_else(IntoResponse::into_response)
 }

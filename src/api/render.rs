@@ -264,20 +264,34 @@ pub fn object(
     }
 }
 
-/// List metadata: `resourceVersion`, `continue`, `remainingItemCount`.
+/// List metadata: `resourceVersion`, `continue` (`""` on the last page: a custom resource's
+/// list is unstructured and always has the field), `remainingItemCount`.
 pub fn list_meta(revision: u64, continue_token: Option<&str>, remaining: Option<u64>) -> Value {
     let mut m = Map::new();
-    if let Some(c) = continue_token {
-        m.insert("continue".into(), Value::String(c.to_string()));
-        if let Some(r) = remaining.filter(|r| *r > 0) {
-            m.insert("remainingItemCount".into(), json!(r));
-        }
+    m.insert(
+        "continue".into(),
+        Value::String(continue_token.unwrap_or("").to_string()),
+    );
+    if continue_token.is_some()
+        && let Some(r) = remaining.filter(|r| *r > 0)
+    {
+        m.insert("remainingItemCount".into(), json!(r));
     }
     m.insert(
         "resourceVersion".into(),
         Value::String(revision.to_string()),
     );
     Value::Object(m)
+}
+
+/// Typed list metadata (`Table`, `PartialObjectMetadataList`) omits an empty `continue`.
+fn typed_list_meta(mut meta: Value) -> Value {
+    if let Some(m) = meta.as_object_mut()
+        && m.get("continue").and_then(Value::as_str) == Some("")
+    {
+        m.remove("continue");
+    }
+    meta
 }
 
 /// A collection in the negotiated representation. JSON lists are spliced from the stored bytes.
@@ -288,6 +302,7 @@ pub fn list(
     output: Output,
     include: IncludeObject,
 ) -> ApiResult<Body> {
+    let typed_meta = || typed_list_meta(meta.clone());
     match output {
         Output::Json => {
             let size: usize = items.iter().map(|b| b.len() + 1).sum();
@@ -334,7 +349,14 @@ pub fn list(
                 .collect::<ApiResult<Vec<_>>>()?;
             Ok(Body {
                 content_type: JSON,
-                bytes: json_bytes(&table(resource, &objects, meta, include, beta, true)),
+                bytes: json_bytes(&table(
+                    resource,
+                    &objects,
+                    typed_meta(),
+                    include,
+                    beta,
+                    true,
+                )),
             })
         }
         Output::Metadata { beta } => {
@@ -345,7 +367,7 @@ pub fn list(
             let list = json!({
                 "kind": "PartialObjectMetadataList",
                 "apiVersion": if beta { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" },
-                "metadata": meta,
+                "metadata": typed_meta(),
                 "items": objects,
             });
             Ok(Body {

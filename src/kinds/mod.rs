@@ -105,6 +105,16 @@ impl Kind {
     pub fn api_version(&self) -> String {
         format!("{}/{}", self.group, self.version)
     }
+
+    /// The fields a field selector may name, as for a custom resource (`ConvertFieldLabel`):
+    /// `metadata.name`, and `metadata.namespace` when the kind is namespaced.
+    pub fn selectable_fields(&self) -> &'static [&'static str] {
+        if self.namespaced {
+            &["metadata.name", "metadata.namespace"]
+        } else {
+            &["metadata.name"]
+        }
+    }
 }
 
 /// Every stored kind.

@@ -6,6 +6,7 @@ pub mod listener;
 pub mod pipeline;
 pub mod state;
 pub mod tls;
+pub mod unread_body;
 
 use crate::admission::Admission;
 use crate::admission::events::Recorder;
@@ -294,6 +295,13 @@ pub async fn run(config: Config) -> Result<()> {
         shutdown_signal().await;
         stopping.stop_watches();
     };
-    listener::serve(listener, tls, pipeline::app(state), shutdown).await;
+    listener::serve(
+        listener,
+        tls,
+        pipeline::app(state),
+        config.transport,
+        shutdown,
+    )
+    .await;
     Ok(())
 }

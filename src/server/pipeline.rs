@@ -81,6 +81,15 @@ async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Respons
     let verb = info.verb.clone();
 
     let work = async {
+        if let Some(why) = info.unresolved {
+            let uri = parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or(&path);
+            let response = ApiError::request_info_failed(uri, &format!("{why}, {uri}"));
+            return (None, response.into_response());
+        }
         let user = match state.auth.authenticate(&parts.headers, conn.as_ref()).await {
             Some(user) => user,
             None if is_always_allowed_path(&path) => User::anonymous(),

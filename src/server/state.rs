@@ -61,7 +61,8 @@ impl AppState {
     }
 
     /// Waits until the store has reached `revision` (a client saw it from another replica or a
-    /// moment ago); 504 `Timeout` like kube-apiserver when it does not come.
+    /// moment ago); 504 `Timeout` with the `ResourceVersionTooLarge` cause, like kube-apiserver,
+    /// when it does not come.
     pub async fn wait_for_revision(&self, revision: u64) -> ApiResult<()> {
         let deadline = tokio::time::Instant::now() + FRESHNESS_WAIT;
         loop {
@@ -70,10 +71,7 @@ impl AppState {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(ApiError::timeout(
-                    &format!("Too large resource version: {revision}, current: {current}"),
-                    1,
-                ));
+                return Err(ApiError::too_large_resource_version(revision, current));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -145,7 +145,7 @@ pub fn selected(bytes: &[u8], labels: &LabelSelector, fields: &FieldSelector) ->
 
 /// LIST of a collection.
 pub async fn list(state: &AppState, call: &Call) -> ApiResult<Response> {
-    let options = ListOptions::parse(&call.query)?;
+    let options = ListOptions::parse(&call.query, &call.resource)?.for_name(&call.info.name)?;
     let output = negotiate(call.header("accept"), Target::List)?;
     let include = IncludeObject::parse(call.query.first("includeObject"))?;
     let resource = &call.resource;

@@ -1,6 +1,7 @@
 //! create, update, patch, delete and deletecollection.
 
 use super::{Call, patch as patching, read, respond};
+use crate::api::decode::decode_object;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::negotiation::{BodyFormat, PatchType, Target, body_format, negotiate, patch_type};
 use crate::api::query::{ListOptions, Query, write_options};
@@ -13,64 +14,6 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Value, json};
-
-/// Parses a create or update body (JSON or YAML) and checks it is an object of this kind's
-/// apiVersion (400 otherwise, as kube-apiserver's decoder answers).
-pub fn decode_object(
-    resource: &Resource,
-    content_type: Option<&str>,
-    body: &[u8],
-) -> ApiResult<Value> {
-    let kind = resource.kind;
-    let value: Value = match body_format(content_type)? {
-        BodyFormat::Json => serde_json::from_slice(body).map_err(|e| {
-            ApiError::bad_request(format!(
-                "the object provided is unrecognized (must be of type {}): couldn't get version/kind; json parse error: {e}",
-                kind.kind
-            ))
-        })?,
-        BodyFormat::Yaml => serde_yaml_ng::from_slice(body).map_err(|e| {
-            ApiError::bad_request(format!(
-                "the object provided is unrecognized (must be of type {}): couldn't get version/kind; yaml parse error: {e}",
-                kind.kind
-            ))
-        })?,
-    };
-    let Value::Object(map) = &value else {
-        return Err(ApiError::bad_request(format!(
-            "the object provided is unrecognized (must be of type {}): couldn't get version/kind; json parse error: expected an object",
-            kind.kind
-        )));
-    };
-    let summary = || String::from_utf8_lossy(&body[..body.len().min(200)]).to_string();
-    match map.get("apiVersion").and_then(Value::as_str) {
-        None | Some("") => {
-            return Err(ApiError::bad_request(format!(
-                "Object 'apiVersion' is missing in '{}'",
-                summary()
-            )));
-        }
-        Some(v) if v != kind.api_version() => {
-            return Err(ApiError::bad_request(format!(
-                "the API version in the data ({v}) does not match the expected API version ({})",
-                kind.api_version()
-            )));
-        }
-        Some(_) => {}
-    }
-    if map
-        .get("kind")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .is_empty()
-    {
-        return Err(ApiError::bad_request(format!(
-            "Object 'Kind' is missing in '{}'",
-            summary()
-        )));
-    }
-    Ok(value)
-}
 
 fn respond_written(call: &Call, written: Written, created_code: StatusCode) -> ApiResult<Response> {
     let output = negotiate(call.header("accept"), Target::Object)?;
@@ -94,12 +37,22 @@ fn respond_written(call: &Call, written: Written, created_code: StatusCode) -> A
 /// POST to a collection.
 pub async fn create(state: &AppState, call: &Call) -> ApiResult<Response> {
     let options = write_options(&call.query, "CreateOptions", call.user_agent(), false)?;
-    negotiate(call.header("accept"), Target::Object)?;
-    let obj = decode_object(&call.resource, call.header("content-type"), &call.body)?;
-    let written = state
+    let decoded = decode_object(
+        &call.resource,
+        call.header("content-type"),
+        &call.body,
+        options.field_validation,
+    )?;
+    let mut written = state
         .registry
-        .create(&call.resource, &call.info.namespace, obj, &options)
+        .create(
+            &call.resource,
+            &call.info.namespace,
+            decoded.object,
+            &options,
+        )
         .await?;
+    written.warnings.splice(0..0, decoded.warnings);
     respond_written(call, written, StatusCode::CREATED)
 }
 
@@ -109,9 +62,15 @@ async fn update_sub(
     subresource: Subresource,
 ) -> ApiResult<Response> {
     let options = write_options(&call.query, "UpdateOptions", call.user_agent(), false)?;
-    negotiate(call.header("accept"), Target::Object)?;
-    let obj = decode_object(&call.resource, call.header("content-type"), &call.body)?;
-    let written = state
+    let decoded = decode_object(
+        &call.resource,
+        call.header("content-type"),
+        &call.body,
+        options.field_validation,
+    )?;
+    let obj = decoded.object;
+    let uid = crate::object::meta::uid(&obj).to_string();
+    let mut written = state
         .registry
         .update_with(
             &call.resource,
@@ -119,9 +78,11 @@ async fn update_sub(
             &call.info.name,
             subresource,
             &options,
+            Some(&uid),
             &mut |_, _| Ok(obj.clone()),
         )
         .await?;
+    written.warnings.splice(0..0, decoded.warnings);
     respond_written(call, written, StatusCode::CREATED)
 }
 
@@ -135,23 +96,12 @@ pub async fn update_status(state: &AppState, call: &Call) -> ApiResult<Response>
     update_sub(state, call, Subresource::Status).await
 }
 
-/// Applies a JSON or merge patch body to an object.
-pub fn apply_simple_patch(kind: PatchType, existing: &Value, body: &[u8]) -> ApiResult<Value> {
-    match kind {
-        PatchType::Json => patching::json_patch(existing, body),
-        PatchType::Merge => patching::merge_patch(existing, body),
-        PatchType::Apply => Err(ApiError::internal(
-            "apply patches are handled by the field manager",
-        )),
-    }
-}
-
 /// PATCH of an object or its status.
 pub async fn patch(state: &AppState, call: &Call) -> ApiResult<Response> {
     let kind = patch_type(call.header("content-type"))?;
     let apply = kind == PatchType::Apply;
     let options = write_options(&call.query, "PatchOptions", call.user_agent(), apply)?;
-    negotiate(call.header("accept"), Target::Object)?;
+    patching::check_body(kind, &call.body)?;
     let subresource = if call.info.subresource == "status" {
         Subresource::Status
     } else {
@@ -164,6 +114,9 @@ pub async fn patch(state: &AppState, call: &Call) -> ApiResult<Response> {
         return respond_written(call, written, StatusCode::CREATED);
     }
     let body = call.body.clone();
+    let resource = call.resource.clone();
+    let prune = move |obj: &mut Value| resource.schema.prune(obj);
+    let validation = options.field_validation;
     let written = state
         .registry
         .update_with(
@@ -172,25 +125,65 @@ pub async fn patch(state: &AppState, call: &Call) -> ApiResult<Response> {
             &call.info.name,
             subresource,
             &options,
-            &mut |existing, _| apply_simple_patch(kind, existing, &body),
+            None,
+            &mut |existing, warnings| {
+                let patched = patching::apply(kind, existing, &body, validation, &prune)?;
+                warnings.extend(patched.warnings);
+                Ok(patched.object)
+            },
         )
         .await?;
     respond_written(call, written, StatusCode::CREATED)
 }
 
-/// `DeleteOptions` from the body (if any) and the query, validated.
-pub fn delete_options(body: &[u8], query: &Query) -> ApiResult<DeleteOptions> {
-    let parsed: Value = if body.iter().all(u8::is_ascii_whitespace) {
-        json!({})
-    } else {
-        serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
+/// Decodes a `DeleteOptions` body as kube-apiserver does (415 for a media type it does not
+/// decode, 400 with the decoder's words).
+fn decode_delete_options(body: &[u8], content_type: Option<&str>) -> ApiResult<Value> {
+    let json: std::borrow::Cow<[u8]> = match body_format(content_type)? {
+        BodyFormat::Json => body.into(),
+        BodyFormat::Yaml => {
+            let value: Value = serde_yaml_ng::from_slice(body).map_err(|e| {
+                ApiError::bad_request(format!("error converting YAML to JSON: yaml: {e}"))
+            })?;
+            serde_json::to_vec(&value).unwrap_or_default().into()
+        }
+        BodyFormat::Protobuf => {
+            return Err(ApiError::bad_request(
+                "provided data does not appear to be a protobuf message, expected prefix [107 56 115 0]",
+            ));
+        }
     };
-    if !parsed.is_object() {
-        return Err(ApiError::bad_request(
-            "decoded object cannot be converted to DeleteOptions",
-        ));
+    let parse_error = |why: String| {
+        ApiError::bad_request(format!(
+            "couldn't get version/kind; json parse error: {why}"
+        ))
+    };
+    if let Some(why) = crate::api::go_json::syntax_error(&json) {
+        return Err(parse_error(why));
     }
+    let parsed: Value = serde_json::from_slice(&json).map_err(|e| parse_error(e.to_string()))?;
+    if let Some(why) = crate::api::go_json::kind_probe_error(&parsed) {
+        return Err(parse_error(why));
+    }
+    Ok(match parsed {
+        Value::Null => json!({}),
+        other => other,
+    })
+}
+
+/// `DeleteOptions` from the body or, when there is none, the query (kube-apiserver reads one
+/// or the other), validated.
+pub fn delete_options(
+    body: &[u8],
+    content_type: Option<&str>,
+    query: &Query,
+) -> ApiResult<DeleteOptions> {
+    let from_body = !body.is_empty();
+    let parsed = if from_body {
+        decode_delete_options(body, content_type)?
+    } else {
+        json!({})
+    };
     let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
     let mut options = DeleteOptions {
         uid: text(parsed.pointer("/preconditions/uid")),
@@ -199,18 +192,17 @@ pub fn delete_options(body: &[u8], query: &Query) -> ApiResult<DeleteOptions> {
         orphan_dependents: parsed.get("orphanDependents").and_then(Value::as_bool),
         dry_run: false,
     };
-    if let Some(p) = query.first("propagationPolicy") {
-        options.propagation_policy = Some(p.to_string());
+    let mut dry_run: Vec<String> = Vec::new();
+    if !from_body {
+        if let Some(p) = query.first("propagationPolicy") {
+            options.propagation_policy = Some(p.to_string());
+        }
+        if let Some(o) = query.flag("orphanDependents") {
+            options.orphan_dependents = Some(o);
+        }
+        query.int("gracePeriodSeconds")?;
+        dry_run.extend(query.all("dryRun").into_iter().map(str::to_string));
     }
-    if let Some(o) = query.flag("orphanDependents") {
-        options.orphan_dependents = Some(o);
-    }
-    query.int("gracePeriodSeconds")?;
-    let mut dry_run: Vec<String> = query
-        .all("dryRun")
-        .into_iter()
-        .map(str::to_string)
-        .collect();
     if let Some(body_dry_run) = parsed.get("dryRun").and_then(Value::as_array) {
         dry_run.extend(
             body_dry_run
@@ -270,7 +262,7 @@ fn success_status(resource: &Resource, name: &str, uid: &str) -> Bytes {
 
 /// DELETE of an object.
 pub async fn delete(state: &AppState, call: &Call) -> ApiResult<Response> {
-    let options = delete_options(&call.body, &call.query)?;
+    let options = delete_options(&call.body, call.header("content-type"), &call.query)?;
     let output = negotiate(call.header("accept"), Target::Object)?;
     let result = state
         .registry
@@ -295,8 +287,8 @@ pub async fn delete(state: &AppState, call: &Call) -> ApiResult<Response> {
 
 /// DELETE of a collection: every selected object, as `delete` would; answers the list of them.
 pub async fn delete_collection(state: &AppState, call: &Call) -> ApiResult<Response> {
-    let options = delete_options(&call.body, &call.query)?;
-    let list = ListOptions::parse(&call.query)?;
+    let options = delete_options(&call.body, call.header("content-type"), &call.query)?;
+    let list = ListOptions::parse(&call.query, &call.resource)?;
     let output = negotiate(call.header("accept"), Target::List)?;
     let filter = |kv: &storage::KeyValue| read::selected(&kv.value, &list.labels, &list.fields);
     let page = state
@@ -349,17 +341,27 @@ mod tests {
 
     #[test]
     fn delete_options_from_body_and_query() {
-        let o = delete_options(br#"{"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Foreground","preconditions":{"uid":"u"}}"#, &Query::parse("")).unwrap();
+        let o = delete_options(br#"{"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Foreground","preconditions":{"uid":"u"}}"#, None, &Query::parse("")).unwrap();
         assert_eq!(o.propagation_policy.as_deref(), Some("Foreground"));
         assert_eq!(o.uid.as_deref(), Some("u"));
-        let o = delete_options(b"", &Query::parse("propagationPolicy=Orphan&dryRun=All")).unwrap();
+        let o = delete_options(
+            b"",
+            None,
+            &Query::parse("propagationPolicy=Orphan&dryRun=All"),
+        )
+        .unwrap();
         assert!(o.dry_run);
-        let e = delete_options(b"", &Query::parse("propagationPolicy=Sideways")).unwrap_err();
+        let e = delete_options(b"", None, &Query::parse("propagationPolicy=Sideways")).unwrap_err();
         assert_eq!(e.code(), 422);
         assert!(e.message().contains(&go_quote("Sideways")));
         assert_eq!(
-            delete_options(b"[", &Query::parse("")).unwrap_err().code(),
-            400
+            delete_options(b"[", None, &Query::parse(""))
+                .unwrap_err()
+                .message(),
+            "couldn't get version/kind; json parse error: unexpected end of JSON input"
         );
+        // With a body, the query's options are not read.
+        let o = delete_options(b"{}", None, &Query::parse("dryRun=All")).unwrap();
+        assert!(!o.dry_run);
     }
 }
