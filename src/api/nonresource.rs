@@ -205,11 +205,12 @@ pub fn serve(
     if !is_served(path) {
         return ApiError::page_not_found().into_response();
     }
-    if method != Method::GET && method != Method::HEAD {
-        return ApiError::method_not_allowed().into_response();
-    }
+    // The health handlers answer whatever the method, as kube-apiserver's do.
     if let Some(r) = health(state, path, query) {
         return r;
+    }
+    if method != Method::GET && method != Method::HEAD {
+        return ApiError::method_not_allowed().into_response();
     }
     if path == "/metrics" {
         for (plural, cache) in &state.watch_caches {

@@ -183,7 +183,6 @@ fn refuse_early(op: Operation, info: &RequestInfo, headers: &HeaderMap) -> ApiRe
             negotiate(accept, Target::List)?;
         }
         Operation::Watch => {
-            negotiate(accept, Target::List)?;
             negotiate(accept, Target::Watch)?;
         }
         Operation::Create => {
