@@ -4,7 +4,7 @@
 //! Transport limits are those of a k8s.io/apiserver server (`SecureServingInfo.Serve` over Go's
 //! `net/http`): 1 MiB of request headers on HTTP/1.1 (431 beyond) and the same advertised as
 //! HTTP/2 `SETTINGS_MAX_HEADER_LIST_SIZE`, 100 concurrent HTTP/2 streams per connection (or
-//! `--http2-max-streams-per-connection`), 256 KiB HTTP/2 stream windows and frames, and 32 s
+//! `--http2-max-streams-per-connection`), 256 KiB HTTP/2 stream windows, and 32 s
 //! to send a TLS handshake and request headers. Request bodies an early answer leaves unread are
 //! drained after the response ([`super::unread_body`]).
 
@@ -53,8 +53,12 @@ pub const HTTP2_MAX_HEADER_LIST_SIZE: u32 = (MAX_HEADER_BYTES + 10 * 32) as u32;
 /// default (`http2.Server.MaxConcurrentStreams = 100`).
 pub const DEFAULT_HTTP2_MAX_STREAMS: u32 = 100;
 
-/// HTTP/2 per-stream receive window and largest frame read (k8s.io/apiserver's
-/// `resourceBody99Percentile`); the connection window is this times the stream limit.
+/// HTTP/2 per-stream receive window (k8s.io/apiserver's `resourceBody99Percentile`); the
+/// connection window is this times the stream limit. Unlike k8s.io/apiserver, the largest frame
+/// read stays HTTP/2's default 16 KiB: the h2 crate allows a header block only
+/// (header list size / frame size) × 1.25 CONTINUATION frames, so a larger frame size would
+/// refuse 1 MiB of headers from clients that send 16 KiB frames (curl, and Go's client before it
+/// has the server's SETTINGS).
 const HTTP2_STREAM_WINDOW: u32 = 256 * 1024;
 
 /// Time to complete the TLS handshake and, on HTTP/1.1, to send request headers
@@ -100,7 +104,6 @@ fn http2_builder(transport: Transport) -> http2::Builder<TokioExecutor> {
         .max_header_list_size(HTTP2_MAX_HEADER_LIST_SIZE)
         .initial_stream_window_size(HTTP2_STREAM_WINDOW)
         .initial_connection_window_size(HTTP2_STREAM_WINDOW.saturating_mul(streams))
-        .max_frame_size(HTTP2_STREAM_WINDOW)
         .keep_alive_interval(Some(Duration::from_secs(30)));
     builder
 }
