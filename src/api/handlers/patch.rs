@@ -168,7 +168,7 @@ pub fn apply(
         }
         PatchType::Merge => {
             if strict {
-                if !raw.is_object() {
+                if !raw.is_object() && !raw.is_null() {
                     return Err(ApiError::bad_request(format!(
                         "error decoding patch: json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
                         json_kind(&raw)

@@ -499,6 +499,91 @@ mod tests {
         assert!((1800..3600).contains(&t), "{t}");
     }
 
+    /// A stream over a real fan-out, registered for `prefix` after `after`.
+    fn stream_for(cache: &Arc<WatchCache>, prefix: &str, after: u64) -> Stream {
+        let app = crate::test_support::resource("App");
+        let plan = plan_for("watch=1&allowWatchBookmarks=true");
+        Stream {
+            events: Some(cache.register(prefix, after).unwrap()),
+            cache: cache.clone(),
+            initial: VecDeque::new(),
+            pending: VecDeque::new(),
+            encoder: EventEncoder::new(app, Output::Json, IncludeObject::Metadata),
+            options: ListOptions::parse_any(&Query::parse("")).unwrap(),
+            deadline: Instant::now() + plan.timeout,
+            next_bookmark: None,
+            revision: after,
+            plan,
+            done: false,
+        }
+    }
+
+    async fn put(store: &storage::MemoryStore, key: &str) -> u64 {
+        use storage::Store;
+        store
+            .create(
+                key,
+                Box::new(|rev| {
+                    format!(r#"{{"metadata":{{"name":"x","resourceVersion":"{rev}"}}}}"#)
+                        .into_bytes()
+                }),
+            )
+            .await
+            .unwrap()
+            .revision
+    }
+
+    fn lines(bytes: &Bytes) -> Vec<(String, u64)> {
+        bytes
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let e: Value = serde_json::from_slice(l).unwrap();
+                let rv = e["object"]["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                (e["type"].as_str().unwrap().to_string(), rv)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_bookmark_follows_every_queued_event_at_the_cache_revision() {
+        let store = Arc::new(storage::MemoryStore::default());
+        let cache = WatchCache::start(store.clone(), &crate::test_support::resource("App"), 100, 64)
+            .await
+            .unwrap();
+        let start = cache.revision();
+        let mut ns_a = stream_for(&cache, "apps/a/", start);
+        let mut all = stream_for(&cache, "apps/", start);
+        let first = put(&store, "apps/a/x").await;
+        let mut last = 0;
+        for i in 0..3 {
+            last = put(&store, &format!("apps/b/{i}")).await;
+        }
+        while cache.revision() < last {
+            tokio::task::yield_now().await;
+        }
+        // Queued events go first; the bookmark is at the resource's revision.
+        let got = lines(&ns_a.bookmark().unwrap());
+        assert_eq!(
+            got,
+            [("ADDED".to_string(), first), ("BOOKMARK".to_string(), last)]
+        );
+        let got = lines(&all.bookmark().unwrap());
+        assert_eq!(got.len(), 5);
+        assert_eq!(got[4], ("BOOKMARK".to_string(), last));
+        assert!(got[..4].iter().all(|(t, rv)| t == "ADDED" && *rv <= last));
+        // Nothing new: the same revision again.
+        assert_eq!(lines(&ns_a.bookmark().unwrap()), [("BOOKMARK".to_string(), last)]);
+        // A watcher the fan-out closed (too slow, stopping) gets no bookmark.
+        cache.stop();
+        assert!(all.bookmark().is_none());
+        assert!(all.done);
+    }
+
     #[test]
     fn bookmarks_are_scheduled_as_kube_cacher_schedules_them() {
         let now = Instant::now();
