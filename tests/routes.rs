@@ -32,7 +32,9 @@ fn not_supported(verb: &str, resource: &str) -> Want {
     Want::Status(
         405,
         "MethodNotAllowed",
-        format!("{verb} is not supported on resources of kind \"{resource}.admission.example.com\""),
+        format!(
+            "{verb} is not supported on resources of kind \"{resource}.admission.example.com\""
+        ),
     )
 }
 
@@ -74,7 +76,10 @@ fn body_for(
     if method == "PUT" && path.ends_with("/scale") {
         let scale = json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
             "metadata": {"name": "x", "resourceVersion": "1"}, "spec": {"replicas": 1}});
-        return (vec![("content-type", "application/json")], scale.to_string());
+        return (
+            vec![("content-type", "application/json")],
+            scale.to_string(),
+        );
     }
     let object = match resource {
         "apps" => json!({"apiVersion": "admission.example.com/v1", "kind": "App",
@@ -85,7 +90,10 @@ fn body_for(
         _ => fixture("admissionreview-v1-namespace-create.json")["request"]["body"].clone(),
     };
     match method {
-        "POST" => (vec![("content-type", "application/json")], object.to_string()),
+        "POST" => (
+            vec![("content-type", "application/json")],
+            object.to_string(),
+        ),
         "PUT" => {
             let mut put = object;
             put["metadata"] = json!({"name": "x", "resourceVersion": "1"});
@@ -151,12 +159,7 @@ fn kind_cases(
 
 fn matrix() -> Vec<(String, &'static str, Want)> {
     let ns = format!("{G}/namespaces/default");
-    let mut cases = kind_cases(
-        "apps",
-        &format!("{ns}/apps"),
-        &format!("{ns}/apps/x"),
-        true,
-    );
+    let mut cases = kind_cases("apps", &format!("{ns}/apps"), &format!("{ns}/apps/x"), true);
     cases.extend(kind_cases(
         "namespacereservations",
         &format!("{G}/namespacereservations"),

@@ -45,7 +45,10 @@ async fn read_response<S: tokio::io::AsyncRead + Unpin>(
         }
         let mut chunk = [0u8; 8192];
         let n = stream.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "the connection closed before the response: {buffered:?}");
+        assert!(
+            n > 0,
+            "the connection closed before the response: {buffered:?}"
+        );
         buffered.extend_from_slice(&chunk[..n]);
     }
 }
@@ -152,7 +155,9 @@ async fn request_headers_up_to_1_mib_are_accepted_and_more_is_431() {
 /// The HTTP/2 SETTINGS the server sends first.
 async fn server_settings(s: &Server) -> Vec<(u16, u32)> {
     let mut tls = s.tls(&[b"h2"]).await;
-    tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+    tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
     tls.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap();
     loop {
         let mut header = [0u8; 9];
@@ -181,7 +186,11 @@ async fn http2_settings_are_k8s_apiserver_s() {
     let settings = server_settings(&s).await;
     let get = |id: u16| settings.iter().find(|(k, _)| *k == id).map(|(_, v)| *v);
     assert_eq!(get(0x3), Some(100), "MAX_CONCURRENT_STREAMS: {settings:?}");
-    assert_eq!(get(0x4), Some(256 * 1024), "INITIAL_WINDOW_SIZE: {settings:?}");
+    assert_eq!(
+        get(0x4),
+        Some(256 * 1024),
+        "INITIAL_WINDOW_SIZE: {settings:?}"
+    );
     // The frame size stays HTTP/2's default (see `server::listener`).
     assert!(
         matches!(get(0x5), None | Some(16_384)),

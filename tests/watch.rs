@@ -472,7 +472,10 @@ async fn filtered_watches_get_bookmarks_at_the_current_revision() {
     let all = "/apis/admission.example.com/v1/apps";
     let filters = [
         ("namespace", format!("{ns_a}?watch=true")),
-        ("label selector", format!("{all}?watch=true&labelSelector=tier%3Dweb")),
+        (
+            "label selector",
+            format!("{all}?watch=true&labelSelector=tier%3Dweb"),
+        ),
         (
             "field selector",
             format!("{all}?watch=true&fieldSelector=metadata.name%3Da"),
@@ -496,7 +499,9 @@ async fn filtered_watches_get_bookmarks_at_the_current_revision() {
         };
         let mut w = s
             .watch(
-                &format!("{path}&allowWatchBookmarks=true&resourceVersion={seen}&timeoutSeconds=60"),
+                &format!(
+                    "{path}&allowWatchBookmarks=true&resourceVersion={seen}&timeoutSeconds=60"
+                ),
                 &[],
                 http2,
             )
@@ -513,7 +518,11 @@ async fn filtered_watches_get_bookmarks_at_the_current_revision() {
             .watch(&format!("{path}&resourceVersion={seen}"), &[], http2)
             .await;
         let e = stale.next(5 * SECOND).await.unwrap();
-        assert_eq!((e["type"].as_str(), e["object"]["code"].as_i64()), (Some("ERROR"), Some(410)), "{what}");
+        assert_eq!(
+            (e["type"].as_str(), e["object"]["code"].as_i64()),
+            (Some("ERROR"), Some(410)),
+            "{what}"
+        );
         let mut resumed = s
             .watch(
                 &format!("{path}&allowWatchBookmarks=true&resourceVersion={at}&timeoutSeconds=60"),
@@ -571,7 +580,9 @@ async fn bookmarks_never_pass_an_event_still_to_be_sent() {
     ] {
         watches.push(
             s.watch(
-                &format!("{path}&allowWatchBookmarks=true&resourceVersion={from}&timeoutSeconds=60"),
+                &format!(
+                    "{path}&allowWatchBookmarks=true&resourceVersion={from}&timeoutSeconds=60"
+                ),
                 &[],
                 http2,
             )
@@ -600,7 +611,10 @@ async fn bookmarks_never_pass_an_event_still_to_be_sent() {
     for (i, watch) in watches.iter_mut().enumerate() {
         let (mut previous, mut bookmarks) = (from, 0);
         loop {
-            let e = watch.next(10 * SECOND).await.expect("events and bookmarks arrive");
+            let e = watch
+                .next(10 * SECOND)
+                .await
+                .expect("events and bookmarks arrive");
             let at = rv(&e["object"]);
             match e["type"].as_str() {
                 Some("BOOKMARK") => {

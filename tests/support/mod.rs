@@ -580,9 +580,8 @@ impl Server {
         let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.port()))
             .await
             .unwrap();
-        let name = rustls_pki_types::ServerName::IpAddress(
-            std::net::IpAddr::from([127, 0, 0, 1]).into(),
-        );
+        let name =
+            rustls_pki_types::ServerName::IpAddress(std::net::IpAddr::from([127, 0, 0, 1]).into());
         tokio_rustls::TlsConnector::from(Arc::new(config))
             .connect(name, tcp)
             .await

@@ -552,9 +552,14 @@ mod tests {
     #[tokio::test]
     async fn a_bookmark_follows_every_queued_event_at_the_cache_revision() {
         let store = Arc::new(storage::MemoryStore::default());
-        let cache = WatchCache::start(store.clone(), &crate::test_support::resource("App"), 100, 64)
-            .await
-            .unwrap();
+        let cache = WatchCache::start(
+            store.clone(),
+            &crate::test_support::resource("App"),
+            100,
+            64,
+        )
+        .await
+        .unwrap();
         let start = cache.revision();
         let mut ns_a = stream_for(&cache, "apps/a/", start);
         let mut all = stream_for(&cache, "apps/", start);
@@ -577,7 +582,10 @@ mod tests {
         assert_eq!(got[4], ("BOOKMARK".to_string(), last));
         assert!(got[..4].iter().all(|(t, rv)| t == "ADDED" && *rv <= last));
         // Nothing new: the same revision again.
-        assert_eq!(lines(&ns_a.bookmark().unwrap()), [("BOOKMARK".to_string(), last)]);
+        assert_eq!(
+            lines(&ns_a.bookmark().unwrap()),
+            [("BOOKMARK".to_string(), last)]
+        );
         // A watcher the fan-out closed (too slow, stopping) gets no bookmark.
         cache.stop();
         assert!(all.bookmark().is_none());
