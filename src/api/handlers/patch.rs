@@ -198,10 +198,10 @@ pub fn apply(
     // Decoding the result: it must still be an object of a kind.
     match &doc {
         Value::Object(map) => {
-            if !map
+            if map
                 .get("kind")
                 .and_then(Value::as_str)
-                .is_some_and(|k| !k.is_empty())
+                .is_none_or(str::is_empty)
             {
                 let json = serde_json::to_string(&doc).unwrap_or_default();
                 return Err(patch_invalid(

@@ -269,7 +269,7 @@ fn decode_scale(call: &Call, validation: FieldValidation) -> ApiResult<(Value, V
     };
     if let Some(replicas) = scale.pointer("/spec/replicas")
         && !replicas.is_null()
-        && !replicas.as_i64().is_some_and(|r| i32::try_from(r).is_ok())
+        && replicas.as_i64().is_none_or(|r| i32::try_from(r).is_err())
     {
         let kind = match replicas {
             Value::Number(n) => format!("number {n}"),

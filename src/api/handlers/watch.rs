@@ -352,9 +352,7 @@ impl Stream {
         let current = self.cache.revision();
         let mut batch = BytesMut::new();
         loop {
-            let Some(sub) = self.events.as_mut() else {
-                return None;
-            };
+            let sub = self.events.as_mut()?;
             match sub.events.try_recv() {
                 Ok(event) => {
                     if !self.push_event(&event, &mut batch) {
