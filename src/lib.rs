@@ -25,7 +25,8 @@
 //! - crate `storage` (workspace member): the versioned store (sled, in-memory).
 //!
 //! # Invariants
-//! - Every error a client sees is a `Status` built in [`api::error`].
+//! - Every error a client sees is built in [`api::error`]: a `Status`, or plain text where
+//!   kube-apiserver's mux and filters answer in plain text.
 //! - Handlers never touch sled; storage never sees HTTP or Kubernetes types.
 //! - Stored bytes are exactly what GET serves; lists are spliced from them.
 
