@@ -61,6 +61,36 @@ pub struct Options {
     /// HTTP/2 streams a client may have open on one connection (0: k8s.io/apiserver's default, 100).
     #[arg(long, default_value_t = 0)]
     pub http2_max_streams_per_connection: u32,
+    /// Most non-mutating requests served at once (watches not counted); beyond it 429. 0: no limit.
+    #[arg(long, default_value_t = 400)]
+    pub max_requests_inflight: usize,
+    /// Most mutating requests served at once; beyond it 429. 0: no limit.
+    #[arg(long, default_value_t = 200)]
+    pub max_mutating_requests_inflight: usize,
+    /// Time limit of non-long-running requests (Go duration); a `timeout` parameter may shorten it.
+    #[arg(long, default_value = "1m0s", value_parser = crate::server::deadline::duration_flag)]
+    pub request_timeout: Duration,
+    /// After SIGTERM, keep serving this long (Go duration) with /readyz failing, before draining.
+    #[arg(long, default_value = "0s", value_parser = crate::server::deadline::duration_flag)]
+    pub shutdown_delay_duration: Duration,
+    /// Write audit events here ('-': standard output); needs --audit-policy-file.
+    #[arg(long)]
+    pub audit_log_path: Option<PathBuf>,
+    /// The audit.k8s.io/v1 Policy deciding what is audited, and at which level.
+    #[arg(long)]
+    pub audit_policy_file: Option<PathBuf>,
+    /// Days to keep rotated audit log files (0: no age limit).
+    #[arg(long, default_value_t = 0)]
+    pub audit_log_maxage: u64,
+    /// Rotated audit log files to keep (0: no count limit).
+    #[arg(long, default_value_t = 0)]
+    pub audit_log_maxbackup: usize,
+    /// Megabytes before the audit log is rotated (0: never).
+    #[arg(long, default_value_t = 0)]
+    pub audit_log_maxsize: u64,
+    /// Audit events buffered before new ones are dropped (and counted).
+    #[arg(long, default_value_t = 10_000)]
+    pub audit_log_batch_buffer_size: usize,
 
     /// Delegated mode: kubeconfig of the kube-apiserver that reviews tokens (TokenReview) and
     /// publishes `extension-apiserver-authentication`.
@@ -158,6 +188,16 @@ pub struct Config {
     pub transport: crate::server::listener::Transport,
     /// Delegated authentication and authorization, when running behind kube-apiserver.
     pub delegation: Option<Delegation>,
+    /// See [`Options::max_requests_inflight`].
+    pub max_requests_inflight: usize,
+    /// See [`Options::max_mutating_requests_inflight`].
+    pub max_mutating_requests_inflight: usize,
+    /// See [`Options::request_timeout`].
+    pub request_timeout: Duration,
+    /// See [`Options::shutdown_delay_duration`].
+    pub shutdown_delay: Duration,
+    /// The audit policy and log, when auditing is on.
+    pub audit: Option<(crate::audit::policy::Policy, crate::audit::log::LogOptions)>,
 }
 
 fn read_pem(path: &Option<PathBuf>, flag: &str) -> Result<Option<String>> {
@@ -169,10 +209,13 @@ fn read_pem(path: &Option<PathBuf>, flag: &str) -> Result<Option<String>> {
     }
 }
 
+/// The standard in-cluster service account directory.
+pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
 /// Whether the process runs in a Kubernetes pod with a service account.
 pub fn in_cluster() -> bool {
     std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
-        && std::path::Path::new(crate::kube_client::SERVICE_ACCOUNT_DIR)
+        && std::path::Path::new(SERVICE_ACCOUNT_DIR)
             .join("token")
             .exists()
 }
@@ -204,6 +247,34 @@ impl Options {
                 "--etcd-servers: this build stores objects in sled only; the etcd backend is not available yet"
             );
         }
+        if self.request_timeout.is_zero() {
+            bail!("--request-timeout must be positive");
+        }
+        let audit = match (&self.audit_policy_file, &self.audit_log_path) {
+            (Some(policy), Some(path)) => {
+                let text = std::fs::read_to_string(policy).map_err(|e| {
+                    anyhow::anyhow!("--audit-policy-file {}: {e}", policy.display())
+                })?;
+                let policy = crate::audit::policy::Policy::parse(&text).map_err(|e| {
+                    anyhow::anyhow!("--audit-policy-file {}: {e}", policy.display())
+                })?;
+                Some((
+                    policy,
+                    crate::audit::log::LogOptions {
+                        path: path.clone(),
+                        max_age_days: self.audit_log_maxage,
+                        max_backups: self.audit_log_maxbackup,
+                        max_size_mb: self.audit_log_maxsize,
+                        buffer: self.audit_log_batch_buffer_size.max(1),
+                    },
+                ))
+            }
+            (None, Some(_)) => bail!(
+                "--audit-log-path needs --audit-policy-file: without a policy nothing is audited"
+            ),
+            (Some(_), None) => bail!("--audit-policy-file needs --audit-log-path"),
+            (None, None) => None,
+        };
         let delegated = self.authentication_kubeconfig.is_some()
             || self.authorization_kubeconfig.is_some()
             || self.kubeconfig.is_some()
@@ -244,6 +315,11 @@ impl Options {
         };
         Ok(Config {
             delegation,
+            max_requests_inflight: self.max_requests_inflight,
+            max_mutating_requests_inflight: self.max_mutating_requests_inflight,
+            request_timeout: self.request_timeout,
+            shutdown_delay: self.shutdown_delay_duration,
+            audit,
             data_dir: self.data_dir,
             listen: SocketAddr::new(self.bind_address, self.secure_port),
             serving,

@@ -3,11 +3,14 @@
 //! # Code map
 //! - [`config`]: flags → validated [`config::Config`].
 //! - [`server`]: TLS serving (HTTP/1.1 and HTTP/2), standalone credentials, the request
-//!   pipeline ([`server::pipeline`]) and the shared state.
+//!   pipeline ([`server::pipeline`]) with its in-flight limits ([`server::inflight`]) and
+//!   deadlines ([`server::deadline`]), graceful shutdown, and the shared state.
 //! - [`auth`]: who is calling and what they may do: the standalone admin token, or (behind
 //!   kube-apiserver) front-proxy headers, client certificates, TokenReview and
 //!   SubjectAccessReview, following `extension-apiserver-authentication`.
-//! - [`kube_client`]: the small kube-apiserver client delegated mode needs.
+//! - [`kube_client`]: kube-apiserver through kube-rs (kubeconfigs with exec plugins, in-cluster
+//!   service accounts), with the retries delegated mode needs.
+//! - [`audit`]: the audit policy and the `audit.k8s.io/v1` event log.
 //! - [`metrics`]: Prometheus metrics under kube-apiserver's names.
 //! - [`api`]: the HTTP API — errors rendered as `Status` ([`api::error`]), request info,
 //!   queries and selectors, content negotiation, discovery, OpenAPI, and the REST verbs
@@ -16,8 +19,12 @@
 //!   deletion with finalizers), shared by every kind.
 //! - [`admission`]: the admission webhook backend: AdmissionReviews answered from the
 //!   NamespaceReservation policy, denials reported as Events.
-//! - [`kinds`]: one module per served kind (names, columns, subresources, extra checks).
-//! - [`schema`]: structural schemas from `openapi/`, driving validation and pruning.
+//! - [`kinds`]: one module per served kind (names, columns, subresources, extra checks), and
+//!   the served versions (`v1`, deprecated `v1beta1`).
+//! - [`conversion`]: objects between served versions, one module per pair.
+//! - [`schema`]: structural schemas from `openapi/`, driving validation, defaulting, pruning and
+//!   the CEL rules (`x-kubernetes-validations`).
+//! - [`cel`]: compiling and running CEL expressions with kube's cost limits.
 //! - [`field_error`]: field validation errors (`field.Error`) and Go quoting, shared by every layer.
 //! - [`fields`]: field sets, comparisons and `managedFields`.
 //! - [`object`]: metadata accessors and metadata/name validation.
@@ -28,12 +35,16 @@
 //! - Every error a client sees is built in [`api::error`]: a `Status`, or plain text where
 //!   kube-apiserver's mux and filters answer in plain text.
 //! - Handlers never touch sled; storage never sees HTTP or Kubernetes types.
-//! - Stored bytes are exactly what GET serves; lists are spliced from them.
+//! - Objects are stored once, in the storage version; stored bytes are exactly what a GET in
+//!   that version serves (lists are spliced from them) unless a default is missing from them.
 
 pub mod admission;
 pub mod api;
+pub mod audit;
 pub mod auth;
+pub mod cel;
 pub mod config;
+pub mod conversion;
 pub mod field_error;
 pub mod fields;
 pub mod kinds;

@@ -70,6 +70,15 @@ pub struct Metrics {
     pub token_reviews: Counter,
     /// SubjectAccessReviews sent (cache misses).
     pub access_reviews: Counter,
+    /// `apiserver_request_terminations_total`: requests refused (429) or timed out (504) in
+    /// self-defense.
+    pub terminations: Family<(RequestLabels, CodeLabel), Counter>,
+    /// `apiserver_audit_event_total`.
+    pub audit_events: Counter,
+    /// `apiserver_audit_error_total{plugin="buffered"}`: audit events dropped (buffer full).
+    pub audit_dropped: Counter,
+    /// `apiserver_audit_level_total{level}`.
+    pub audit_levels: Family<Vec<(String, String)>, Counter>,
 }
 
 impl Default for Metrics {
@@ -133,7 +142,38 @@ impl Metrics {
             "SubjectAccessReviews sent to kube-apiserver (cache misses)",
             access_reviews.clone(),
         );
+        let terminations = Family::<(RequestLabels, CodeLabel), Counter>::default();
+        registry.register(
+            "apiserver_request_terminations",
+            "Number of requests which apiserver terminated in self-defense.",
+            terminations.clone(),
+        );
+        let audit_events = Counter::default();
+        registry.register(
+            "apiserver_audit_event",
+            "Counter of audit events generated and sent to the audit backend.",
+            audit_events.clone(),
+        );
+        let audit_errors = Family::<Vec<(String, String)>, Counter>::default();
+        registry.register(
+            "apiserver_audit_error",
+            "Counter of audit events that failed to be audited properly. Plugin identifies the plugin affected by the error.",
+            audit_errors.clone(),
+        );
+        let audit_dropped = audit_errors
+            .get_or_create(&vec![("plugin".to_string(), "buffered".to_string())])
+            .clone();
+        let audit_levels = Family::<Vec<(String, String)>, Counter>::default();
+        registry.register(
+            "apiserver_audit_level",
+            "Counter of policy levels for audit events (1 per request).",
+            audit_levels.clone(),
+        );
         Metrics {
+            terminations,
+            audit_events,
+            audit_dropped,
+            audit_levels,
             registry,
             requests,
             durations,

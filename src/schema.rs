@@ -5,9 +5,13 @@
 //! same wording: `spec.replicas in body should be less than or equal to 10`), and pruning follows
 //! the CRD structural pruning (unknown fields are dropped and reported by path).
 
+pub mod defaults;
+pub mod rules;
+
 use crate::field_error::FieldError;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// JSON types a schema node can require.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,6 +107,12 @@ pub struct Node {
     pub list_type: ListType,
     /// `x-kubernetes-map-type: atomic`.
     pub atomic_map: bool,
+    /// `default`: filled in where the property is absent (structural defaulting).
+    pub default: Option<Value>,
+    /// Whether this node or one below it has a `default` (reads skip defaulting otherwise).
+    pub defaults_below: bool,
+    /// `x-kubernetes-validations`: the CEL rules on this node.
+    pub validations: Vec<rules::ValidationRule>,
 }
 
 /// A schema for a whole object.
@@ -112,15 +122,27 @@ pub struct Schema {
     pub root: Node,
     /// The raw JSON it was loaded from, as published.
     pub raw: Value,
+    /// The compiled `x-kubernetes-validations` of every node, `None` when there are none.
+    pub rules: Option<Arc<rules::Validator>>,
 }
 
 impl Schema {
     /// Loads a schema, resolving `$ref`s against `components` (`#/components/schemas/<name>`).
+    /// Rules are compiled here: a rule that does not compile, or calls what this server cannot
+    /// run, is an error, as kube-apiserver refuses such a CRD.
     pub fn load(raw: &Value, components: &Map<String, Value>) -> Result<Schema, String> {
+        let root = parse_node(raw, components, 0)?;
+        let rules = rules::Validator::compile(&root)?.map(Arc::new);
         Ok(Schema {
-            root: parse_node(raw, components, 0)?,
+            root,
             raw: raw.clone(),
+            rules,
         })
+    }
+
+    /// Fills in defaults where properties are absent (see [`defaults`]).
+    pub fn default(&self, value: &mut Value) {
+        defaults::apply(&self.root, value);
     }
 
     /// Drops the fields the schema does not know, returning their paths (`spec.foo`).
@@ -178,6 +200,7 @@ const SUPPORTED: &[&str] = &[
     "x-kubernetes-group-version-kind",
     "x-kubernetes-int-or-string",
     "x-kubernetes-embedded-resource",
+    "x-kubernetes-validations",
     "uniqueItems",
 ];
 
@@ -273,6 +296,22 @@ fn parse_node(raw: &Value, components: &Map<String, Value>, depth: usize) -> Res
     }
     if obj.get("x-kubernetes-map-type").and_then(Value::as_str) == Some("atomic") {
         node.atomic_map = true;
+    }
+    if let Some(d) = obj.get("default") {
+        node.default = Some(d.clone());
+    }
+    node.defaults_below = node.default.is_some()
+        || node.properties.values().any(|p| p.defaults_below)
+        || node.additional.as_deref().is_some_and(|n| n.defaults_below)
+        || node.items.as_deref().is_some_and(|n| n.defaults_below);
+    if let Some(v) = obj.get("x-kubernetes-validations") {
+        let list = v
+            .as_array()
+            .ok_or("x-kubernetes-validations must be a list")?;
+        node.validations = list
+            .iter()
+            .map(rules::ValidationRule::parse)
+            .collect::<Result<_, _>>()?;
     }
     Ok(node)
 }

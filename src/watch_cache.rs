@@ -21,9 +21,13 @@ pub struct CachedEvent {
     /// The storage event.
     pub event: Event,
     /// `{"type":"ADDED|MODIFIED","object":<new>}` and `{"type":"DELETED","object":<old at the
-    /// deletion's revision>}`, rendered on first use.
-    frames: [OnceLock<Bytes>; 3],
+    /// deletion's revision>}` in each served version (indexed like `crate::kinds::VERSIONS`),
+    /// rendered on first use.
+    frames: [[OnceLock<Bytes>; 3]; VERSION_COUNT],
 }
+
+/// How many versions frames are kept for.
+const VERSION_COUNT: usize = crate::kinds::VERSIONS.len();
 
 /// Which frame of an event a watcher sends (selector transitions can change it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,13 +86,20 @@ impl CachedEvent {
         serde_json::to_vec(&obj).ok().map(Bytes::from)
     }
 
-    /// The JSON watch event line for a frame, shared by every watcher.
-    pub fn json_frame(&self, f: Frame) -> Option<Bytes> {
-        let slot = &self.frames[f as usize];
+    /// The JSON watch event line for a frame in a served version (its index in
+    /// `crate::kinds::VERSIONS`), shared by every watcher of that version; `serve` turns the
+    /// stored object into the object served (defaults, conversion).
+    pub fn json_frame(
+        &self,
+        f: Frame,
+        version: usize,
+        serve: &dyn Fn(&Bytes) -> Option<Bytes>,
+    ) -> Option<Bytes> {
+        let slot = &self.frames.get(version)?[f as usize];
         if let Some(b) = slot.get() {
             return Some(b.clone());
         }
-        let rendered = frame(f.name(), &self.object()?);
+        let rendered = frame(f.name(), &serve(&self.object()?)?);
         Some(slot.get_or_init(|| rendered).clone())
     }
 }
@@ -430,7 +441,11 @@ mod tests {
                 revision: 5,
             }),
         });
-        let f: Value = serde_json::from_slice(&ev.json_frame(Frame::Deleted).unwrap()).unwrap();
+        let f: Value = serde_json::from_slice(
+            &ev.json_frame(Frame::Deleted, 0, &|b| Some(b.clone()))
+                .unwrap(),
+        )
+        .unwrap();
         assert_eq!(f["type"], "DELETED");
         assert_eq!(f["object"]["metadata"]["resourceVersion"], "9");
     }

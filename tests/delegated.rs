@@ -714,3 +714,39 @@ async fn kubectl_with_a_client_certificate() {
         );
     });
 }
+
+/// A kubeconfig whose credential comes from an `exec` plugin (a script printing an
+/// ExecCredential, as EKS, GKE, AKS and OIDC logins do): the server starts and its reviews
+/// reach kube-apiserver authenticated with the plugin's token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exec_credential_plugin_authenticates_the_server() {
+    let c = peer::cluster_with(&[], true).await;
+    c.create_app("demo", "ext-demo").await;
+    let r = c
+        .proxied(
+            "GET",
+            &format!("{GROUP}/namespaces/ext-demo/apps"),
+            &identity("jane", JANE),
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", support::text(&r.body));
+    let r = c
+        .server
+        .send(
+            None,
+            Some("good-token"),
+            "GET",
+            &format!("{GROUP}/namespaces/ext-demo/apps"),
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", support::text(&r.body));
+    assert_eq!(c.peer.state.unauthenticated.load(Ordering::SeqCst), 0);
+    assert!(!c.reviews().is_empty());
+    assert_eq!(c.peer.state.token_reviews.lock().len(), 1);
+    let calls =
+        std::fs::read_to_string(c.server.dir.path().join("credential-plugin.sh.calls")).unwrap();
+    assert!(!calls.trim().is_empty(), "the plugin ran");
+}

@@ -221,7 +221,7 @@ async fn paging_is_a_consistent_snapshot() {
         .await
         .json();
     assert_eq!(third["items"][0]["metadata"]["name"], "a6");
-    // The last page has an empty continue, as a custom resource's list has.
+    // The last page: `continue` is empty, as kube-apiserver serves a custom resource list.
     assert_eq!(third["metadata"]["continue"], "");
     let bad = s
         .request("GET", &format!("{APPS}?limit=3&continue=garbage"), &[], "")

@@ -194,6 +194,50 @@ fn the_apiservice_reaches_the_server() {
 }
 
 #[test]
+fn every_served_version_is_registered_and_the_storage_version_preferred() {
+    let objects = objects();
+    let registered: Vec<&Value> = all(&objects, "APIService")
+        .filter(|a| a["spec"]["group"] == GROUP)
+        .collect();
+    let mut names: Vec<&str> = registered
+        .iter()
+        .map(|a| a["metadata"]["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    let mut want: Vec<String> = kinds::VERSIONS
+        .iter()
+        .map(|v| format!("{}.{GROUP}", v.name))
+        .collect();
+    want.sort();
+    assert_eq!(names, want);
+    let preferred = find(&objects, "APIService", &format!("{VERSION}.{GROUP}"));
+    for api in &registered {
+        let version = api["spec"]["version"].as_str().unwrap();
+        assert_eq!(api["metadata"]["name"], format!("{version}.{GROUP}"));
+        // Every version reaches the same server the same way.
+        for field in ["service", "groupPriorityMinimum", "insecureSkipTLSVerify"] {
+            assert_eq!(
+                api["spec"][field], preferred["spec"][field],
+                "{version} {field}"
+            );
+        }
+        assert_eq!(
+            api["metadata"]["annotations"],
+            preferred["metadata"]["annotations"]
+        );
+        if version != VERSION {
+            // The aggregator prefers the highest versionPriority: the storage version, as the
+            // server's own discovery does.
+            assert!(
+                api["spec"]["versionPriority"].as_u64()
+                    < preferred["spec"]["versionPriority"].as_u64(),
+                "{version}"
+            );
+        }
+    }
+}
+
+#[test]
 fn the_pod_is_locked_down_and_single_writer() {
     let objects = objects();
     let sts = find(&objects, "StatefulSet", "admission-apiserver");

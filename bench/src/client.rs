@@ -83,6 +83,33 @@ impl Client {
         Ok((status, body))
     }
 
+    /// Sends a request; returns status, the `Retry-After` header and body.
+    pub async fn send_full(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Bytes,
+    ) -> Result<(u16, Option<String>, Bytes)> {
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("authorization", &*self.auth)
+            .header("accept", "application/json");
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let resp = self.inner.request(req.body(Full::new(body))?).await?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = resp.into_body().collect().await?.to_bytes();
+        Ok((status, retry_after, body))
+    }
+
     /// Opens a streaming GET (a watch); returns the response.
     pub async fn stream(&self, path: &str) -> Result<http::Response<hyper::body::Incoming>> {
         let req = http::Request::builder()

@@ -4,10 +4,13 @@
 //! - `core`: durable creates/s, gets/s, lists of 500/s, RSS at 10k and 100k Apps.
 //! - `watch`: many watchers on one resource while a writer creates at a fixed rate.
 //! - `admission`: AdmissionReviews/s and latency from N connections.
+//! - `overload`: creates from 10x the in-flight limit: admitted latency, 429s, RSS.
 
 mod admission;
 mod client;
 mod core;
+mod overload;
+mod peer;
 mod report;
 mod server;
 mod watch;
@@ -29,6 +32,8 @@ enum Command {
     Watch(watch::Args),
     /// AdmissionReviews from N concurrent connections.
     Admission(admission::Args),
+    /// Creates from 10x the in-flight limit of connections, as a non-master user.
+    Overload(overload::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -41,6 +46,7 @@ fn main() -> anyhow::Result<()> {
             Command::Core(a) => core::run(a).await,
             Command::Watch(a) => watch::run(a).await,
             Command::Admission(a) => admission::run(a).await,
+            Command::Overload(a) => overload::run(a).await,
         }
     })
 }

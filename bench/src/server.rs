@@ -99,6 +99,12 @@ impl Server {
     pub fn rss_mib(&self) -> f64 {
         rss_mib(self.child.id())
     }
+
+    /// A function reading the server's resident memory (MiB), for a sampling task.
+    pub fn rss_sampler(&self) -> impl Fn() -> f64 + Send + 'static {
+        let pid = self.child.id();
+        move || rss_mib(pid)
+    }
 }
 
 /// Resident memory of a process, in MiB (0 when unknown).

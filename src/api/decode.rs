@@ -8,7 +8,7 @@
 use super::error::{ApiError, ApiResult};
 use super::go_json;
 use super::negotiation::{BodyFormat, body_format};
-use crate::kinds::Resource;
+use crate::kinds::{Resource, ServedVersion};
 use crate::registry::FieldValidation;
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
@@ -186,17 +186,20 @@ fn parse_group_version(api_version: &str) -> Result<(&str, &str), String> {
     }
 }
 
-/// Decodes the body of a create or update (main resource or `/status`) of `resource`: 415 for
+/// Decodes the body of a create or update (main resource or `/status`) of `resource` in the
+/// served version the request names (the object stays in that version): 415 for
 /// a media type kube-apiserver does not decode, 400 for a body it cannot decode, and the
 /// strict-decoding findings (duplicate and unknown fields) refused or warned about as
 /// `fieldValidation` says. Unknown fields are pruned from the object.
 pub fn decode_object(
     resource: &Resource,
+    served: &ServedVersion,
     content_type: Option<&str>,
     body: &[u8],
     validation: FieldValidation,
 ) -> ApiResult<Decoded> {
     let kind = resource.kind;
+    let expected = served.group_version();
     let strict = validation != FieldValidation::Ignore;
     let (json, yaml) = match body_format(content_type)? {
         BodyFormat::Protobuf => {
@@ -250,12 +253,8 @@ pub fn decode_object(
             return Err(unrecognized(kind.kind, &why, body));
         }
         // Without strictness the serializer has already defaulted the kind and version.
-        let version = if group.is_empty() && version.is_empty() || group == kind.group {
-            if version.is_empty() {
-                kind.version
-            } else {
-                version
-            }
+        let version = if (group.is_empty() || group == kind.group) && version.is_empty() {
+            served.name
         } else {
             version
         };
@@ -274,7 +273,7 @@ pub fn decode_object(
     } else {
         Vec::new()
     };
-    if group == kind.group && version == kind.version && body_kind == kind.kind {
+    if group == kind.group && version == served.name && body_kind == kind.kind {
         let unknown = resource.schema.prune(&mut object);
         if strict {
             findings.extend(
@@ -301,10 +300,9 @@ pub fn decode_object(
     } else {
         format!("{group}/{version}")
     };
-    if group_version != kind.api_version() {
+    if group_version != expected {
         return Err(ApiError::bad_request(format!(
-            "the API version in the data ({group_version}) does not match the expected API version ({})",
-            kind.api_version()
+            "the API version in the data ({group_version}) does not match the expected API version ({expected})"
         )));
     }
     Ok(Decoded { object, warnings })
@@ -317,7 +315,13 @@ mod tests {
 
     fn decode(body: &str, content_type: &str, validation: FieldValidation) -> ApiResult<Decoded> {
         let app = crate::test_support::resource("App");
-        decode_object(&app, Some(content_type), body.as_bytes(), validation)
+        decode_object(
+            &app,
+            &crate::kinds::V1,
+            Some(content_type),
+            body.as_bytes(),
+            validation,
+        )
     }
 
     fn message(body: &str, validation: FieldValidation) -> String {

@@ -3,7 +3,7 @@
 //! The documents are built once at startup from the kind descriptions.
 
 use super::negotiation::parse_accept;
-use crate::kinds::{GROUP, GROUP_VERSION, Kind, Resource, VERSION};
+use crate::kinds::{GROUP, Kind, Resource, ServedVersion, VERSIONS};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha512};
 use std::sync::Arc;
@@ -14,8 +14,9 @@ pub struct Discovery {
     pub group_list: Vec<u8>,
     /// `/apis/<group>` as `APIGroup`.
     pub group: Vec<u8>,
-    /// `/apis/<group>/<version>` as `APIResourceList`.
-    pub resource_list: Vec<u8>,
+    /// `/apis/<group>/<version>` as `APIResourceList`, for each served version (indexed like
+    /// [`VERSIONS`]).
+    pub resource_lists: Vec<Vec<u8>>,
     /// `/api` as `APIVersions` (this server serves no core group).
     pub legacy_versions: Vec<u8>,
     /// `/apis` as `APIGroupDiscoveryList` v2 and v2beta1, with their ETags.
@@ -49,15 +50,18 @@ const KIND_VERBS: &[&str] = &[
 ];
 const SUBRESOURCE_VERBS: &[&str] = &["get", "patch", "update"];
 
-fn group_version() -> Value {
-    json!({"groupVersion": GROUP_VERSION, "version": VERSION})
+fn group_version(v: &ServedVersion) -> Value {
+    json!({"groupVersion": v.group_version(), "version": v.name})
 }
 
+/// The group with every served version, the preferred (storage) one first and as
+/// `preferredVersion`; nothing marks a deprecated version, as for a CRD.
 fn api_group() -> Value {
+    let preferred = VERSIONS.iter().find(|v| v.storage).unwrap_or(&VERSIONS[0]);
     json!({
         "name": GROUP,
-        "versions": [group_version()],
-        "preferredVersion": group_version(),
+        "versions": VERSIONS.iter().map(|v| group_version(v)).collect::<Vec<_>>(),
+        "preferredVersion": group_version(preferred),
     })
 }
 
@@ -78,7 +82,7 @@ fn resource_entries(kind: &Kind) -> Vec<Value> {
         }
         main.insert(
             "storageVersionHash".into(),
-            json!(kind.storage_version_hash),
+            json!(kind.storage_version_hash()),
         );
     }
     if kind.status_subresource {
@@ -104,8 +108,8 @@ fn resource_entries(kind: &Kind) -> Vec<Value> {
     out
 }
 
-fn aggregated_entry(kind: &Kind) -> Value {
-    let response_kind = json!({"group": GROUP, "version": VERSION, "kind": kind.kind});
+fn aggregated_entry(kind: &Kind, version: &ServedVersion) -> Value {
+    let response_kind = json!({"group": GROUP, "version": version.name, "kind": kind.kind});
     let mut subresources = Vec::new();
     if kind.status_subresource {
         subresources.push(json!({"subresource": "status", "responseKind": response_kind, "verbs": SUBRESOURCE_VERBS}));
@@ -153,27 +157,45 @@ fn serialized(value: &Value) -> Vec<u8> {
 }
 
 impl Discovery {
-    /// Builds every document for the served kinds and the extra (non-stored) resources.
+    /// Builds every document for the served kinds and the extra (non-stored) resources, which
+    /// are served in the storage version only.
     pub fn new(resources: &[Arc<Resource>], extra: &[ExtraResource]) -> Discovery {
         let mut kinds: Vec<&Kind> = resources.iter().map(|r| r.kind).collect();
         kinds.sort_by_key(|k| k.plural);
-        let mut entries: Vec<Value> = kinds.iter().flat_map(|k| resource_entries(k)).collect();
-        let mut aggregated_resources: Vec<Value> =
-            kinds.iter().map(|k| aggregated_entry(k)).collect();
-        for e in extra {
-            entries.push(json!({
-                "name": e.plural,
-                "singularName": e.singular,
-                "namespaced": false,
-                "kind": e.kind,
-                "verbs": e.verbs,
-            }));
-            aggregated_resources.push(json!({
-                "resource": e.plural,
-                "responseKind": {"group": GROUP, "version": VERSION, "kind": e.kind},
-                "scope": "Cluster",
-                "singularResource": e.singular,
-                "verbs": e.verbs,
+        let mut resource_lists = Vec::new();
+        let mut aggregated_versions = Vec::new();
+        for version in VERSIONS {
+            let mut entries: Vec<Value> = kinds.iter().flat_map(|k| resource_entries(k)).collect();
+            let mut aggregated_resources: Vec<Value> =
+                kinds.iter().map(|k| aggregated_entry(k, version)).collect();
+            if version.storage {
+                for e in extra {
+                    entries.push(json!({
+                        "name": e.plural,
+                        "singularName": e.singular,
+                        "namespaced": false,
+                        "kind": e.kind,
+                        "verbs": e.verbs,
+                    }));
+                    aggregated_resources.push(json!({
+                        "resource": e.plural,
+                        "responseKind": {"group": GROUP, "version": version.name, "kind": e.kind},
+                        "scope": "Cluster",
+                        "singularResource": e.singular,
+                        "verbs": e.verbs,
+                    }));
+                }
+            }
+            resource_lists.push(serialized(&json!({
+                "kind": "APIResourceList",
+                "apiVersion": "v1",
+                "groupVersion": version.group_version(),
+                "resources": entries,
+            })));
+            aggregated_versions.push(json!({
+                "version": version.name,
+                "resources": aggregated_resources,
+                "freshness": "Current",
             }));
         }
         let group_list =
@@ -183,12 +205,6 @@ impl Discovery {
             m.insert("kind".into(), json!("APIGroup"));
             m.insert("apiVersion".into(), json!("v1"));
         }
-        let resource_list = json!({
-            "kind": "APIResourceList",
-            "apiVersion": "v1",
-            "groupVersion": GROUP_VERSION,
-            "resources": entries,
-        });
         let aggregated = |version: &str, items: Value| {
             let doc = json!({
                 "kind": "APIGroupDiscoveryList",
@@ -202,12 +218,12 @@ impl Discovery {
         };
         let items = json!([{
             "metadata": {"name": GROUP, "creationTimestamp": null},
-            "versions": [{"version": VERSION, "resources": aggregated_resources, "freshness": "Current"}],
+            "versions": aggregated_versions,
         }]);
         Discovery {
             group_list: serialized(&group_list),
             group: serialized(&group),
-            resource_list: serialized(&resource_list),
+            resource_lists,
             legacy_versions: serialized(
                 &json!({"kind": "APIVersions", "versions": [], "serverAddressByClientCIDRs": []}),
             ),
@@ -220,6 +236,11 @@ impl Discovery {
                 aggregated("v2beta1", json!([])),
             ],
         }
+    }
+
+    /// The `APIResourceList` of a served version.
+    pub fn resource_list(&self, version: &ServedVersion) -> Option<&[u8]> {
+        self.resource_lists.get(version.index()).map(Vec::as_slice)
     }
 }
 
@@ -268,13 +289,23 @@ mod tests {
         crate::test_support::fixture(&format!("crd-oracle/{name}"))
     }
 
+    /// Resource entries without `storageVersionHash`: the crd-oracle capture ran under another
+    /// group, whose hash the rewrite to ours could not fix.
+    fn without_hashes(mut list: Value) -> Value {
+        for r in list["resources"].as_array_mut().unwrap() {
+            r.as_object_mut().unwrap().remove("storageVersionHash");
+        }
+        list
+    }
+
     #[test]
     fn resource_list_and_aggregated_entry_match_the_crd_oracle() {
         let d = Discovery::new(&crate::kinds::load().unwrap(), &[]);
-        let got: Value = serde_json::from_slice(&d.resource_list).unwrap();
+        let got: Value =
+            serde_json::from_slice(d.resource_list(&crate::kinds::V1).unwrap()).unwrap();
         assert_eq!(
-            got,
-            fixture("14-discovery-resourcelist.json")["response"]["body"]
+            without_hashes(got),
+            without_hashes(fixture("14-discovery-resourcelist.json")["response"]["body"].clone())
         );
         let got: Value = serde_json::from_slice(&d.aggregated[0].0).unwrap();
         let want =
@@ -284,7 +315,48 @@ mod tests {
             .as_object_mut()
             .unwrap()
             .remove("creationTimestamp");
-        assert_eq!(&item, want);
+        // v1 as the crd-oracle captured it; v1beta1 after it.
+        let mut v1_only = item.clone();
+        v1_only["versions"].as_array_mut().unwrap().truncate(1);
+        assert_eq!(&v1_only, want);
+        assert_eq!(item["versions"][1]["version"], "v1beta1");
+    }
+
+    #[test]
+    fn both_versions_match_the_versions_oracle() {
+        let oracle = |name: &str| {
+            crate::test_support::fixture(&format!("crd-oracle-versions-cel/{name}"))["response"]
+                ["body"]
+                .clone()
+        };
+        let d = Discovery::new(&crate::kinds::load().unwrap(), &[]);
+        let group: Value = serde_json::from_slice(&d.group).unwrap();
+        assert_eq!(group, oracle("13-get-apigroup.json"));
+        // The oracle served App alone; its entries are ours exactly, hash included.
+        let beta: Value =
+            serde_json::from_slice(d.resource_list(&crate::kinds::V1BETA1).unwrap()).unwrap();
+        let mut apps = beta.clone();
+        apps["resources"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|r| r["kind"] != "NamespaceReservation");
+        assert_eq!(apps, oracle("14-get-v1beta1-apiresourcelist.json"));
+        let aggregated: Value = serde_json::from_slice(&d.aggregated[0].0).unwrap();
+        let mut item = aggregated["items"][0].clone();
+        item["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("creationTimestamp");
+        for v in item["versions"].as_array_mut().unwrap() {
+            v["resources"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|r| r["resource"] == "apps");
+        }
+        assert_eq!(
+            item,
+            oracle("15-get-aggregated-discovery-group-entry.json")["items"][0]
+        );
     }
 
     #[test]

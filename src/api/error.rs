@@ -397,18 +397,19 @@ impl ApiError {
         e
     }
 
-    /// 504 (`errors.NewTimeoutError`).
+    /// 504 (`errors.NewTimeoutError`); a zero `retry_after` is left out of the details and
+    /// headers, as Go's `omitempty` and kube's writer leave it out.
     pub fn timeout(message: &str, retry_after: u32) -> ApiError {
         let mut e = ApiError::new(
             504,
             "Timeout",
             format!("Timeout: {message}"),
             Some(StatusDetails {
-                retry_after_seconds: Some(retry_after as i32),
+                retry_after_seconds: (retry_after > 0).then_some(retry_after as i32),
                 ..Default::default()
             }),
         );
-        e.0.retry_after = Some(retry_after);
+        e.0.retry_after = (retry_after > 0).then_some(retry_after);
         e
     }
 

@@ -3,7 +3,7 @@
 use super::discovery::{DiscoveryFormat, discovery_format};
 use super::error::{ApiError, ApiResult};
 use super::query::Query;
-use crate::kinds::{GROUP, GROUP_VERSION};
+use crate::kinds::{GROUP, ServedVersion};
 use crate::server::state::AppState;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -190,8 +190,17 @@ fn is_served(path: &str) -> bool {
         ]
         .contains(&trimmed)
         || trimmed == format!("/apis/{GROUP}")
-        || trimmed == format!("/apis/{GROUP_VERSION}")
-        || trimmed == format!("/openapi/v3/apis/{GROUP_VERSION}")
+        || [
+            format!("/apis/{GROUP}/"),
+            format!("/openapi/v3/apis/{GROUP}/"),
+        ]
+        .iter()
+        .any(|prefix| {
+            trimmed
+                .strip_prefix(prefix.as_str())
+                .and_then(ServedVersion::named)
+                .is_some()
+        })
 }
 
 /// Serves a non-resource path (already authenticated and authorized).
@@ -234,8 +243,11 @@ pub fn serve(
     let d = &state.discovery;
     let o = &state.openapi;
     let group_path = format!("/apis/{GROUP}");
-    let gv_path = format!("/apis/{GROUP_VERSION}");
-    let v3_path = format!("/openapi/v3/apis/{GROUP_VERSION}");
+    let version_of = |prefix: &str, p: &str| -> Option<&'static ServedVersion> {
+        ServedVersion::named(p.strip_prefix(prefix)?)
+    };
+    let gv_prefix = format!("{group_path}/");
+    let v3_prefix = format!("/openapi/v3/apis/{GROUP}/");
     let trimmed = if path.len() > 1 {
         path.trim_end_matches('/')
     } else {
@@ -245,21 +257,25 @@ pub fn serve(
         "/apis" => discovery_root(headers, &d.aggregated, &d.group_list),
         "/api" => discovery_root(headers, &d.aggregated_legacy, &d.legacy_versions),
         p if p == group_path => Ok(json(d.group.clone(), "no-cache, private")),
-        p if p == gv_path => Ok(json(d.resource_list.clone(), "no-cache, private")),
+        p if let Some(list) = version_of(&gv_prefix, p).and_then(|v| d.resource_list(v)) => {
+            Ok(json(list.to_vec(), "no-cache, private"))
+        }
         "/version" => Ok(json(version(), "no-cache, private")),
         "/openapi/v2" => Ok(openapi(headers, &o.v2, &o.v2_hash, false)),
         "/openapi/v3" => Ok(openapi(headers, &o.v3_root, &o.v3_root_hash, false)),
-        p if p == v3_path => match query.first("hash") {
-            Some(h) if h != o.v3_hash => {
-                let mut r = StatusCode::MOVED_PERMANENTLY.into_response();
-                if let Ok(v) = HeaderValue::from_str(&format!("{v3_path}?hash={}", o.v3_hash)) {
-                    r.headers_mut().insert(header::LOCATION, v);
+        p if let Some(doc) = version_of(&v3_prefix, p).and_then(|v| o.v3_group(v)) => {
+            match query.first("hash") {
+                Some(h) if h != doc.hash => {
+                    let mut r = StatusCode::MOVED_PERMANENTLY.into_response();
+                    if let Ok(v) = HeaderValue::from_str(&format!("{p}?hash={}", doc.hash)) {
+                        r.headers_mut().insert(header::LOCATION, v);
+                    }
+                    Ok(r)
                 }
-                Ok(r)
+                Some(_) => Ok(openapi(headers, &doc.bytes, &doc.hash, true)),
+                None => Ok(openapi(headers, &doc.bytes, &doc.hash, false)),
             }
-            Some(_) => Ok(openapi(headers, &o.v3_group, &o.v3_hash, true)),
-            None => Ok(openapi(headers, &o.v3_group, &o.v3_hash, false)),
-        },
+        }
         _ => Err(ApiError::page_not_found()),
     };
     result.unwrap_or_else(IntoResponse::into_response)

@@ -3,19 +3,25 @@
 //! that validate requests — so `kubectl explain` and client-side tooling see what is enforced.
 
 use super::discovery::hex_upper;
-use crate::kinds::{GROUP, GROUP_VERSION, Kind, OBJECT_META, Resource, VERSION};
+use crate::kinds::{GROUP, Kind, OBJECT_META, Resource, ServedVersion, VERSIONS};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha512};
 use std::sync::Arc;
+
+/// One served document with its hash (ETag and `?hash=`).
+pub struct Document {
+    /// The serialized document.
+    pub bytes: Vec<u8>,
+    /// Upper-case hex SHA-512 of `bytes`.
+    pub hash: String,
+}
 
 /// The documents, serialized once, with their hashes.
 pub struct OpenApi {
     /// `/openapi/v3` root.
     pub v3_root: Vec<u8>,
-    /// `/openapi/v3/apis/<group>/<version>`.
-    pub v3_group: Vec<u8>,
-    /// Hash of the group document (ETag and `?hash=`).
-    pub v3_hash: String,
+    /// `/openapi/v3/apis/<group>/<version>` of each served version (indexed like [`VERSIONS`]).
+    pub v3_groups: Vec<Document>,
     /// `/openapi/v2`.
     pub v2: Vec<u8>,
     /// Hash of the v2 document.
@@ -31,12 +37,13 @@ fn reference(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
 
-fn gvk(kind: &str) -> Value {
-    json!([{"group": GROUP, "kind": kind, "version": VERSION}])
+fn gvk(kind: &str, version: &ServedVersion) -> Value {
+    json!([{"group": GROUP, "kind": kind, "version": version.name}])
 }
 
-/// The published schema of a kind: the file's schema with ObjectMeta and type descriptions.
-fn kind_schema(resource: &Resource) -> Value {
+/// The published schema of a kind: the file's schema (with its defaults and
+/// `x-kubernetes-validations`, as for a CRD) with ObjectMeta and type descriptions.
+fn kind_schema(resource: &Resource, version: &ServedVersion) -> Value {
     let mut schema = resource.schema.raw.clone();
     if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
         props.insert(
@@ -58,13 +65,13 @@ fn kind_schema(resource: &Resource) -> Value {
     if let Value::Object(m) = &mut schema {
         m.insert(
             "x-kubernetes-group-version-kind".into(),
-            gvk(resource.kind.kind),
+            gvk(resource.kind.kind, version),
         );
     }
     schema
 }
 
-fn list_schema(kind: &Kind) -> Value {
+fn list_schema(kind: &Kind, version: &ServedVersion) -> Value {
     json!({
         "description": format!("{} is a list of {}", kind.list_kind, kind.kind),
         "type": "object",
@@ -74,7 +81,7 @@ fn list_schema(kind: &Kind) -> Value {
             "items": {
                 "description": format!("List of {}. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md", kind.plural),
                 "type": "array",
-                "items": reference(&kind.definition_name()),
+                "items": reference(&kind.definition_name_in(version)),
             },
             "kind": {"description": KIND_DESCRIPTION, "type": "string"},
             "metadata": {
@@ -82,7 +89,7 @@ fn list_schema(kind: &Kind) -> Value {
                 "allOf": [reference("io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta")],
             },
         },
-        "x-kubernetes-group-version-kind": gvk(kind.list_kind),
+        "x-kubernetes-group-version-kind": gvk(kind.list_kind, version),
     })
 }
 
@@ -197,7 +204,15 @@ struct Op<'a> {
     codes: &'static [&'static str],
 }
 
-fn operation(op: Op<'_>, id_suffix: &str, kind: &str) -> (String, Value) {
+/// `V1beta1` as operation ids spell a version.
+fn capitalized(version: &str) -> String {
+    let mut c = version.chars();
+    c.next()
+        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+        .unwrap_or_default()
+}
+
+fn operation(op: Op<'_>, id_suffix: &str, kind: &str, version: &ServedVersion) -> (String, Value) {
     let mut responses = Map::new();
     for code in op.codes {
         responses.insert(
@@ -207,13 +222,13 @@ fn operation(op: Op<'_>, id_suffix: &str, kind: &str) -> (String, Value) {
     }
     responses.insert("401".into(), json!({"description": "Unauthorized"}));
     let mut value = json!({
-        "tags": ["admissionExampleCom_v1"],
+        "tags": [format!("admissionExampleCom_{}", version.name)],
         "description": op.description,
-        "operationId": format!("{}AdmissionExampleComV1{id_suffix}", op.verb_id),
+        "operationId": format!("{}AdmissionExampleCom{}{id_suffix}", op.verb_id, capitalized(version.name)),
         "parameters": op.params,
         "responses": responses,
         "x-kubernetes-action": op.action,
-        "x-kubernetes-group-version-kind": {"group": GROUP, "version": VERSION, "kind": kind},
+        "x-kubernetes-group-version-kind": {"group": GROUP, "version": version.name, "kind": kind},
     });
     if let (Some((schema, types)), Value::Object(m)) = (op.body, &mut value) {
         let body: Map<String, Value> = types
@@ -250,8 +265,9 @@ const PATCH_TYPES: [&str; 3] = [
     "application/merge-patch+json",
 ];
 
-fn paths_for(kind: &Kind, paths: &mut Map<String, Value>) {
-    let def = kind.definition_name();
+fn paths_for(kind: &Kind, version: &ServedVersion, paths: &mut Map<String, Value>) {
+    let def = kind.definition_name_in(version);
+    let group_version = version.group_version();
     let list_def = format!("{def}List");
     let k = kind.kind;
     let (ns_prefix, ns_id) = if kind.namespaced {
@@ -259,7 +275,7 @@ fn paths_for(kind: &Kind, paths: &mut Map<String, Value>) {
     } else {
         ("", "")
     };
-    let collection = format!("/apis/{GROUP_VERSION}/{ns_prefix}{}", kind.plural);
+    let collection = format!("/apis/{group_version}/{ns_prefix}{}", kind.plural);
     let item = format!("{collection}/{{name}}");
     let mut delete_params = write_params(false);
     delete_params.push(query_param(
@@ -274,7 +290,7 @@ fn paths_for(kind: &Kind, paths: &mut Map<String, Value>) {
     ));
     let ops = |list: Vec<(Op<'_>, &str)>| -> Map<String, Value> {
         list.into_iter()
-            .map(|(op, suffix)| operation(op, suffix, k))
+            .map(|(op, suffix)| operation(op, suffix, k, version))
             .collect()
     };
     let mut coll = ops(vec![
@@ -472,7 +488,7 @@ fn paths_for(kind: &Kind, paths: &mut Map<String, Value>) {
         )]);
         all.insert("parameters".into(), Value::Array(path_params(false, false)));
         paths.insert(
-            format!("/apis/{GROUP_VERSION}/{}", kind.plural),
+            format!("/apis/{group_version}/{}", kind.plural),
             Value::Object(all),
         );
     }
@@ -589,39 +605,53 @@ fn to_v2_paths(paths: &Map<String, Value>) -> Value {
 }
 
 impl OpenApi {
-    /// Builds the documents for the served kinds.
+    /// Builds the documents for the served kinds: one v3 document per served version, and the
+    /// v2 document with every version's definitions and paths (as kube-apiserver merges a
+    /// multi-version CRD into `/openapi/v2`).
     pub fn new(resources: &[Arc<Resource>]) -> Result<OpenApi, String> {
-        let mut schemas = crate::kinds::apimachinery_components()?;
-        let mut paths = Map::new();
-        for r in resources {
-            schemas.insert(r.kind.definition_name(), kind_schema(r));
-            schemas.insert(
-                format!("{}List", r.kind.definition_name()),
-                list_schema(r.kind),
-            );
-            paths_for(r.kind, &mut paths);
-        }
-        let v3 = json!({
-            "openapi": "3.0.0",
-            "info": {"title": "admission-apiserver", "version": env!("CARGO_PKG_VERSION")},
-            "paths": paths,
-            "components": {"schemas": schemas},
-        });
-        let v3_group = serde_json::to_vec(&v3).map_err(|e| e.to_string())?;
-        let v3_hash = hash(&v3_group);
-        let root = json!({
-            "paths": {
-                format!("apis/{GROUP_VERSION}"): {
-                    "serverRelativeURL": format!("/openapi/v3/apis/{GROUP_VERSION}?hash={v3_hash}")
-                }
+        let components = crate::kinds::apimachinery_components()?;
+        let mut all_schemas = components.clone();
+        let mut all_paths = Map::new();
+        let mut v3_groups = Vec::new();
+        let mut root_paths = Map::new();
+        for version in VERSIONS {
+            let mut schemas = components.clone();
+            let mut paths = Map::new();
+            for r in resources {
+                schemas.insert(r.kind.definition_name_in(version), kind_schema(r, version));
+                schemas.insert(
+                    format!("{}List", r.kind.definition_name_in(version)),
+                    list_schema(r.kind, version),
+                );
+                paths_for(r.kind, version, &mut paths);
             }
-        });
+            all_schemas.extend(schemas.clone());
+            all_paths.extend(paths.clone());
+            let v3 = json!({
+                "openapi": "3.0.0",
+                "info": {"title": "admission-apiserver", "version": env!("CARGO_PKG_VERSION")},
+                "paths": paths,
+                "components": {"schemas": schemas},
+            });
+            let bytes = serde_json::to_vec(&v3).map_err(|e| e.to_string())?;
+            let v3_hash = hash(&bytes);
+            let gv = version.group_version();
+            root_paths.insert(
+                format!("apis/{gv}"),
+                json!({"serverRelativeURL": format!("/openapi/v3/apis/{gv}?hash={v3_hash}")}),
+            );
+            v3_groups.push(Document {
+                bytes,
+                hash: v3_hash,
+            });
+        }
+        let root = json!({"paths": root_paths});
         let v3_root = serde_json::to_vec(&root).map_err(|e| e.to_string())?;
         let v2 = json!({
             "swagger": "2.0",
             "info": {"title": "admission-apiserver", "version": env!("CARGO_PKG_VERSION")},
-            "paths": to_v2_paths(&paths),
-            "definitions": to_v2_refs(&Value::Object(schemas)),
+            "paths": to_v2_paths(&all_paths),
+            "definitions": to_v2_refs(&Value::Object(all_schemas)),
         });
         let v2 = serde_json::to_vec(&v2).map_err(|e| e.to_string())?;
         Ok(OpenApi {
@@ -629,9 +659,13 @@ impl OpenApi {
             v3_root,
             v2_hash: hash(&v2),
             v2,
-            v3_hash,
-            v3_group,
+            v3_groups,
         })
+    }
+
+    /// The v3 document of a served version.
+    pub fn v3_group(&self, version: &ServedVersion) -> Option<&Document> {
+        self.v3_groups.get(version.index())
     }
 }
 
@@ -643,7 +677,8 @@ mod tests {
     fn documents_reference_only_what_they_define() {
         let o = OpenApi::new(&crate::kinds::load().unwrap()).unwrap();
         for (doc, prefix) in [
-            (&o.v3_group, "#/components/schemas/"),
+            (&o.v3_groups[0].bytes, "#/components/schemas/"),
+            (&o.v3_groups[1].bytes, "#/components/schemas/"),
             (&o.v2, "#/definitions/"),
         ] {
             let text = String::from_utf8(doc.clone()).unwrap();
@@ -671,7 +706,7 @@ mod tests {
     #[test]
     fn patch_operations_carry_field_validation_and_gvk_for_kubectl() {
         let o = OpenApi::new(&crate::kinds::load().unwrap()).unwrap();
-        let doc: Value = serde_json::from_slice(&o.v3_group).unwrap();
+        let doc: Value = serde_json::from_slice(&o.v3_groups[0].bytes).unwrap();
         let patch = &doc["paths"]["/apis/admission.example.com/v1/namespaces/{namespace}/apps/{name}"]
             ["patch"];
         assert_eq!(patch["x-kubernetes-group-version-kind"]["kind"], "App");
@@ -686,6 +721,55 @@ mod tests {
         let url = root["paths"]["apis/admission.example.com/v1"]["serverRelativeURL"]
             .as_str()
             .unwrap();
-        assert!(url.ends_with(&o.v3_hash) && o.v3_hash.len() == 128);
+        assert!(url.ends_with(&o.v3_groups[0].hash) && o.v3_groups[0].hash.len() == 128);
+    }
+
+    #[test]
+    fn every_version_has_its_document_with_defaults_and_rules() {
+        let o = OpenApi::new(&crate::kinds::load().unwrap()).unwrap();
+        let root: Value = serde_json::from_slice(&o.v3_root).unwrap();
+        let beta: Value = serde_json::from_slice(&o.v3_groups[1].bytes).unwrap();
+        let url = root["paths"]["apis/admission.example.com/v1beta1"]["serverRelativeURL"]
+            .as_str()
+            .unwrap();
+        assert!(url.ends_with(&o.v3_groups[1].hash));
+        let app = &beta["components"]["schemas"]["com.example.admission.v1beta1.App"];
+        assert_eq!(
+            app["x-kubernetes-group-version-kind"],
+            json!([{"group": "admission.example.com", "kind": "App", "version": "v1beta1"}])
+        );
+        let spec = &app["properties"]["spec"];
+        assert_eq!(spec["properties"]["replicas"]["default"], 1);
+        assert_eq!(
+            spec["x-kubernetes-validations"][0]["message"],
+            "selector cannot be removed once set"
+        );
+        assert_eq!(
+            spec["properties"]["selector"]["x-kubernetes-validations"][0]["rule"],
+            "self == oldSelf"
+        );
+        let get = &beta["paths"]["/apis/admission.example.com/v1beta1/namespaces/{namespace}/apps/{name}"]
+            ["get"];
+        assert_eq!(
+            get["operationId"],
+            "readAdmissionExampleComV1beta1NamespacedApp"
+        );
+        assert_eq!(get["tags"], json!(["admissionExampleCom_v1beta1"]));
+        assert!(
+            beta["components"]["schemas"]
+                .get("com.example.admission.v1.App")
+                .is_none()
+        );
+        let v2: Value = serde_json::from_slice(&o.v2).unwrap();
+        for name in [
+            "com.example.admission.v1.App",
+            "com.example.admission.v1beta1.App",
+        ] {
+            assert_eq!(
+                v2["definitions"][name]["properties"]["spec"]["properties"]["replicas"]["default"],
+                1,
+                "{name}"
+            );
+        }
     }
 }

@@ -144,6 +144,7 @@ pub fn write_options(
         },
         field_validation,
         ownership: Default::default(),
+        api_version: String::new(),
     })
 }
 

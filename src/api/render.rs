@@ -264,18 +264,14 @@ pub fn object(
     }
 }
 
-/// List metadata: `resourceVersion`, `continue` (`""` on the last page: a custom resource's
-/// list is unstructured and always has the field), `remainingItemCount`.
+/// List metadata: `resourceVersion`, `continue`, `remainingItemCount`.
 pub fn list_meta(revision: u64, continue_token: Option<&str>, remaining: Option<u64>) -> Value {
     let mut m = Map::new();
-    m.insert(
-        "continue".into(),
-        Value::String(continue_token.unwrap_or("").to_string()),
-    );
-    if continue_token.is_some()
-        && let Some(r) = remaining.filter(|r| *r > 0)
-    {
-        m.insert("remainingItemCount".into(), json!(r));
+    if let Some(c) = continue_token {
+        m.insert("continue".into(), Value::String(c.to_string()));
+        if let Some(r) = remaining.filter(|r| *r > 0) {
+            m.insert("remainingItemCount".into(), json!(r));
+        }
     }
     m.insert(
         "resourceVersion".into(),
@@ -284,31 +280,34 @@ pub fn list_meta(revision: u64, continue_token: Option<&str>, remaining: Option<
     Value::Object(m)
 }
 
-/// Typed list metadata (`Table`, `PartialObjectMetadataList`) omits an empty `continue`.
-fn typed_list_meta(mut meta: Value) -> Value {
-    if let Some(m) = meta.as_object_mut()
-        && m.get("continue").and_then(Value::as_str) == Some("")
-    {
-        m.remove("continue");
+/// The metadata of a list of custom objects: kube-apiserver sets `continue` on the unstructured
+/// list it serves even when there is no next page (`"continue": ""`); typed lists (Tables,
+/// `PartialObjectMetadataList`) leave it out.
+fn unstructured_list_meta(mut meta: Value) -> Value {
+    if let Value::Object(m) = &mut meta {
+        m.entry("continue")
+            .or_insert_with(|| Value::String(String::new()));
     }
     meta
 }
 
-/// A collection in the negotiated representation. JSON lists are spliced from the stored bytes.
+/// A collection in the negotiated representation, of objects already in the served version
+/// `api_version`. JSON lists are spliced from the objects' bytes.
 pub fn list(
     resource: &Resource,
+    api_version: &str,
     items: &[Bytes],
     meta: Value,
     output: Output,
     include: IncludeObject,
 ) -> ApiResult<Body> {
-    let typed_meta = || typed_list_meta(meta.clone());
     match output {
         Output::Json => {
+            let meta = unstructured_list_meta(meta);
             let size: usize = items.iter().map(|b| b.len() + 1).sum();
             let mut out = BytesMut::with_capacity(size + 160);
             out.put_slice(b"{\"apiVersion\":\"");
-            out.put_slice(resource.kind.api_version().as_bytes());
+            out.put_slice(api_version.as_bytes());
             out.put_slice(b"\",\"items\":[");
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
@@ -332,10 +331,10 @@ pub fn list(
                 .map(|b| parse(b))
                 .collect::<ApiResult<Vec<_>>>()?;
             let list = json!({
-                "apiVersion": resource.kind.api_version(),
+                "apiVersion": api_version,
                 "items": objects,
                 "kind": resource.kind.list_kind,
-                "metadata": meta,
+                "metadata": unstructured_list_meta(meta),
             });
             Ok(Body {
                 content_type: YAML,
@@ -349,14 +348,7 @@ pub fn list(
                 .collect::<ApiResult<Vec<_>>>()?;
             Ok(Body {
                 content_type: JSON,
-                bytes: json_bytes(&table(
-                    resource,
-                    &objects,
-                    typed_meta(),
-                    include,
-                    beta,
-                    true,
-                )),
+                bytes: json_bytes(&table(resource, &objects, meta, include, beta, true)),
             })
         }
         Output::Metadata { beta } => {
@@ -367,7 +359,7 @@ pub fn list(
             let list = json!({
                 "kind": "PartialObjectMetadataList",
                 "apiVersion": if beta { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" },
-                "metadata": typed_meta(),
+                "metadata": meta,
                 "items": objects,
             });
             Ok(Body {

@@ -287,12 +287,12 @@ impl Auth {
     /// Whether `user` may make the request.
     pub async fn authorize(&self, user: &User, attrs: &Attributes) -> Decision {
         if !attrs.resource_request && is_always_allowed_path(&attrs.path) {
-            return Decision::Allow;
+            return Decision::Allow(String::new());
         }
         match self {
-            Auth::Standalone { .. } if user.is_master() => Decision::Allow,
+            Auth::Standalone { .. } if user.is_master() => Decision::Allow(String::new()),
             Auth::Standalone { .. } => Decision::Deny(String::new()),
-            Auth::Delegated(_) if user.is_master() => Decision::Allow,
+            Auth::Delegated(_) if user.is_master() => Decision::Allow(String::new()),
             Auth::Delegated(d) => match &d.authorizer {
                 Some(a) => a.authorize(user, attrs).await,
                 None => Decision::Deny("no authorizer is configured".into()),

@@ -130,8 +130,8 @@ impl TokenReviewer {
 /// What an authorizer decided.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
-    /// Allowed.
-    Allow,
+    /// Allowed, with the authorizer's reason (may be empty).
+    Allow(String),
     /// Not allowed, with the authorizer's reason (may be empty).
     Deny(String),
     /// No answer could be had (kube-apiserver answers 500 then, and so do we).
@@ -274,12 +274,13 @@ impl SarAuthorizer {
             }
         };
         let status = &review["status"];
+        let reason = status["reason"].as_str().unwrap_or("").to_string();
         let decision = if status["allowed"].as_bool() == Some(true)
             && status["denied"].as_bool() != Some(true)
         {
-            Decision::Allow
+            Decision::Allow(reason)
         } else {
-            Decision::Deny(status["reason"].as_str().unwrap_or("").to_string())
+            Decision::Deny(reason)
         };
         self.cache.put(key, decision.clone());
         decision
@@ -295,8 +296,8 @@ mod tests {
     #[test]
     fn cached_answers_expire_after_the_ttl() {
         let cache = TtlCache::new(Duration::from_millis(50));
-        cache.put("k".into(), Decision::Allow);
-        assert_eq!(cache.get("k"), Some(Decision::Allow));
+        cache.put("k".into(), Decision::Allow(String::new()));
+        assert_eq!(cache.get("k"), Some(Decision::Allow(String::new())));
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(cache.get("k"), None);
     }

@@ -53,7 +53,6 @@ pub static APP: Kind = Kind {
     schema_json: include_str!("../../openapi/app.json"),
     name_rule: NameRule::Subdomain,
     validate,
-    storage_version_hash: "GIITGl6DbB0=",
 };
 
 /// Everything about an App is in its schema.

@@ -41,7 +41,6 @@ pub static NAMESPACE_RESERVATION: Kind = Kind {
     schema_json: include_str!("../../openapi/namespacereservation.json"),
     name_rule: NameRule::Label,
     validate,
-    storage_version_hash: "ECs/lytD7Hg=",
 };
 
 /// At least one owner, user or group, and no empty names.

@@ -4,11 +4,14 @@
 //! - [`strategy`]: what every write does to an object (system fields, status reset, generation,
 //!   pruning, validation, managed fields).
 //! - [`write`]: create, update (with the optimistic-concurrency retry loop), patch, delete.
+//! - [`codec`]: what happens to objects between a request's version and storage (conversion,
+//!   defaulting on read).
 //! - reads (get, list, watch) are here.
 //!
-//! Objects are stored as the exact JSON served, with `metadata.resourceVersion` set to the
-//! storage revision of the write that produced them.
+//! Objects are stored once, in the storage version, as the exact JSON that version serves, with
+//! `metadata.resourceVersion` set to the storage revision of the write that produced them.
 
+pub mod codec;
 pub mod strategy;
 pub mod write;
 
@@ -53,6 +56,20 @@ pub struct WriteOptions {
     pub field_manager: String,
     /// `fieldValidation`.
     pub field_validation: FieldValidation,
+    /// The `apiVersion` the request was made in, recorded in `managedFields` (the storage
+    /// version when empty).
+    pub api_version: String,
+}
+
+impl WriteOptions {
+    /// The `apiVersion` a managed-fields entry of this write records.
+    pub fn manager_api_version(&self, resource: &Resource) -> String {
+        if self.api_version.is_empty() {
+            resource.kind.api_version()
+        } else {
+            self.api_version.clone()
+        }
+    }
 }
 
 /// The registry shared by every request.

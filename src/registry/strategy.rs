@@ -67,14 +67,52 @@ fn type_meta_errors(resource: &Resource, obj: &Value) -> Vec<FieldError> {
     errs
 }
 
-fn invalid(resource: &Resource, obj: &Value, mut errs: Vec<FieldError>) -> ApiResult<()> {
+/// Failures that keep the CEL rules from running (`hasBlockingErr` of the custom-resource
+/// strategy): the object is too malformed for rules written against its schema.
+const BLOCKING: &[&str] = &[
+    "FieldValueNotSupported",
+    "FieldValueRequired",
+    "FieldValueTooLong",
+    "FieldValueTooMany",
+    "FieldValueTypeInvalid",
+];
+
+/// The placeholder kube-apiserver reports instead of the rules it did not run
+/// (`field.Invalid(nil, nil, ...)`, hence the `<nil>` field and `null` value).
+fn rules_not_checked() -> FieldError {
+    FieldError {
+        reason: "FieldValueInvalid",
+        field: "<nil>".into(),
+        body: "Invalid value: null: some validation rules were not checked because the object was invalid; correct the existing errors to complete validation".into(),
+    }
+}
+
+/// Structural and metadata failures sorted by field, then the CEL rules' failures in the order
+/// they ran (or the placeholder for rules that could not run); 422 when there are any. Failures
+/// the rules ratchet become `warnings`.
+fn finish(
+    resource: &Resource,
+    new: &Value,
+    old: Option<&Value>,
+    mut errs: Vec<FieldError>,
+    warnings: &mut Vec<String>,
+) -> ApiResult<()> {
+    errs.sort_by(|a, b| a.field.cmp(&b.field));
+    if let Some(rules) = &resource.schema.rules {
+        if errs.iter().any(|e| BLOCKING.contains(&e.reason)) {
+            errs.push(rules_not_checked());
+        } else {
+            let outcome = rules.validate(&resource.schema.root, new, old);
+            errs.extend(outcome.errors);
+            warnings.extend(outcome.warnings);
+        }
+    }
     if errs.is_empty() {
         return Ok(());
     }
-    errs.sort_by(|a, b| a.field.cmp(&b.field));
     Err(ApiError::invalid_object(
         resource.kind,
-        meta::name(obj),
+        meta::name(new),
         &errs,
     ))
 }
@@ -89,16 +127,28 @@ pub fn validate_create(resource: &Resource, obj: &Value) -> ApiResult<()> {
     ));
     errs.extend(resource.schema.validate(obj));
     errs.extend((resource.kind.validate)(obj));
-    invalid(resource, obj, errs)
+    finish(resource, obj, None, errs, &mut Vec::new())
 }
 
-/// Every rule an updated object must meet (422 otherwise).
-pub fn validate_update(resource: &Resource, new: &Value, old: &Value) -> ApiResult<()> {
+/// Every rule an updated object must meet (422 otherwise); ratcheted rule failures are added to
+/// `warnings`.
+pub fn validate_update(
+    resource: &Resource,
+    new: &Value,
+    old: &Value,
+    warnings: &mut Vec<String>,
+) -> ApiResult<()> {
     let mut errs = type_meta_errors(resource, new);
     errs.extend(meta::validate_update(new, old));
     errs.extend(resource.schema.validate(new));
     errs.extend((resource.kind.validate)(new));
-    invalid(resource, new, errs)
+    finish(resource, new, Some(old), errs, warnings)
+}
+
+/// Fills in the schema's defaults, as kube-apiserver does whenever it decodes an object (a
+/// request body, a patched or applied object, an object read from storage).
+pub fn default(resource: &Resource, obj: &mut Value) {
+    resource.schema.default(obj);
 }
 
 const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";

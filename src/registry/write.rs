@@ -131,6 +131,7 @@ impl Registry {
             .is_ok_and(|v| v != 0);
         let mut warnings = Vec::new();
         prune(resource, &mut obj, options.field_validation, &mut warnings)?;
+        strategy::default(resource, &mut obj);
         let generated = meta::name(&obj).is_empty();
         strategy::prepare_create(resource, &mut obj);
         strategy::validate_create(resource, &obj)?;
@@ -146,7 +147,7 @@ impl Registry {
                 &mut obj,
                 &options.field_manager,
                 "",
-                &resource.kind.api_version(),
+                &options.manager_api_version(resource),
             );
         }
         if options.dry_run {
@@ -206,7 +207,8 @@ impl Registry {
         let k = key(resource, namespace, name);
         loop {
             let kv = self.get(resource, namespace, name).await?;
-            let existing = decode_stored(&kv)?;
+            let mut existing = decode_stored(&kv)?;
+            strategy::default(resource, &mut existing);
             if let Some(want) = uid.filter(|u| !u.is_empty())
                 && want != meta::uid(&existing)
             {
@@ -240,6 +242,7 @@ impl Registry {
                 return Err(ApiError::stale(resource.kind, name));
             }
             prune(resource, &mut new, options.field_validation, &mut warnings)?;
+            strategy::default(resource, &mut new);
             match subresource {
                 // A scale write arrives as the whole object with a new replica count.
                 Subresource::Main | Subresource::Scale => {
@@ -247,7 +250,7 @@ impl Registry {
                 }
                 Subresource::Status => strategy::prepare_status_update(&mut new, &existing),
             }
-            strategy::validate_update(resource, &new, &existing)?;
+            strategy::validate_update(resource, &new, &existing, &mut warnings)?;
             if options.ownership == Ownership::Update {
                 managed::update(
                     &resource.schema.root,
@@ -255,7 +258,7 @@ impl Registry {
                     &mut new,
                     &options.field_manager,
                     subresource.name(),
-                    &resource.kind.api_version(),
+                    &options.manager_api_version(resource),
                 );
             }
             if new == existing {
@@ -444,5 +447,122 @@ mod tests {
             ["foregroundDeletion"]
         );
         assert!(finalizers_for_policy(&["orphan".into()], &opts(Some("Background"))).is_empty());
+    }
+
+    /// App with a test-only schema whose rules look at status and at the replica count, so
+    /// that status and scale writes can fail them.
+    fn guarded_app() -> Resource {
+        let mut raw: Value = serde_json::from_str(include_str!("../../openapi/app.json")).unwrap();
+        raw["properties"]["status"]["x-kubernetes-validations"] = serde_json::json!([{"rule": "!has(self.replicas) || self.replicas <= 5", "message": "too many observed"}]);
+        raw["properties"]["spec"]["properties"]["replicas"]["x-kubernetes-validations"] = serde_json::json!([{"rule": "self != 7", "messageExpression": "'unlucky ' + string(self)", "reason": "FieldValueForbidden"}]);
+        let app = crate::kinds::load()
+            .unwrap()
+            .into_iter()
+            .find(|r| r.kind.kind == "App")
+            .unwrap();
+        let mut schema = crate::schema::Schema::load(&raw, &serde_json::Map::new()).unwrap();
+        schema.root.properties.insert(
+            "metadata".into(),
+            app.schema.root.properties["metadata"].clone(),
+        );
+        Resource {
+            kind: app.kind,
+            schema,
+        }
+    }
+
+    #[tokio::test]
+    async fn rules_run_on_status_and_scale_writes() {
+        let registry = Registry::new(std::sync::Arc::new(storage::MemoryStore::new(
+            Default::default(),
+        )));
+        let app = guarded_app();
+        let options = WriteOptions {
+            field_manager: "test".into(),
+            ..Default::default()
+        };
+        let obj = serde_json::json!({"apiVersion": "admission.example.com/v1", "kind": "App",
+            "metadata": {"name": "a"}, "spec": {"version": "v1.0.0"}});
+        let created = registry.create(&app, "d", obj, &options).await.unwrap();
+        let created: Value = serde_json::from_slice(&created.body).unwrap();
+        assert_eq!(created["spec"]["replicas"], 1, "defaulted on create");
+        let with = |path: &'static str, v: i64| {
+            move |existing: &Value, _: &mut Vec<String>| -> ApiResult<Value> {
+                let mut new = existing.clone();
+                let parent = new
+                    .as_object_mut()
+                    .unwrap()
+                    .entry(path)
+                    .or_insert(serde_json::json!({}));
+                parent["replicas"] = Value::from(v);
+                Ok(new)
+            }
+        };
+        let status = registry
+            .update_with(
+                &app,
+                "d",
+                "a",
+                Subresource::Status,
+                &options,
+                None,
+                &mut with("status", 6),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            status.message(),
+            "App.admission.example.com \"a\" is invalid: status: Invalid value: too many observed"
+        );
+        let scale = registry
+            .update_with(
+                &app,
+                "d",
+                "a",
+                Subresource::Scale,
+                &options,
+                None,
+                &mut with("spec", 7),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            scale.message(),
+            "App.admission.example.com \"a\" is invalid: spec.replicas: Forbidden: unlucky 7"
+        );
+        // Allowed values pass through the same paths.
+        registry
+            .update_with(
+                &app,
+                "d",
+                "a",
+                Subresource::Status,
+                &options,
+                None,
+                &mut with("status", 5),
+            )
+            .await
+            .unwrap();
+        registry
+            .update_with(
+                &app,
+                "d",
+                "a",
+                Subresource::Scale,
+                &options,
+                None,
+                &mut with("spec", 6),
+            )
+            .await
+            .unwrap();
+        // A create is held to the rules too (non-transition rules run on create).
+        let seven = serde_json::json!({"apiVersion": "admission.example.com/v1", "kind": "App",
+            "metadata": {"name": "b"}, "spec": {"version": "v1.0.0", "replicas": 7}});
+        let err = registry
+            .create(&app, "d", seven, &options)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), 422);
+        assert_eq!(err.reason(), "Invalid");
     }
 }

@@ -65,8 +65,6 @@ const HTTP2_STREAM_WINDOW: u32 = 256 * 1024;
 /// (k8s.io/apiserver's `ReadHeaderTimeout`, "just shy of requestTimeoutUpperBound").
 pub const READ_HEADER_TIMEOUT: Duration = Duration::from_secs(32);
 
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// Transport settings that can be configured.
 #[derive(Clone, Copy, Debug)]
 pub struct Transport {
@@ -133,14 +131,15 @@ async fn drive<C, E>(
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then lets open requests finish (up to
-/// a drain timeout; long-running watches are told to end).
+/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and lets open
+/// requests finish (up to `drain_timeout`; long-running watches are told to end).
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<ServerConfig>,
     app: Router,
     transport: Transport,
     shutdown: impl std::future::Future<Output = ()>,
+    drain_timeout: Duration,
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -213,7 +212,7 @@ pub async fn serve(
     }
     drop(listener);
     let _ = stop_tx.send(true);
-    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+    let drained = tokio::time::timeout(drain_timeout, async {
         while tasks.join_next().await.is_some() {}
     })
     .await;

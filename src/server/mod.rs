@@ -2,6 +2,8 @@
 //! signal asks to stop.
 
 pub mod bootstrap;
+pub mod deadline;
+pub mod inflight;
 pub mod listener;
 pub mod pipeline;
 pub mod state;
@@ -13,6 +15,7 @@ use crate::admission::events::Recorder;
 use crate::admission::policy::Reservations;
 use crate::api::discovery::Discovery;
 use crate::api::openapi::OpenApi;
+use crate::audit;
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -21,6 +24,7 @@ use crate::watch_cache::WatchCache;
 use anyhow::{Context, Result, anyhow};
 use state::AppState;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use storage::index::IndexOptions;
 use storage::{SledOptions, SledStore};
 
@@ -34,6 +38,7 @@ pub async fn build_state(
     metrics: Metrics,
     mut readiness: Readiness,
     recorder: Recorder,
+    auditor: Option<Arc<crate::audit::Auditor>>,
     config: &Config,
 ) -> Result<Arc<AppState>> {
     let resources = crate::kinds::load().map_err(|e| anyhow!(e))?;
@@ -55,6 +60,15 @@ pub async fn build_state(
     );
     readiness.push(("namespace-reservations-synced", reservations.loaded.clone()));
     let openapi = OpenApi::new(&resources).map_err(|e| anyhow!(e))?;
+    let limiter = inflight::Limiter::new(
+        config.max_requests_inflight,
+        config.max_mutating_requests_inflight,
+    );
+    tokio::spawn(
+        limiter
+            .clone()
+            .maintain_watermarks(metrics.inflight.clone()),
+    );
     let mut watch_caches = Vec::new();
     for r in &resources {
         let cache = WatchCache::start(store.clone(), r, config.watch_history, WATCHER_QUEUE)
@@ -77,6 +91,9 @@ pub async fn build_state(
             reservations,
             recorder,
         },
+        limiter,
+        request_timeout: config.request_timeout,
+        auditor,
     }))
 }
 
@@ -119,14 +136,14 @@ async fn delegated_auth(
     use crate::auth::review::{SarAuthorizer, TokenReviewer};
     use crate::auth::trust::{RequestClientCert, SharedTrust};
     use crate::kube_client::KubeClient;
-    let client = |path: &Option<std::path::PathBuf>| -> Result<Option<KubeClient>> {
+    async fn client(path: &Option<std::path::PathBuf>) -> Result<Option<KubeClient>> {
         match path {
-            Some(p) => KubeClient::from_kubeconfig(p).map(Some),
+            Some(p) => KubeClient::from_kubeconfig(p).await.map(Some),
             None => KubeClient::in_cluster(),
         }
-    };
-    let authentication = client(&d.authentication)?;
-    let authorization = client(&d.authorization)?;
+    }
+    let authentication = client(&d.authentication).await?;
+    let authorization = client(&d.authorization).await?;
     if authentication.is_none() {
         tracing::warn!("no authentication kubeconfig: bearer tokens are not accepted");
     }
@@ -165,18 +182,20 @@ async fn delegated_auth(
 
 /// The kube-apiserver client Events go through: `--kubeconfig`, else in-cluster, else the
 /// authentication kubeconfig.
-fn events_client(d: &crate::config::Delegation) -> Result<Option<crate::kube_client::KubeClient>> {
+async fn events_client(
+    d: &crate::config::Delegation,
+) -> Result<Option<crate::kube_client::KubeClient>> {
     use crate::kube_client::KubeClient;
     if let Some(p) = &d.kubeconfig {
-        return KubeClient::from_kubeconfig(p).map(Some);
+        return KubeClient::from_kubeconfig(p).await.map(Some);
     }
     if let Some(c) = KubeClient::in_cluster()? {
         return Ok(Some(c));
     }
-    d.authentication
-        .as_deref()
-        .map(KubeClient::from_kubeconfig)
-        .transpose()
+    match &d.authentication {
+        Some(p) => KubeClient::from_kubeconfig(p).await.map(Some),
+        None => Ok(None),
+    }
 }
 
 /// Who reports Events (`reportingInstance`): the pod's name in a cluster.
@@ -254,13 +273,30 @@ pub async fn run(config: Config) -> Result<()> {
 
     let standalone = config.delegation.is_none();
     let recorder = match &config.delegation {
-        Some(d) => match events_client(d)? {
+        Some(d) => match events_client(d).await? {
             Some(client) => Recorder::start(client, instance_name()),
             None => Recorder::log_only(),
         },
         None => Recorder::log_only(),
     };
-    let state = build_state(store, auth, metrics, readiness, recorder, &config).await?;
+    let auditor = match &config.audit {
+        Some((policy, options)) => {
+            let sink = audit::log::start(options.clone(), metrics.audit_dropped.clone())
+                .with_context(|| format!("cannot open the audit log {}", options.path.display()))?;
+            Some(Arc::new(audit::Auditor::new(
+                policy.clone(),
+                sink,
+                metrics.audit_events.clone(),
+                metrics.audit_levels.clone(),
+            )))
+        }
+        None => None,
+    };
+    // kube's `shutdown` readiness check: fails from the moment a stop is asked for.
+    let mut readiness = readiness;
+    let serving = Arc::new(AtomicBool::new(true));
+    readiness.push(("shutdown", serving.clone()));
+    let state = build_state(store, auth, metrics, readiness, recorder, auditor, &config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -291,8 +327,17 @@ pub async fn run(config: Config) -> Result<()> {
         println!("kubeconfig: {}", path.display());
     }
     let stopping = state.clone();
+    let delay = config.shutdown_delay;
+    // Graceful shutdown as k8s.io/apiserver's: /readyz fails first; the listener stays open and
+    // everything is served for `--shutdown-delay-duration` (load balancers take the endpoint
+    // out meanwhile); then new connections are refused, watches end cleanly and requests in
+    // flight drain (up to the request timeout).
     let shutdown = async move {
         shutdown_signal().await;
+        serving.store(false, Ordering::Release);
+        tracing::info!(delay = ?delay, "readyz now fails; serving until the shutdown delay has passed");
+        tokio::time::sleep(delay).await;
+        tracing::info!("shutdown delay passed: no new connections, draining");
         stopping.stop_watches();
     };
     listener::serve(
@@ -301,6 +346,7 @@ pub async fn run(config: Config) -> Result<()> {
         pipeline::app(state),
         config.transport,
         shutdown,
+        config.request_timeout,
     )
     .await;
     Ok(())

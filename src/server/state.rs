@@ -36,6 +36,12 @@ pub struct AppState {
     pub watch_caches: Vec<(&'static str, Arc<WatchCache>)>,
     /// The admission webhook backend.
     pub admission: crate::admission::Admission,
+    /// In-flight limits (`--max-requests-inflight`, `--max-mutating-requests-inflight`).
+    pub limiter: Arc<crate::server::inflight::Limiter>,
+    /// Time limit of non-long-running requests (`--request-timeout`).
+    pub request_timeout: Duration,
+    /// The audit policy and log, when auditing is on.
+    pub auditor: Option<Arc<crate::audit::Auditor>>,
 }
 
 /// How long a read asking for a newer revision than the store has waits for it.

@@ -130,6 +130,32 @@ impl Server {
         }
     }
 
+    /// Sends SIGTERM without waiting for the process to exit.
+    pub fn terminate(&self) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+        }
+    }
+
+    /// Waits for the process to exit by itself; whether it did within `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let Some(child) = self.child.as_mut() else {
+            return true;
+        };
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                self.child = None;
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     /// A `kubectl` command against this server.
     pub fn kubectl_cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("kubectl");
@@ -277,9 +303,38 @@ impl Server {
         self.send(None, token, method, path, headers, body).await
     }
 
+    /// One request as the admin over HTTP/2 (`http2`) or HTTP/1.1.
+    pub async fn request_over(
+        &self,
+        http2: bool,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Response {
+        self.send_over(http2, None, Some(&self.token), method, path, headers, body)
+            .await
+    }
+
     /// One request with a client certificate and a bearer token, each optional.
     pub async fn send(
         &self,
+        identity: Option<(&str, &str)>,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Response {
+        self.send_over(false, identity, token, method, path, headers, body)
+            .await
+    }
+
+    /// [`Server::send`] over HTTP/2 (`http2`) or HTTP/1.1.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send_over(
+        &self,
+        http2: bool,
         identity: Option<(&str, &str)>,
         token: Option<&str>,
         method: &str,
@@ -298,7 +353,7 @@ impl Server {
         }
         let req = req.body(Full::new(Bytes::from(body.to_string()))).unwrap();
         let resp = self
-            .client_with(identity, false)
+            .client_with(identity, http2)
             .request(req)
             .await
             .expect("the request is answered");
@@ -451,6 +506,15 @@ impl WatchStream {
         }
     }
 
+    /// The next frame: `Some(Ok)` for data, `Some(Err)` when the stream is cut (a reset),
+    /// `None` at a clean end.
+    pub async fn frame(&mut self) -> Option<Result<(), String>> {
+        match self.body.frame().await? {
+            Ok(_) => Some(Ok(())),
+            Err(e) => Some(Err(e.to_string())),
+        }
+    }
+
     /// Whether the server ends the stream within `timeout` (after any events it still sends).
     pub async fn ends_within(&mut self, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -466,6 +530,32 @@ impl WatchStream {
 }
 
 impl Server {
+    /// Opens a streaming GET with an optional client certificate and extra headers.
+    pub async fn send_stream(
+        &self,
+        http2: bool,
+        identity: Option<(&str, &str)>,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> WatchStream {
+        let mut req = http::Request::builder().uri(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = self
+            .client_with(identity, http2)
+            .request(req.body(Full::new(Bytes::new())).unwrap())
+            .await
+            .expect("the stream is answered");
+        WatchStream {
+            status: resp.status().as_u16(),
+            headers: resp.headers().clone(),
+            version: resp.version(),
+            body: resp.into_body(),
+            buffer: Vec::new(),
+        }
+    }
+
     /// Opens a watch (or any streaming GET) as the admin.
     pub async fn watch(&self, path: &str, headers: &[(&str, &str)], http2: bool) -> WatchStream {
         let mut req = http::Request::builder()

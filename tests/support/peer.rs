@@ -84,6 +84,8 @@ pub struct PeerState {
     pub access_reviews: Mutex<Vec<Value>>,
     /// Events created or updated (method, path, body).
     pub events: Mutex<Vec<(String, String, Value)>>,
+    /// While true, SubjectAccessReviews are held unanswered (a slow kube-apiserver).
+    pub stall_reviews: tokio::sync::watch::Sender<bool>,
 }
 
 /// A running peer.
@@ -248,6 +250,8 @@ async fn serve(
         }
         ("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews") => {
             state.access_reviews.lock().push(json_body["spec"].clone());
+            let mut stalled = state.stall_reviews.subscribe();
+            let _ = stalled.wait_for(|s| !*s).await;
             let mut review = json_body.clone();
             review["status"] = decide(&json_body["spec"]);
             full(201, review)
@@ -337,6 +341,7 @@ impl Peer {
             unauthenticated: AtomicUsize::new(0),
             access_reviews: Mutex::new(Vec::new()),
             events: Mutex::new(Vec::new()),
+            stall_reviews: tokio::sync::watch::channel(false).0,
         });
         let shared = state.clone();
         tokio::spawn(async move {
@@ -364,6 +369,36 @@ impl Peer {
             ca_pem: ca.pem,
             state,
         }
+    }
+
+    /// A kubeconfig pointing at the peer whose credential comes from an `exec` plugin (a script
+    /// printing an ExecCredential with the token), as EKS, GKE, AKS and OIDC logins do.
+    pub fn exec_kubeconfig(&self, dir: &std::path::Path) -> std::path::PathBuf {
+        use base64::Engine;
+        let plugin = dir.join("credential-plugin.sh");
+        std::fs::write(
+            &plugin,
+            format!(
+                "#!/bin/sh\necho \"$(date +%s%N)\" >> \"$0.calls\"\necho '{{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"{TOKEN}\"}}}}'\n"
+            ),
+        )
+        .unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let path = dir.join("peer-exec.kubeconfig");
+        let ca = base64::engine::general_purpose::STANDARD.encode(&self.ca_pem);
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: peer\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: ext\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: {}\n      interactiveMode: Never\ncontexts:\n- name: peer\n  context:\n    cluster: peer\n    user: ext\ncurrent-context: peer\n",
+                self.url,
+                plugin.display()
+            ),
+        )
+        .unwrap();
+        path
     }
 
     /// A kubeconfig pointing at the peer with a token.
@@ -445,10 +480,19 @@ pub fn config_map(client_ca: &Ca, front_proxy: &Ca) -> Value {
 
 /// Starts a peer and a server delegating to it, with extra flags.
 pub async fn cluster(extra: &[&str]) -> Cluster {
+    cluster_with(extra, false).await
+}
+
+/// [`cluster`], the server's credential for the peer coming from an `exec` plugin (`exec`).
+pub async fn cluster_with(extra: &[&str], exec: bool) -> Cluster {
     let (client_ca, front_proxy) = (Ca::new("cluster-ca"), Ca::new("front-proxy-ca"));
     let peer = Peer::start(config_map(&client_ca, &front_proxy)).await;
     let dir = Arc::new(tempfile::tempdir().unwrap());
-    let kubeconfig = peer.kubeconfig(dir.path());
+    let kubeconfig = if exec {
+        peer.exec_kubeconfig(dir.path())
+    } else {
+        peer.kubeconfig(dir.path())
+    };
     let kubeconfig = kubeconfig.to_str().unwrap().to_string();
     let mut args: Vec<String> = vec![
         "--authentication-kubeconfig".into(),
@@ -496,9 +540,21 @@ impl Cluster {
         headers: &[(&str, &str)],
         body: &str,
     ) -> crate::support::Response {
+        self.proxied_over(false, method, path, headers, body).await
+    }
+
+    /// [`Cluster::proxied`] over HTTP/2 (`http2`) or HTTP/1.1.
+    pub async fn proxied_over(
+        &self,
+        http2: bool,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> crate::support::Response {
         let (cert, key) = &self.proxy_cert;
         self.server
-            .send(Some((cert, key)), None, method, path, headers, body)
+            .send_over(http2, Some((cert, key)), None, method, path, headers, body)
             .await
     }
 

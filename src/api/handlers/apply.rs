@@ -7,7 +7,7 @@ use crate::fields::apply::{Applied, Scope, apply as apply_config, conflict_messa
 use crate::kinds::Resource;
 use crate::object::meta;
 use crate::registry::write::{Subresource, Written, check_identity};
-use crate::registry::{Ownership, WriteOptions};
+use crate::registry::{Ownership, WriteOptions, codec};
 use crate::server::state::AppState;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::StatusCause;
 use serde_json::Value;
@@ -54,7 +54,7 @@ fn decode_config(call: &Call) -> ApiResult<Value> {
             format!("/{api_version}")
         }
     );
-    if api_version != resource.kind.api_version() || kind != resource.kind.kind {
+    if api_version != call.version.group_version() || kind != resource.kind.kind {
         return Err(ApiError::bad_request(format!("invalid object type: {gvk}")));
     }
     if meta::meta(&config)
@@ -75,6 +75,7 @@ fn decode_config(call: &Call) -> ApiResult<Value> {
             typed_errors(&unknown)
         )));
     }
+    codec::to_storage(call.version, &mut config);
     check_identity(
         resource,
         &mut config,
@@ -136,7 +137,7 @@ fn applied(
         config,
         &options.field_manager,
         scope,
-        &resource.kind.api_version(),
+        &options.manager_api_version(resource),
         force,
     )
     .map_err(|e| ApiError::internal(format!("cannot apply: {e}")))?

@@ -19,7 +19,8 @@ use super::negotiation::{Target, body_format, negotiate, patch_type};
 use super::query::Query;
 use super::render::Body as Rendered;
 use super::request_info::RequestInfo;
-use crate::kinds::{GROUP, Resource, VERSION};
+use crate::kinds::{GROUP, Resource, ServedVersion};
+use crate::registry::WriteOptions;
 use crate::server::state::AppState;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
@@ -43,6 +44,8 @@ pub struct Call {
     pub body: bytes::Bytes,
     /// The resource addressed.
     pub resource: Arc<Resource>,
+    /// The version the request names: bodies are read and answered in it.
+    pub version: &'static ServedVersion,
 }
 
 impl Call {
@@ -54,6 +57,15 @@ impl Call {
     /// `User-Agent`.
     pub fn user_agent(&self) -> &str {
         self.header("user-agent").unwrap_or("")
+    }
+
+    /// The options of a write (`options_kind` names them in errors), recording field ownership
+    /// in the request's version.
+    pub fn write_options(&self, options_kind: &str, apply: bool) -> ApiResult<WriteOptions> {
+        let mut options =
+            super::query::write_options(&self.query, options_kind, self.user_agent(), apply)?;
+        options.api_version = self.version.group_version();
+        Ok(options)
     }
 }
 
@@ -94,6 +106,20 @@ pub fn add_warnings(headers: &mut HeaderMap, warnings: &[String]) {
     for w in warnings {
         let escaped = w.replace('\\', "\\\\").replace('"', "\\\"");
         if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{escaped}\"")) {
+            headers.append(header::WARNING, v);
+        }
+    }
+}
+
+/// Puts a `Warning` before the others a response has (kube-apiserver records a deprecated
+/// version's warning before anything the request adds), once.
+fn warn_first(headers: &mut HeaderMap, warning: &str) {
+    let existing: Vec<HeaderValue> = headers.get_all(header::WARNING).iter().cloned().collect();
+    headers.remove(header::WARNING);
+    add_warnings(headers, &[warning.to_string()]);
+    let first = headers.get(header::WARNING).cloned();
+    for v in existing {
+        if Some(&v) != first.as_ref() {
             headers.append(header::WARNING, v);
         }
     }
@@ -198,7 +224,8 @@ fn refuse_early(op: Operation, info: &RequestInfo, headers: &HeaderMap) -> ApiRe
     Ok(())
 }
 
-/// Routes a resource request of this server's group to its handler.
+/// Routes a resource request of this server's group to its handler. Every answer about a kind
+/// in a deprecated version, errors included, carries the deprecation `Warning`.
 pub async fn dispatch(
     state: &AppState,
     info: RequestInfo,
@@ -207,12 +234,18 @@ pub async fn dispatch(
     method: Method,
     body: Body,
 ) -> Response {
-    match route(state, info, query, headers, method, body).await {
+    let mut warning = None;
+    let mut response = match route(state, info, query, headers, method, body, &mut warning).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
+    };
+    if let Some(w) = warning {
+        warn_first(response.headers_mut(), &w);
     }
+    response
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn route(
     state: &AppState,
     info: RequestInfo,
@@ -220,12 +253,19 @@ async fn route(
     headers: HeaderMap,
     method: Method,
     body: Body,
+    warning: &mut Option<String>,
 ) -> ApiResult<Response> {
     // Groups and versions this server does not serve are routed nowhere, as in kube-apiserver.
-    if info.api_group != GROUP || info.api_version != VERSION {
-        return Err(ApiError::page_not_found());
-    }
+    let version = match ServedVersion::named(&info.api_version) {
+        Some(v) if info.api_group == GROUP => v,
+        _ => return Err(ApiError::page_not_found()),
+    };
+    // The AdmissionReview endpoints are RPCs of the webhook backend, not versioned objects:
+    // they are served where the webhook configurations point, in the storage version only.
     if let Some(webhook) = crate::admission::Webhook::for_resource(&info.resource) {
+        if !version.storage {
+            return Err(ApiError::page_not_found());
+        }
         return admission::review(state, &info, &headers, &method, body, webhook).await;
     }
     let resource = state
@@ -234,6 +274,7 @@ async fn route(
         .find(|r| r.kind.plural == info.resource)
         .cloned()
         .ok_or_else(ApiError::page_not_found)?;
+    *warning = version.deprecation_warning(resource.kind);
     let op = operation(&resource, &info)?;
     refuse_early(op, &info, &headers)?;
     let body = match op {
@@ -254,6 +295,7 @@ async fn route(
         method,
         body,
         resource,
+        version,
     };
     match (op, call.info.subresource.as_str()) {
         (Operation::Get, "scale") => scale::get(state, &call).await,

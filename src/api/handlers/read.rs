@@ -6,6 +6,7 @@ use crate::api::negotiation::{Target, negotiate};
 use crate::api::query::{ListOptions, VersionMatch};
 use crate::api::render::{self, IncludeObject};
 use crate::api::selectors::{FieldSelector, LabelSelector};
+use crate::registry::codec;
 use crate::server::state::AppState;
 use axum::response::Response;
 use base64::Engine;
@@ -24,9 +25,10 @@ pub async fn get(state: &AppState, call: &Call) -> ApiResult<Response> {
         .registry
         .get(&call.resource, &call.info.namespace, &call.info.name)
         .await?;
+    let served = codec::serve(&call.resource, call.version, &kv.value)?;
     Ok(respond(
         StatusCode::OK,
-        render::object(&call.resource, &kv.value, output, include)?,
+        render::object(&call.resource, &served, output, include)?,
         &[],
     ))
 }
@@ -195,11 +197,22 @@ pub async fn list(state: &AppState, call: &Call) -> ApiResult<Response> {
         .continue_after
         .as_deref()
         .map(|last| encode_continue(page.revision as i64, last, &prefix));
-    let items: Vec<bytes::Bytes> = page.items.into_iter().map(|kv| kv.value).collect();
+    let items = page
+        .items
+        .iter()
+        .map(|kv| codec::serve(resource, call.version, &kv.value))
+        .collect::<ApiResult<Vec<bytes::Bytes>>>()?;
     let meta = render::list_meta(page.revision, token.as_deref(), page.remaining);
     Ok(respond(
         StatusCode::OK,
-        render::list(resource, &items, meta, output, include)?,
+        render::list(
+            resource,
+            &call.version.group_version(),
+            &items,
+            meta,
+            output,
+            include,
+        )?,
         &[],
     ))
 }

@@ -8,12 +8,11 @@ use crate::api::decode::{parse_json, summarize};
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::go_json;
 use crate::api::negotiation::{BodyFormat, Output, Target, body_format, negotiate, patch_type};
-use crate::api::query::write_options;
 use crate::api::render::Body;
 use crate::kinds::{Resource, ScaleMapping};
 use crate::object::meta;
-use crate::registry::FieldValidation;
 use crate::registry::write::{Subresource, Written};
+use crate::registry::{FieldValidation, strategy};
 use crate::server::state::AppState;
 use axum::response::Response;
 use bytes::Bytes;
@@ -136,8 +135,10 @@ fn from_scale(resource: &Resource, existing: &Value, scale: &Value) -> ApiResult
 }
 
 fn scale_body(resource: &Resource, stored: &Bytes, output: Output) -> ApiResult<Body> {
-    let obj: Value =
+    let mut obj: Value =
         serde_json::from_slice(stored).map_err(|e| ApiError::internal(e.to_string()))?;
+    // Read as any object is: defaulted (the Scale is autoscaling/v1 in every version).
+    strategy::default(resource, &mut obj);
     let scale = to_scale(resource, &obj)?;
     Ok(match output {
         Output::Yaml => Body {
@@ -354,7 +355,7 @@ async fn write(
 
 /// PUT `/scale`.
 pub async fn update(state: &AppState, call: &Call) -> ApiResult<Response> {
-    let options = write_options(&call.query, "UpdateOptions", call.user_agent(), false)?;
+    let options = call.write_options("UpdateOptions", false)?;
     let (scale, decoded_warnings) = decode_scale(call, options.field_validation)?;
     let uid = meta::uid(&scale).to_string();
     write(state, call, &options, Some(&uid), &mut |_, warnings| {
@@ -373,7 +374,7 @@ pub async fn patch(state: &AppState, call: &Call) -> ApiResult<Response> {
             "application/merge-patch+json",
         ]));
     }
-    let options = write_options(&call.query, "PatchOptions", call.user_agent(), false)?;
+    let options = call.write_options("PatchOptions", false)?;
     patching::check_body(kind, &call.body)?;
     let body = call.body.clone();
     let validation = options.field_validation;

@@ -16,8 +16,9 @@ use crate::api::error::{ApiError, ApiResult, StatusBody};
 use crate::api::negotiation::{Output, Target, negotiate};
 use crate::api::query::{ListOptions, VersionMatch};
 use crate::api::render::{self, IncludeObject};
-use crate::kinds::Resource;
+use crate::kinds::{Resource, ServedVersion};
 use crate::object::meta;
+use crate::registry::codec;
 use crate::server::state::AppState;
 use crate::watch_cache::{CachedEvent, Frame, RegisterError, Subscription, WatchCache, frame};
 use axum::body::Body;
@@ -38,6 +39,8 @@ const MAX_BATCH_BYTES: usize = 64 * 1024;
 /// Renders watch events for one client.
 pub struct EventEncoder {
     resource: Arc<Resource>,
+    /// The version objects are served in.
+    version: &'static ServedVersion,
     output: Output,
     include: IncludeObject,
     /// Table column definitions go only in the first Table event.
@@ -46,9 +49,15 @@ pub struct EventEncoder {
 
 impl EventEncoder {
     /// An encoder for a negotiated representation.
-    pub fn new(resource: Arc<Resource>, output: Output, include: IncludeObject) -> EventEncoder {
+    pub fn new(
+        resource: Arc<Resource>,
+        version: &'static ServedVersion,
+        output: Output,
+        include: IncludeObject,
+    ) -> EventEncoder {
         EventEncoder {
             resource,
+            version,
             output,
             include,
             columns_sent: false,
@@ -56,25 +65,28 @@ impl EventEncoder {
     }
 
     /// An `ADDED`/`MODIFIED`/`DELETED` event for an object as stored.
-    pub fn object(&mut self, event_type: &str, stored: &[u8]) -> ApiResult<Bytes> {
+    pub fn object(&mut self, event_type: &str, stored: &Bytes) -> ApiResult<Bytes> {
         if self.output == Output::Json {
-            return Ok(frame(event_type, stored));
+            let served = codec::serve(&self.resource, self.version, stored)?;
+            return Ok(frame(event_type, &served));
         }
         let obj: Value =
             serde_json::from_slice(stored).map_err(|e| ApiError::internal(e.to_string()))?;
         self.value(event_type, &obj)
     }
 
-    /// An event for an already parsed object.
-    pub fn value(&mut self, event_type: &str, obj: &Value) -> ApiResult<Bytes> {
+    /// An event for an already parsed object, as stored.
+    pub fn value(&mut self, event_type: &str, stored: &Value) -> ApiResult<Bytes> {
+        let mut obj = stored.clone();
+        codec::serve_value(&self.resource, self.version, &mut obj);
         let rendered = match self.output {
-            Output::Json | Output::Yaml => obj.clone(),
-            Output::Metadata { beta } => render::partial_metadata(obj, beta),
+            Output::Json | Output::Yaml => obj,
+            Output::Metadata { beta } => render::partial_metadata(&obj, beta),
             Output::Table { beta } => {
                 let t = render::table(
                     &self.resource,
-                    std::slice::from_ref(obj),
-                    json!({"resourceVersion": meta::resource_version(obj)}),
+                    std::slice::from_ref(&obj),
+                    json!({"resourceVersion": meta::resource_version(&obj)}),
                     self.include,
                     beta,
                     !self.columns_sent,
@@ -98,7 +110,7 @@ impl EventEncoder {
         let object = match self.output {
             Output::Json | Output::Yaml => json!({
                 "kind": self.resource.kind.kind,
-                "apiVersion": self.resource.kind.api_version(),
+                "apiVersion": self.version.group_version(),
                 "metadata": metadata,
             }),
             Output::Metadata { beta } => json!({
@@ -245,7 +257,10 @@ impl Stream {
             _ => Frame::Deleted,
         };
         if self.encoder.output == Output::Json {
-            return Ok(cached.json_frame(f));
+            let (resource, version) = (&self.encoder.resource, self.encoder.version);
+            return Ok(cached.json_frame(f, version.index(), &|stored| {
+                codec::serve(resource, version, stored).ok()
+            }));
         }
         let Some(object) = cached.object() else {
             return Ok(None);
@@ -381,7 +396,7 @@ pub async fn watch(state: &AppState, call: &Call) -> ApiResult<Response> {
     if options.send_initial_events == Some(true) && plan.requested > 0 {
         state.wait_for_revision(plan.requested).await?;
     }
-    let encoder = EventEncoder::new(call.resource.clone(), output, include);
+    let encoder = EventEncoder::new(call.resource.clone(), call.version, output, include);
     let prefix = crate::registry::prefix(&call.resource, &call.info.namespace);
     let cache = state.watch_cache(&call.resource)?;
     if plan.timeout.is_zero() {
@@ -448,9 +463,11 @@ pub async fn watch(state: &AppState, call: &Call) -> ApiResult<Response> {
 fn watch_response(body: Body) -> Response {
     let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();
+    // kube-apiserver names a JSON stream by its serializer's media type alone (`;stream=watch`
+    // is added for the other serializers only): see crd-oracle-versions-cel/16.
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json;stream=watch"),
+        HeaderValue::from_static("application/json"),
     );
     headers.insert(
         header::CACHE_CONTROL,
@@ -506,7 +523,12 @@ mod tests {
             cache: cache.clone(),
             initial: VecDeque::new(),
             pending: VecDeque::new(),
-            encoder: EventEncoder::new(app, Output::Json, IncludeObject::Metadata),
+            encoder: EventEncoder::new(
+                app,
+                &crate::kinds::V1,
+                Output::Json,
+                IncludeObject::Metadata,
+            ),
             options: ListOptions::parse_any(&Query::parse("")).unwrap(),
             deadline: Instant::now() + plan.timeout,
             next_bookmark: None,
@@ -624,7 +646,12 @@ mod tests {
             .into_iter()
             .find(|r| r.kind.kind == "App")
             .unwrap();
-        let enc = EventEncoder::new(app, Output::Json, IncludeObject::Metadata);
+        let enc = EventEncoder::new(
+            app,
+            &crate::kinds::V1,
+            Output::Json,
+            IncludeObject::Metadata,
+        );
         let b: Value = serde_json::from_slice(&enc.bookmark(225, true)).unwrap();
         assert_eq!(
             b,

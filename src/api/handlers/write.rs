@@ -4,10 +4,11 @@ use super::{Call, patch as patching, read, respond};
 use crate::api::decode::decode_object;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::negotiation::{BodyFormat, PatchType, Target, body_format, negotiate, patch_type};
-use crate::api::query::{ListOptions, Query, write_options};
+use crate::api::query::{ListOptions, Query};
 use crate::api::render::{self, Body, IncludeObject};
 use crate::field_error::FieldError;
 use crate::kinds::Resource;
+use crate::registry::codec;
 use crate::registry::write::{DeleteOptions, Deleted, Subresource, Written};
 use crate::server::state::AppState;
 use axum::response::Response;
@@ -17,6 +18,7 @@ use serde_json::{Value, json};
 
 fn respond_written(call: &Call, written: Written, created_code: StatusCode) -> ApiResult<Response> {
     let output = negotiate(call.header("accept"), Target::Object)?;
+    let served = codec::serve(&call.resource, call.version, &written.body)?;
     let code = if written.created {
         created_code
     } else {
@@ -24,25 +26,22 @@ fn respond_written(call: &Call, written: Written, created_code: StatusCode) -> A
     };
     Ok(respond(
         code,
-        render::object(
-            &call.resource,
-            &written.body,
-            output,
-            IncludeObject::Metadata,
-        )?,
+        render::object(&call.resource, &served, output, IncludeObject::Metadata)?,
         &written.warnings,
     ))
 }
 
 /// POST to a collection.
 pub async fn create(state: &AppState, call: &Call) -> ApiResult<Response> {
-    let options = write_options(&call.query, "CreateOptions", call.user_agent(), false)?;
-    let decoded = decode_object(
+    let options = call.write_options("CreateOptions", false)?;
+    let mut decoded = decode_object(
         &call.resource,
+        call.version,
         call.header("content-type"),
         &call.body,
         options.field_validation,
     )?;
+    codec::to_storage(call.version, &mut decoded.object);
     let mut written = state
         .registry
         .create(
@@ -61,13 +60,15 @@ async fn update_sub(
     call: &Call,
     subresource: Subresource,
 ) -> ApiResult<Response> {
-    let options = write_options(&call.query, "UpdateOptions", call.user_agent(), false)?;
-    let decoded = decode_object(
+    let options = call.write_options("UpdateOptions", false)?;
+    let mut decoded = decode_object(
         &call.resource,
+        call.version,
         call.header("content-type"),
         &call.body,
         options.field_validation,
     )?;
+    codec::to_storage(call.version, &mut decoded.object);
     let obj = decoded.object;
     let uid = crate::object::meta::uid(&obj).to_string();
     let mut written = state
@@ -100,7 +101,7 @@ pub async fn update_status(state: &AppState, call: &Call) -> ApiResult<Response>
 pub async fn patch(state: &AppState, call: &Call) -> ApiResult<Response> {
     let kind = patch_type(call.header("content-type"))?;
     let apply = kind == PatchType::Apply;
-    let options = write_options(&call.query, "PatchOptions", call.user_agent(), apply)?;
+    let options = call.write_options("PatchOptions", apply)?;
     patching::check_body(kind, &call.body)?;
     let subresource = if call.info.subresource == "status" {
         Subresource::Status
@@ -127,7 +128,13 @@ pub async fn patch(state: &AppState, call: &Call) -> ApiResult<Response> {
             &options,
             None,
             &mut |existing, warnings| {
-                let patched = patching::apply(kind, existing, &body, validation, &prune)?;
+                // Patched in the request's version, as kube-apiserver patches.
+                let mut current = existing.clone();
+                if !call.version.storage {
+                    codec::serve_value(&call.resource, call.version, &mut current);
+                }
+                let mut patched = patching::apply(kind, &current, &body, validation, &prune)?;
+                codec::to_storage(call.version, &mut patched.object);
                 warnings.extend(patched.warnings);
                 Ok(patched.object)
             },
@@ -279,7 +286,8 @@ pub async fn delete(state: &AppState, call: &Call) -> ApiResult<Response> {
             bytes: success_status(&call.resource, &call.info.name, &uid),
         },
         Deleted::Pending(bytes) => {
-            render::object(&call.resource, &bytes, output, IncludeObject::Metadata)?
+            let served = codec::serve(&call.resource, call.version, &bytes)?;
+            render::object(&call.resource, &served, output, IncludeObject::Metadata)?
         }
     };
     Ok(respond(StatusCode::OK, body, &[]))
@@ -313,8 +321,12 @@ pub async fn delete_collection(state: &AppState, call: &Call) -> ApiResult<Respo
             .delete(&call.resource, &namespace, &name, &options)
             .await
         {
-            Ok(Deleted::Gone { .. }) => deleted.push(kv.value),
-            Ok(Deleted::Pending(bytes)) => deleted.push(bytes),
+            Ok(Deleted::Gone { .. }) => {
+                deleted.push(codec::serve(&call.resource, call.version, &kv.value)?)
+            }
+            Ok(Deleted::Pending(bytes)) => {
+                deleted.push(codec::serve(&call.resource, call.version, &bytes)?)
+            }
             // Deleted meanwhile by someone else: nothing left to do for it.
             Err(e) if e.code() == 404 => {}
             Err(e) => return Err(e),
@@ -325,6 +337,7 @@ pub async fn delete_collection(state: &AppState, call: &Call) -> ApiResult<Respo
         StatusCode::OK,
         render::list(
             &call.resource,
+            &call.version.group_version(),
             &deleted,
             meta,
             output,
