@@ -180,6 +180,93 @@ async fn server_settings(s: &Server) -> Vec<(u16, u32)> {
     }
 }
 
+/// HPACK "literal header field without indexing, new name", lengths under 2^21.
+fn hpack_literal(out: &mut Vec<u8>, name: &str, value: &str) {
+    fn length(out: &mut Vec<u8>, mut n: usize) {
+        if n < 127 {
+            out.push(n as u8);
+            return;
+        }
+        out.push(127);
+        n -= 127;
+        while n >= 128 {
+            out.push((n % 128) as u8 | 0x80);
+            n /= 128;
+        }
+        out.push(n as u8);
+    }
+    out.push(0);
+    length(out, name.len());
+    out.extend_from_slice(name.as_bytes());
+    length(out, value.len());
+    out.extend_from_slice(value.as_bytes());
+}
+
+/// Sends one GET over a raw HTTP/2 connection with a header of `size` bytes (in 16 KiB frames,
+/// as curl and Go's client send them); returns the HPACK block of the response's HEADERS frame.
+async fn raw_http2_get(s: &Server, size: usize) -> Vec<u8> {
+    let mut tls = s.tls(&[b"h2"]).await;
+    tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    tls.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap();
+    let mut block = Vec::new();
+    hpack_literal(&mut block, ":method", "GET");
+    hpack_literal(&mut block, ":scheme", "https");
+    hpack_literal(&mut block, ":path", APPS);
+    hpack_literal(&mut block, ":authority", "localhost");
+    hpack_literal(&mut block, "authorization", &format!("Bearer {}", s.token));
+    hpack_literal(&mut block, "x-big", &"b".repeat(size));
+    let chunks: Vec<&[u8]> = block.chunks(16 * 1024).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let (kind, mut flags) = if i == 0 { (1u8, 1u8) } else { (9u8, 0u8) };
+        if i == chunks.len() - 1 {
+            flags |= 4;
+        }
+        let len = chunk.len() as u32;
+        let mut frame = vec![
+            (len >> 16) as u8,
+            (len >> 8) as u8,
+            len as u8,
+            kind,
+            flags,
+            0,
+            0,
+            0,
+            1,
+        ];
+        frame.extend_from_slice(chunk);
+        tls.write_all(&frame).await.unwrap();
+    }
+    loop {
+        let mut header = [0u8; 9];
+        tls.read_exact(&mut header).await.unwrap();
+        let length = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+        let mut payload = vec![0u8; length];
+        tls.read_exact(&mut payload).await.unwrap();
+        let stream = u32::from_be_bytes([header[5], header[6], header[7], header[8]]);
+        assert_ne!(header[3], 7, "GOAWAY: {payload:?}");
+        if header[3] == 1 && stream == 1 {
+            return payload;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_header_lists_up_to_the_advertised_size_are_served_and_more_is_431() {
+    let s = Server::start();
+    // Static table index 8: `:status: 200`.
+    assert_eq!(raw_http2_get(&s, 1000 * 1024).await[0], 0x88);
+    // `:status: 431`, a literal value (plain or Huffman-coded) for the name of index 8.
+    let answer = raw_http2_get(&s, 1100 * 1024).await;
+    assert!(
+        [0x08u8, 0x48, 0x18].contains(&answer[0])
+            && (answer[1..5] == [3, b'4', b'3', b'1'] || answer[1..5] == [0x83, 0x69, 0x90, 0xff]),
+        "{:?}",
+        &answer[..answer.len().min(8)]
+    );
+}
+
 #[tokio::test]
 async fn http2_settings_are_k8s_apiserver_s() {
     let s = Server::start();
