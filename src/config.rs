@@ -97,6 +97,9 @@ pub struct Options {
     /// Log format: text or json.
     #[arg(long, default_value = "text")]
     pub log_format: String,
+    /// HTTP/2 streams a client may have open on one connection (0: k8s.io/apiserver's default, 100).
+    #[arg(long, default_value_t = 0)]
+    pub http2_max_streams_per_connection: u32,
     /// Most non-mutating requests served at once (watches not counted); beyond it 429. 0: no limit.
     #[arg(long, default_value_t = 400)]
     pub max_requests_inflight: usize,
@@ -244,6 +247,8 @@ pub struct Config {
     pub bookmark_interval: Duration,
     /// Emit JSON logs.
     pub json_logs: bool,
+    /// Transport settings (see [`Options::http2_max_streams_per_connection`]).
+    pub transport: crate::server::listener::Transport,
     /// Delegated authentication and authorization, when running behind kube-apiserver.
     pub delegation: Option<Delegation>,
     /// See [`Options::max_requests_inflight`].
@@ -447,6 +452,12 @@ impl Options {
             watch_history: self.watch_history,
             bookmark_interval: Duration::from_secs(self.watch_bookmark_interval),
             json_logs,
+            transport: crate::server::listener::Transport {
+                http2_max_streams: match self.http2_max_streams_per_connection {
+                    0 => crate::server::listener::DEFAULT_HTTP2_MAX_STREAMS,
+                    n => n,
+                },
+            },
         })
     }
 }

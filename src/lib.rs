@@ -26,13 +26,15 @@
 //! - [`schema`]: structural schemas from `openapi/`, driving validation, defaulting, pruning and
 //!   the CEL rules (`x-kubernetes-validations`).
 //! - [`cel`]: compiling and running CEL expressions with kube's cost limits.
+//! - [`field_error`]: field validation errors (`field.Error`) and Go quoting, shared by every layer.
 //! - [`fields`]: field sets, comparisons and `managedFields`.
 //! - [`object`]: metadata accessors and metadata/name validation.
 //! - [`watch_cache`]: one storage subscription per resource fanned out to bounded watcher queues.
 //! - crate `storage` (workspace member): the versioned store (sled, in-memory).
 //!
 //! # Invariants
-//! - Every error a client sees is a `Status` built in [`api::error`].
+//! - Every error a client sees is built in [`api::error`]: a `Status`, or plain text where
+//!   kube-apiserver's mux and filters answer in plain text.
 //! - Handlers never touch sled; storage never sees HTTP or Kubernetes types.
 //! - Objects are stored once, in the storage version; stored bytes are exactly what a GET in
 //!   that version serves (lists are spliced from them) unless a default is missing from them.
@@ -44,6 +46,7 @@ pub mod auth;
 pub mod cel;
 pub mod config;
 pub mod conversion;
+pub mod field_error;
 pub mod fields;
 pub mod kinds;
 pub mod kube_client;

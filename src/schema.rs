@@ -8,7 +8,7 @@
 pub mod defaults;
 pub mod rules;
 
-use crate::api::error::FieldError;
+use crate::field_error::FieldError;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -443,7 +443,7 @@ fn validate(node: &Node, value: &Value, path: &str, errors: &mut Vec<FieldError>
             &format!(
                 "{name} in body must be of type {}: {}",
                 t.name(),
-                crate::api::error::go_quote(got)
+                crate::field_error::go_quote(got)
             ),
         ));
         return;

@@ -13,6 +13,15 @@ pub fn fixture(name: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
+/// A served kind by its Kind name (`App`, `NamespaceReservation`).
+pub fn resource(kind: &str) -> std::sync::Arc<crate::kinds::Resource> {
+    crate::kinds::load()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .find(|r| r.kind.kind == kind)
+        .unwrap_or_else(|| panic!("{kind} is served"))
+}
+
 /// The structural schema of App.
 pub fn app_schema() -> Node {
     crate::kinds::load()

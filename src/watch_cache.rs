@@ -243,6 +243,11 @@ impl WatchCache {
         })
     }
 
+    /// Whether watchers can register (the storage subscription is in place).
+    pub fn is_ready(&self) -> bool {
+        self.inner.lock().ready
+    }
+
     /// The newest revision dispatched.
     pub fn revision(&self) -> Revision {
         self.inner.lock().revision
@@ -370,7 +375,7 @@ mod tests {
 
     async fn started(store: Arc<MemoryStore>, history: usize, queue: usize) -> Arc<WatchCache> {
         let cache = WatchCache::start(store, &app(), history, queue);
-        while !cache.inner.lock().ready {
+        while !cache.is_ready() {
             tokio::task::yield_now().await;
         }
         cache

@@ -230,6 +230,15 @@ async fn review_resources_are_create_only_and_check_their_input() {
             "{}",
         )
         .await;
+    // A media type the server's codecs take, but the body is no protobuf message.
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["message"],
+        "the object provided is unrecognized (must be of type AdmissionReview): provided data does not appear to be a protobuf message, expected prefix [107 56 115 0] ({})"
+    );
+    let r = s
+        .request("POST", VALIDATING, &[("content-type", "text/plain")], "{}")
+        .await;
     assert_eq!(r.status, 415);
 
     let good = namespace_review("admission.k8s.io/v1", "x", "bob", &[], false);

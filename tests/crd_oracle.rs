@@ -18,6 +18,13 @@ const DISCOVERY: &str = "14-discovery-resourcelist";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crd_oracle_replay_differs_only_by_the_admission_review_resources() {
     let s = Server::start();
+    // Fixture 11 shows AGE 0s for an object created a moment before: start the replay at the
+    // top of a second, so creation and listing do not fall either side of a second boundary.
+    let into_second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_millis();
+    tokio::time::sleep(std::time::Duration::from_millis(u64::from(1000 - into_second))).await;
     let tool =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/replay-crd-oracle.py");
     let out = std::process::Command::new("python3")

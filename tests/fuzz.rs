@@ -94,9 +94,26 @@ impl Harness {
     }
 }
 
-/// The property every answer has: no 5xx; a refusal is a 4xx Status carrying its code.
+/// The 500s kube-apiserver itself answers to bad input: plain errors of its storage layer and
+/// of the field manager's typed conversion, which it renders with no reason.
+fn kube_answers_500(body: &[u8]) -> bool {
+    let Ok(status) = serde_json::from_slice::<Value>(body) else {
+        return false;
+    };
+    let message = status["message"].as_str().unwrap_or("");
+    status.get("reason").is_none()
+        && (message == "resourceVersion should not be set on objects to be created"
+            || message.starts_with("failed to create typed patch object ("))
+}
+
+/// The property every answer has: no 5xx but those kube-apiserver gives; a refusal is a Status
+/// carrying its code.
 fn check(code: u16, body: &[u8]) -> Result<(), TestCaseError> {
-    prop_assert!(code < 500, "{code}: {}", String::from_utf8_lossy(body));
+    prop_assert!(
+        code < 500 || (code == 500 && kube_answers_500(body)),
+        "{code}: {}",
+        String::from_utf8_lossy(body)
+    );
     if code >= 400 {
         let status: Value = serde_json::from_slice(body).map_err(|e| {
             TestCaseError::fail(format!(

@@ -409,3 +409,286 @@ fn kubectl_wait_for_delete() {
     let out = s.kubectl_ok(&["delete", "app", "gone", "--wait=true"]);
     assert!(out.contains("deleted"));
 }
+
+/// Creates an App in a namespace over HTTPS; returns its resourceVersion.
+async fn create_in(s: &Server, namespace: &str, name: &str, labels: Value) -> u64 {
+    let body = json!({"apiVersion": "admission.example.com/v1", "kind": "App",
+        "metadata": {"name": name, "labels": labels}, "spec": {"version": "v1.0.0", "replicas": 1}});
+    let r = s
+        .post_json(
+            &format!("/apis/admission.example.com/v1/namespaces/{namespace}/apps"),
+            &body,
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", text(&r.body));
+    rv(&r.json())
+}
+
+/// Patches an App's replicas; returns the new resourceVersion.
+async fn scale_to(s: &Server, namespace: &str, name: &str, replicas: u32) -> u64 {
+    let r = s
+        .request(
+            "PATCH",
+            &format!("/apis/admission.example.com/v1/namespaces/{namespace}/apps/{name}"),
+            &[("content-type", "application/merge-patch+json")],
+            &format!(r#"{{"spec":{{"replicas":{replicas}}}}}"#),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", text(&r.body));
+    rv(&r.json())
+}
+
+/// Reads events until a BOOKMARK at `at_least` or later; fails on any other event.
+async fn bookmark_reaching(w: &mut support::WatchStream, at_least: u64, what: &str) -> u64 {
+    let deadline = Instant::now() + 20 * SECOND;
+    loop {
+        let e = w
+            .next(deadline.saturating_duration_since(Instant::now()))
+            .await
+            .unwrap_or_else(|| panic!("{what}: no bookmark at {at_least} or later"));
+        assert_eq!(e["type"], "BOOKMARK", "{what}: {e}");
+        let at = rv(&e["object"]);
+        if at >= at_least {
+            return at;
+        }
+    }
+}
+
+/// A watcher that sees none of the writes still gets bookmarks at the resource's current
+/// revision, for every kind of filter and for streaming lists, over HTTP/1.1 and HTTP/2; and a
+/// client resuming from such a bookmark is not sent back to re-list (410) once the history
+/// window has moved past where its filter last matched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filtered_watches_get_bookmarks_at_the_current_revision() {
+    let s = Server::start_with(
+        Arc::new(tempfile::tempdir().unwrap()),
+        &["--watch-bookmark-interval", "1", "--watch-history", "4"],
+    );
+    let seen = create_in(&s, "ns-a", "a", json!({"tier": "web"})).await;
+    create_in(&s, "ns-b", "b", json!({"tier": "db"})).await;
+    let ns_a = "/apis/admission.example.com/v1/namespaces/ns-a/apps";
+    let all = "/apis/admission.example.com/v1/apps";
+    let filters = [
+        ("namespace", format!("{ns_a}?watch=true")),
+        (
+            "label selector",
+            format!("{all}?watch=true&labelSelector=tier%3Dweb"),
+        ),
+        (
+            "field selector",
+            format!("{all}?watch=true&fieldSelector=metadata.name%3Da"),
+        ),
+    ];
+    for (i, (what, path)) in filters.iter().enumerate() {
+        let http2 = i % 2 == 0;
+        // The last change this watcher sees.
+        let seen = if i == 0 {
+            seen
+        } else {
+            let r = s
+                .request(
+                    "PATCH",
+                    &format!("{ns_a}/a"),
+                    &[("content-type", "application/merge-patch+json")],
+                    &format!(r#"{{"metadata":{{"annotations":{{"round":"{i}"}}}}}}"#),
+                )
+                .await;
+            rv(&r.json())
+        };
+        let mut w = s
+            .watch(
+                &format!(
+                    "{path}&allowWatchBookmarks=true&resourceVersion={seen}&timeoutSeconds=60"
+                ),
+                &[],
+                http2,
+            )
+            .await;
+        assert_eq!(w.status, 200);
+        let mut last = 0;
+        for replicas in 2..7 {
+            last = scale_to(&s, "ns-b", "b", replicas).await;
+        }
+        let at = bookmark_reaching(&mut w, last, what).await;
+        // The window (4 events) has moved past `seen`: resuming there is 410, resuming from
+        // the bookmark is not.
+        let mut stale = s
+            .watch(&format!("{path}&resourceVersion={seen}"), &[], http2)
+            .await;
+        let e = stale.next(5 * SECOND).await.unwrap();
+        assert_eq!(
+            (e["type"].as_str(), e["object"]["code"].as_i64()),
+            (Some("ERROR"), Some(410)),
+            "{what}"
+        );
+        let mut resumed = s
+            .watch(
+                &format!("{path}&allowWatchBookmarks=true&resourceVersion={at}&timeoutSeconds=60"),
+                &[],
+                http2,
+            )
+            .await;
+        let e = resumed.next(5 * SECOND).await.unwrap();
+        assert_eq!(e["type"], "BOOKMARK", "{what}: resumed from {at}: {e}");
+    }
+
+    // A streaming list (sendInitialEvents) with a selector: the initial-events-end bookmark,
+    // then bookmarks that follow writes it does not see.
+    let mut w = s
+        .watch(
+            &format!("{all}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&labelSelector=tier%3Dweb&timeoutSeconds=60"),
+            &[],
+            true,
+        )
+        .await;
+    let added = w.next(5 * SECOND).await.unwrap();
+    assert_eq!(added["object"]["metadata"]["name"], "a");
+    let end = w.next(5 * SECOND).await.unwrap();
+    assert_eq!(
+        end["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        "true"
+    );
+    let mut last = 0;
+    for replicas in 2..7 {
+        last = scale_to(&s, "ns-b", "b", replicas).await;
+    }
+    bookmark_reaching(&mut w, last, "streaming list").await;
+}
+
+/// Bookmarks and events of one watch never go back in revision, and no event comes after a
+/// bookmark at or past its revision (a client resuming from the bookmark would miss it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bookmarks_never_pass_an_event_still_to_be_sent() {
+    let s = Arc::new(Server::start_with(
+        Arc::new(tempfile::tempdir().unwrap()),
+        &["--watch-bookmark-interval", "1"],
+    ));
+    let from = create_in(&s, "ns-a", "seed", json!({})).await;
+    let mut watches = Vec::new();
+    for (path, http2) in [
+        ("/apis/admission.example.com/v1/apps?watch=true", false),
+        (
+            "/apis/admission.example.com/v1/namespaces/ns-a/apps?watch=true",
+            true,
+        ),
+        (
+            "/apis/admission.example.com/v1/apps?watch=true&labelSelector=odd%3Dtrue",
+            true,
+        ),
+    ] {
+        watches.push(
+            s.watch(
+                &format!(
+                    "{path}&allowWatchBookmarks=true&resourceVersion={from}&timeoutSeconds=60"
+                ),
+                &[],
+                http2,
+            )
+            .await,
+        );
+    }
+    let started = Instant::now();
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let s = s.clone();
+        writers.push(tokio::spawn(async move {
+            let mut i = 0;
+            // Writes for a few bookmark intervals.
+            while started.elapsed() < Duration::from_secs(4) {
+                let namespace = if w % 2 == 0 { "ns-a" } else { "ns-b" };
+                let labels = json!({"odd": (i % 2 == 1).to_string()});
+                create_in(&s, namespace, &format!("w{w}-{i}"), labels).await;
+                i += 1;
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let last = create_in(&s, "ns-b", "last", json!({})).await;
+    for (i, watch) in watches.iter_mut().enumerate() {
+        let (mut previous, mut bookmarks) = (from, 0);
+        loop {
+            let e = watch
+                .next(10 * SECOND)
+                .await
+                .expect("events and bookmarks arrive");
+            let at = rv(&e["object"]);
+            match e["type"].as_str() {
+                Some("BOOKMARK") => {
+                    assert!(at >= previous, "watch {i}: bookmark {at} after {previous}");
+                    bookmarks += 1;
+                    if at >= last {
+                        break;
+                    }
+                }
+                Some("ADDED") => assert!(at > previous, "watch {i}: event {at} after {previous}"),
+                other => panic!("watch {i}: {other:?}"),
+            }
+            previous = at;
+        }
+        assert!(bookmarks >= 2, "watch {i}: {bookmarks} bookmarks");
+    }
+}
+
+/// As kube-apiserver's cacher: one bookmark 2 s before the deadline, none when the watch is
+/// shorter than that or did not ask for bookmarks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bookmark_comes_before_the_deadline() {
+    let s = Server::start();
+    let seen = create_in(&s, "default", "a", json!({})).await;
+    for (query, bookmarks) in [
+        ("allowWatchBookmarks=true&timeoutSeconds=5", 1),
+        ("allowWatchBookmarks=true&timeoutSeconds=2", 0),
+        ("timeoutSeconds=5", 0),
+    ] {
+        for http2 in [false, true] {
+            let mut w = s
+                .watch(
+                    &format!("{APPS}?watch=true&resourceVersion={seen}&{query}"),
+                    &[],
+                    http2,
+                )
+                .await;
+            let mut got = Vec::new();
+            while let Some(e) = w.next(10 * SECOND).await {
+                got.push(e);
+            }
+            assert!(w.ends_within(SECOND).await, "{query}");
+            assert_eq!(got.len(), bookmarks, "{query}: {got:?}");
+            for e in got {
+                assert_eq!(e["type"], "BOOKMARK");
+                assert!(rv(&e["object"]) >= seen);
+            }
+        }
+    }
+}
+
+/// `timeoutSeconds` below zero: 200 and the stream ends at once, even where there are initial
+/// events to send; zero is the server's choice, as when absent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_positive_timeouts() {
+    let s = Server::start();
+    create_in(&s, "default", "a", json!({})).await;
+    for http2 in [false, true] {
+        let mut w = s
+            .watch(
+                &format!("{APPS}?watch=true&resourceVersion=0&timeoutSeconds=-1"),
+                &[],
+                http2,
+            )
+            .await;
+        assert_eq!(w.status, 200);
+        assert_eq!(w.headers.get("content-type").unwrap(), "application/json");
+        assert!(w.next(10 * SECOND).await.is_none(), "no event at all");
+        let mut open = s
+            .watch(
+                &format!("{APPS}?watch=true&resourceVersion=0&timeoutSeconds=0"),
+                &[],
+                http2,
+            )
+            .await;
+        let e = open.next(5 * SECOND).await.expect("an initial event");
+        assert_eq!(e["type"], "ADDED");
+    }
+}

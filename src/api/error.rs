@@ -1,183 +1,15 @@
 //! The one API error type. Every failure a client can see becomes a Kubernetes `Status`, worded
 //! as kube-apiserver words it (`k8s.io/apimachinery/pkg/api/errors`), in exactly one place:
 //! [`ApiError::into_response`]. Storage errors are translated in [`ApiError::from_storage`].
+//! Field errors themselves ([`FieldError`]) live in the leaf module [`crate::field_error`].
 
+use crate::field_error::{FieldError, aggregate, go_quote};
 use crate::kinds::Kind;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     ListMeta, Status, StatusCause, StatusDetails,
 };
-
-/// One field validation failure, as `k8s.io/apimachinery/pkg/util/validation/field.Error`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct FieldError {
-    /// `FieldValueInvalid`, `FieldValueRequired`, ...
-    pub reason: &'static str,
-    /// The field path, e.g. `spec.replicas`.
-    pub field: String,
-    /// What `ErrorBody()` renders: `Invalid value: 15: spec.replicas in body should be ...`.
-    pub body: String,
-}
-
-/// A JSON value rendered the way Go's `field.Error` renders a bad value.
-pub fn bad_value(value: &serde_json::Value) -> String {
-    match value {
-        serde_json::Value::String(s) => go_quote(s),
-        serde_json::Value::Number(n) => n.to_string(),
-        serde_json::Value::Bool(b) => b.to_string(),
-        other => other.to_string(),
-    }
-}
-
-/// Quotes a string like Go's `%q` / `strconv.Quote` for the characters that matter in messages.
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-impl FieldError {
-    /// `field.Invalid(path, value, detail)`.
-    pub fn invalid(field: impl Into<String>, value: &serde_json::Value, detail: &str) -> Self {
-        let mut body = format!("Invalid value: {}", bad_value(value));
-        if !detail.is_empty() {
-            body.push_str(": ");
-            body.push_str(detail);
-        }
-        FieldError {
-            reason: "FieldValueInvalid",
-            field: field.into(),
-            body,
-        }
-    }
-
-    /// `field.TypeInvalid(path, value, detail)`.
-    pub fn type_invalid(field: impl Into<String>, value: &serde_json::Value, detail: &str) -> Self {
-        FieldError {
-            reason: "FieldValueTypeInvalid",
-            ..FieldError::invalid(field, value, detail)
-        }
-    }
-
-    /// `field.Required(path, detail)`.
-    pub fn required(field: impl Into<String>, detail: &str) -> Self {
-        FieldError {
-            reason: "FieldValueRequired",
-            field: field.into(),
-            body: with_detail("Required value", detail),
-        }
-    }
-
-    /// `field.Forbidden(path, detail)`.
-    pub fn forbidden(field: impl Into<String>, detail: &str) -> Self {
-        FieldError {
-            reason: "FieldValueForbidden",
-            field: field.into(),
-            body: with_detail("Forbidden", detail),
-        }
-    }
-
-    /// `field.NotSupported(path, value, valid)`.
-    pub fn not_supported(
-        field: impl Into<String>,
-        value: &serde_json::Value,
-        valid: &[String],
-    ) -> Self {
-        let mut body = format!("Unsupported value: {}", bad_value(value));
-        if !valid.is_empty() {
-            let quoted: Vec<String> = valid.iter().map(|v| go_quote(v)).collect();
-            body.push_str(": supported values: ");
-            body.push_str(&quoted.join(", "));
-        }
-        FieldError {
-            reason: "FieldValueNotSupported",
-            field: field.into(),
-            body,
-        }
-    }
-
-    /// `field.TooLong(path, value, max)` (bytes).
-    pub fn too_long(field: impl Into<String>, max: usize) -> Self {
-        FieldError {
-            reason: "FieldValueTooLong",
-            field: field.into(),
-            body: format!(
-                "Too long: may not be more than {max} {}",
-                if max == 1 { "byte" } else { "bytes" }
-            ),
-        }
-    }
-
-    /// `field.TooMany(path, actual, max)`.
-    pub fn too_many(field: impl Into<String>, actual: usize, max: usize) -> Self {
-        FieldError {
-            reason: "FieldValueTooMany",
-            field: field.into(),
-            body: format!(
-                "Too many: {actual}: must have at most {max} {}",
-                if max == 1 { "item" } else { "items" }
-            ),
-        }
-    }
-
-    /// `field.Duplicate(path, value)`.
-    pub fn duplicate(field: impl Into<String>, value: &serde_json::Value) -> Self {
-        FieldError {
-            reason: "FieldValueDuplicate",
-            field: field.into(),
-            body: format!("Duplicate value: {}", bad_value(value)),
-        }
-    }
-
-    /// What `field.Error.Error()` renders: `<field>: <body>`.
-    pub fn message(&self) -> String {
-        if self.field.is_empty() {
-            self.body.clone()
-        } else {
-            format!("{}: {}", self.field, self.body)
-        }
-    }
-}
-
-fn with_detail(head: &str, detail: &str) -> String {
-    if detail.is_empty() {
-        head.to_string()
-    } else {
-        format!("{head}: {detail}")
-    }
-}
-
-/// Joins field errors like `utilerrors.NewAggregate(...).Error()`: one error alone, several in
-/// brackets, duplicates once.
-pub fn aggregate(errors: &[FieldError]) -> String {
-    let mut seen: Vec<String> = Vec::new();
-    for e in errors {
-        let m = e.message();
-        if !seen.contains(&m) {
-            seen.push(m);
-        }
-    }
-    match seen.len() {
-        0 => String::new(),
-        1 => seen.remove(0),
-        _ => format!("[{}]", seen.join(", ")),
-    }
-}
 
 /// An error answered to the client as a `Status`. Boxed, so results stay small on the
 /// happy path.
@@ -188,6 +20,9 @@ pub struct ApiError(Box<Inner>);
 struct Inner {
     status: Status,
     retry_after: Option<u32>,
+    /// Answered as plain text (Go's `http.Error`) instead of a `Status`: what kube-apiserver's
+    /// mux and filters answer before a request reaches an API handler.
+    text: Option<String>,
 }
 
 impl std::fmt::Display for ApiError {
@@ -230,7 +65,15 @@ impl ApiError {
                 metadata: ListMeta::default(),
             },
             retry_after: None,
+            text: None,
         }))
+    }
+
+    /// An answer in Go's `http.Error` form: `text/plain`, the message and a newline.
+    fn plain(code: u16, text: String) -> ApiError {
+        let mut e = ApiError::new(code, "", text.clone(), None);
+        e.0.text = Some(text);
+        e
     }
 
     /// The HTTP status code.
@@ -263,7 +106,28 @@ impl ApiError {
         )
     }
 
-    /// 404 for a path the server does not serve (go-restful's answer).
+    /// 404 for a path kube-apiserver routes nowhere (a resource or version this server does not
+    /// serve, a scope the resource does not have): its mux's `http.NotFound`,
+    /// `404 page not found` as plain text.
+    pub fn page_not_found() -> ApiError {
+        ApiError::plain(404, "404 page not found".into())
+    }
+
+    /// 500 for a resource path kube-apiserver's `WithRequestInfo` filter cannot parse (a verb
+    /// prefix with nothing after it, `/apis/<group>/<version>/watch`), answered as plain text
+    /// before authentication. `request_uri` is the path and query as sent.
+    pub fn request_info_failed(request_uri: &str, why: &str) -> ApiError {
+        let text = format!(
+            "Internal Server Error: {}: failed to create RequestInfo: {why}",
+            go_quote(request_uri)
+        )
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+        ApiError::plain(500, text)
+    }
+
+    /// 404 for a path a k8s.io/apiserver (go-restful) route tree does not have.
     pub fn path_not_found() -> ApiError {
         ApiError::new(
             404,
@@ -294,6 +158,42 @@ impl ApiError {
                 go_quote(name)
             ),
             Some(details(kind, name)),
+        )
+    }
+
+    /// 409 for a `DeleteOptions` precondition that does not hold, worded as
+    /// `rest.BeforeDelete` words it: about the Kind (`App.admission.example.com`), not the
+    /// resource.
+    pub fn delete_precondition(kind: &Kind, name: &str, why: &str) -> ApiError {
+        ApiError::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {}.{} {}: {why}",
+                kind.kind,
+                kind.group,
+                go_quote(name)
+            ),
+            Some(StatusDetails {
+                group: Some(kind.group.to_string()),
+                kind: Some(kind.kind.to_string()),
+                name: Some(name.to_string()).filter(|n| !n.is_empty()),
+                ..Default::default()
+            }),
+        )
+    }
+
+    /// 409 for an update whose body names another uid than the stored object's: the storage
+    /// layer's precondition failure (`storage.Preconditions.Check`, a `StorageError` for the
+    /// object's etcd key) as `InterpretUpdateError` wraps it.
+    pub fn update_precondition(kind: &Kind, name: &str, key: &str, why: &str) -> ApiError {
+        ApiError::conflict(
+            kind,
+            name,
+            &format!(
+                "StorageError: invalid object, Code: 4, Key: /registry/{}/{key}, ResourceVersion: 0, AdditionalErrorMsg: {why}",
+                kind.group
+            ),
         )
     }
 
@@ -362,15 +262,22 @@ impl ApiError {
         ApiError::invalid(kind.group, kind.kind, name, errors)
     }
 
-    /// 422 without field details, worded as `errors.NewGenericServerResponse(422, ...)` with the
-    /// reason appended (kube-apiserver drops it; a client is better off knowing).
-    pub fn invalid_generic(why: &str) -> ApiError {
+    /// 422 without details, as `errors.NewGenericServerResponse(422, ...)` words it (a JSON
+    /// patch that does not apply): kube-apiserver does not pass the cause on.
+    pub fn invalid_generic() -> ApiError {
         ApiError::new(
             422,
             "Invalid",
-            format!("the server rejected our request due to an error in our request: {why}"),
+            "the server rejected our request due to an error in our request".into(),
             Some(StatusDetails::default()),
         )
+    }
+
+    /// 500 for an error that is not an API error, as `ErrorToAPIStatus` renders one: the text,
+    /// no reason, no details (e.g. the storage layer's "resourceVersion should not be set on
+    /// objects to be created").
+    pub fn unknown(message: impl Into<String>) -> ApiError {
+        ApiError::new(500, "", message.into(), None)
     }
 
     /// 400 with a message.
@@ -506,6 +413,24 @@ impl ApiError {
         e
     }
 
+    /// 504 for a read at a resourceVersion the store has not reached in time
+    /// (`storage.NewTooLargeResourceVersionError`): client-go's reflector recognises it by the
+    /// `ResourceVersionTooLarge` cause.
+    pub fn too_large_resource_version(requested: u64, current: u64) -> ApiError {
+        let mut e = ApiError::timeout(
+            &format!("Too large resource version: {requested}, current: {current}"),
+            1,
+        );
+        if let Some(details) = e.0.status.details.as_mut() {
+            details.causes = Some(vec![StatusCause {
+                reason: Some("ResourceVersionTooLarge".into()),
+                message: Some("Too large resource version".into()),
+                field: None,
+            }]);
+        }
+        e
+    }
+
     /// 503.
     pub fn unavailable(message: impl Into<String>) -> ApiError {
         ApiError::new(503, "ServiceUnavailable", message.into(), None)
@@ -564,10 +489,9 @@ impl ApiError {
                 ApiError::expired(format!("too old resource version: {requested} ({oldest})"))
             }
             storage::Error::Lagged => ApiError::expired("the watch fell behind; please re-list"),
-            storage::Error::FutureRevision { requested, current } => ApiError::timeout(
-                &format!("Too large resource version: {requested}, current: {current}"),
-                1,
-            ),
+            storage::Error::FutureRevision { requested, current } => {
+                ApiError::too_large_resource_version(requested, current)
+            }
             // The store cannot reach a quorum now, or is (re)initializing: retry shortly.
             storage::Error::Unavailable(why) => ApiError::unavailable(why).with_retry_after(1),
             // The outcome of a write that timed out is unknown: kube's storage timeout.
@@ -603,6 +527,19 @@ impl serde::Serialize for StatusBody<'_> {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if let Some(text) = self.0.text {
+            let mut response = (code, format!("{text}\n")).into_response();
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            headers.insert(
+                header::HeaderName::from_static("x-content-type-options"),
+                HeaderValue::from_static("nosniff"),
+            );
+            return response;
+        }
         let mut response = (code, self.to_json()).into_response();
         let headers = response.headers_mut();
         headers.insert(
@@ -629,52 +566,6 @@ pub type ApiResult<T> = Result<T, ApiError>;
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn field_errors_render_like_go() {
-        let cases = [
-            (
-                FieldError::invalid(
-                    "spec.replicas",
-                    &json!(15),
-                    "spec.replicas in body should be less than or equal to 10",
-                ),
-                "spec.replicas: Invalid value: 15: spec.replicas in body should be less than or equal to 10",
-            ),
-            (
-                FieldError::not_supported(
-                    "spec.version",
-                    &json!("v1.0.2"),
-                    &["v1.0.0".into(), "v1.0.1".into()],
-                ),
-                "spec.version: Unsupported value: \"v1.0.2\": supported values: \"v1.0.0\", \"v1.0.1\"",
-            ),
-            (
-                FieldError::required("metadata.name", "name or generateName is required"),
-                "metadata.name: Required value: name or generateName is required",
-            ),
-            (FieldError::forbidden("x", ""), "x: Forbidden"),
-            (
-                FieldError::too_long("a", 63),
-                "a: Too long: may not be more than 63 bytes",
-            ),
-        ];
-        for (err, want) in cases {
-            assert_eq!(err.message(), want);
-        }
-    }
-
-    #[test]
-    fn aggregate_brackets_only_several() {
-        let a = FieldError::required("a", "");
-        let b = FieldError::required("b", "");
-        assert_eq!(aggregate(std::slice::from_ref(&a)), "a: Required value");
-        assert_eq!(
-            aggregate(&[a.clone(), b]),
-            "[a: Required value, b: Required value]"
-        );
-        assert_eq!(aggregate(&[a.clone(), a]), "a: Required value");
-    }
 
     #[test]
     fn status_json_has_kind_and_api_version() {

@@ -97,7 +97,14 @@ pub enum Output {
     },
 }
 
-const ACCEPTED: &[&str] = &["application/json", "application/yaml"];
+/// The media types kube-apiserver's serializer for a custom resource supports, as its 406 and
+/// 415 answers list them. Protobuf is listed (and accepted as a request body, which then fails
+/// to decode), but a custom resource is never served as protobuf.
+pub const ACCEPTED: &[&str] = &[
+    "application/json",
+    "application/yaml",
+    "application/vnd.kubernetes.protobuf",
+];
 
 /// Chooses the representation an `Accept` header asks for.
 pub fn negotiate(accept: Option<&str>, target: Target) -> ApiResult<Output> {
@@ -154,6 +161,9 @@ pub enum BodyFormat {
     Json,
     /// `application/yaml`
     Yaml,
+    /// `application/vnd.kubernetes.protobuf`: accepted, but a custom resource cannot be decoded
+    /// from it (400).
+    Protobuf,
 }
 
 fn mime_of(content_type: Option<&str>) -> String {
@@ -171,6 +181,7 @@ pub fn body_format(content_type: Option<&str>) -> ApiResult<BodyFormat> {
     match mime_of(content_type).as_str() {
         "" | "application/json" => Ok(BodyFormat::Json),
         "application/yaml" => Ok(BodyFormat::Yaml),
+        "application/vnd.kubernetes.protobuf" => Ok(BodyFormat::Protobuf),
         _ => Err(ApiError::unsupported_media_type(ACCEPTED)),
     }
 }

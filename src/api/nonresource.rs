@@ -68,10 +68,7 @@ fn discovery_root(
     match discovery_format(accept) {
         DiscoveryFormat::Aggregated(i) => Ok(aggregated(headers, &aggregated_docs[i], i)),
         DiscoveryFormat::Legacy => Ok(json(legacy.to_vec(), "no-cache, private")),
-        DiscoveryFormat::None => Err(ApiError::not_acceptable(&[
-            "application/json",
-            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
-        ])),
+        DiscoveryFormat::None => Err(ApiError::not_acceptable(crate::api::negotiation::ACCEPTED)),
     }
 }
 
@@ -141,7 +138,7 @@ pub fn health(state: &AppState, path: &str, query: &Query) -> Option<Response> {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("[-]{name} failed: reason withheld\n"),
             ),
-            None => ApiError::path_not_found().into_response(),
+            None => ApiError::page_not_found().into_response(),
         });
     }
     // `?exclude=<name>` skips a check (kube's probes of a pod use it, e.g. `/livez?exclude=etcd`).
@@ -189,6 +186,40 @@ pub fn health(state: &AppState, path: &str, query: &Query) -> Option<Response> {
     Some(text(StatusCode::OK, "ok".into()))
 }
 
+/// Whether a non-resource path is one this server serves; any other is answered as
+/// kube-apiserver's mux answers it, `404 page not found`.
+fn is_served(path: &str) -> bool {
+    let trimmed = if path.len() > 1 {
+        path.trim_end_matches('/')
+    } else {
+        path
+    };
+    let health = trimmed.trim_start_matches('/');
+    let health_base = health.split_once('/').map_or(health, |(b, _)| b);
+    ["healthz", "livez", "readyz"].contains(&health_base)
+        || [
+            "/apis",
+            "/api",
+            "/version",
+            "/metrics",
+            "/openapi/v2",
+            "/openapi/v3",
+        ]
+        .contains(&trimmed)
+        || trimmed == format!("/apis/{GROUP}")
+        || [
+            format!("/apis/{GROUP}/"),
+            format!("/openapi/v3/apis/{GROUP}/"),
+        ]
+        .iter()
+        .any(|prefix| {
+            trimmed
+                .strip_prefix(prefix.as_str())
+                .and_then(ServedVersion::named)
+                .is_some()
+        })
+}
+
 /// Serves a non-resource path (already authenticated and authorized).
 pub fn serve(
     state: &AppState,
@@ -197,11 +228,15 @@ pub fn serve(
     query: &Query,
     headers: &HeaderMap,
 ) -> Response {
-    if method != Method::GET && method != Method::HEAD {
-        return ApiError::method_not_allowed().into_response();
+    if !is_served(path) {
+        return ApiError::page_not_found().into_response();
     }
+    // The health handlers answer whatever the method, as kube-apiserver's do.
     if let Some(r) = health(state, path, query) {
         return r;
+    }
+    if method != Method::GET && method != Method::HEAD {
+        return ApiError::method_not_allowed().into_response();
     }
     if path == "/metrics" {
         for (plural, cache) in &state.watch_caches {
@@ -258,7 +293,7 @@ pub fn serve(
                 None => Ok(openapi(headers, &doc.bytes, &doc.hash, false)),
             }
         }
-        _ => Err(ApiError::path_not_found()),
+        _ => Err(ApiError::page_not_found()),
     };
     result.unwrap_or_else(IntoResponse::into_response)
 }

@@ -1,9 +1,11 @@
 //! Query parameters and the options they carry (`ListOptions`, `CreateOptions`, ...), decoded
 //! and validated with kube-apiserver's rules and messages.
 
-use super::error::{ApiError, ApiResult, FieldError};
+use super::error::{ApiError, ApiResult};
 use super::selectors::{FieldSelector, LabelSelector};
+use crate::field_error::FieldError;
 use crate::fields::managed::manager_from_user_agent;
+use crate::kinds::Resource;
 use crate::registry::{FieldValidation, WriteOptions};
 use serde_json::Value;
 
@@ -56,7 +58,7 @@ impl Query {
             Some(v) => v.parse::<i64>().map(Some).map_err(|_| {
                 ApiError::bad_request(format!(
                     "strconv.ParseInt: parsing {}: invalid syntax",
-                    super::error::go_quote(v)
+                    crate::field_error::go_quote(v)
                 ))
             }),
         }
@@ -183,15 +185,35 @@ pub struct ListOptions {
 }
 
 impl ListOptions {
-    /// Decodes and validates the list options of a query.
-    pub fn parse(query: &Query) -> ApiResult<ListOptions> {
+    /// Decodes and validates the list options of a query for a collection of `resource`, in
+    /// kube-apiserver's order: decoding (400), `ValidateListOptions` (422), then the fields the
+    /// kind can be selected on (400).
+    pub fn parse(query: &Query, resource: &Resource) -> ApiResult<ListOptions> {
+        let options = ListOptions::parse_any(query)?;
+        options
+            .fields
+            .check_fields(resource.kind.selectable_fields())
+            .map_err(ApiError::bad_request)?;
+        Ok(options)
+    }
+
+    /// A list or watch of one object by its path (`/watch/.../apps/<name>`): the field selector
+    /// must select that object (`listOpts`).
+    pub fn for_name(mut self, name: &str) -> ApiResult<ListOptions> {
+        if !name.is_empty() {
+            self.fields
+                .require_name(name)
+                .map_err(ApiError::bad_request)?;
+        }
+        Ok(self)
+    }
+
+    /// Decodes and validates list options whatever fields the selector names.
+    pub fn parse_any(query: &Query) -> ApiResult<ListOptions> {
         let labels = LabelSelector::parse(query.first("labelSelector").unwrap_or(""))
             .map_err(ApiError::bad_request)?;
-        let fields = FieldSelector::parse(
-            query.first("fieldSelector").unwrap_or(""),
-            SELECTABLE_FIELDS,
-        )
-        .map_err(ApiError::bad_request)?;
+        let fields = FieldSelector::parse_any(query.first("fieldSelector").unwrap_or(""))
+            .map_err(ApiError::bad_request)?;
         let raw_match = query.first("resourceVersionMatch").unwrap_or("");
         let options = ListOptions {
             labels,
@@ -285,7 +307,7 @@ mod tests {
 
     #[test]
     fn send_initial_events_on_a_list_is_forbidden_like_kube() {
-        let err = ListOptions::parse(&Query::parse("sendInitialEvents=true")).unwrap_err();
+        let err = ListOptions::parse_any(&Query::parse("sendInitialEvents=true")).unwrap_err();
         assert_eq!(err.code(), 422);
         assert_eq!(
             err.message(),
@@ -340,22 +362,59 @@ mod tests {
     #[test]
     fn bad_integers_and_selectors_are_400() {
         assert_eq!(
-            ListOptions::parse(&Query::parse("limit=abc"))
+            ListOptions::parse_any(&Query::parse("limit=abc"))
                 .unwrap_err()
                 .code(),
             400
         );
         assert_eq!(
-            ListOptions::parse(&Query::parse("labelSelector=a%20in%20b"))
+            ListOptions::parse_any(&Query::parse("labelSelector=a%20in%20b"))
                 .unwrap_err()
                 .code(),
             400
         );
-        assert_eq!(
-            ListOptions::parse(&Query::parse("fieldSelector=spec.x%3D1"))
-                .unwrap_err()
-                .code(),
-            400
-        );
+    }
+
+    #[test]
+    fn field_selectors_follow_the_kind_and_its_scope() {
+        let app = crate::test_support::resource("App");
+        let nsres = crate::test_support::resource("NamespaceReservation");
+        let cases = [
+            (
+                &app,
+                "fieldSelector=spec.x%3D1",
+                Some("field label not supported: spec.x"),
+            ),
+            (&app, "fieldSelector=metadata.namespace%3Dx", None),
+            (&app, "fieldSelector=metadata.name%3Dx", None),
+            (
+                &nsres,
+                "fieldSelector=metadata.namespace%3Dx",
+                Some("field label not supported: metadata.namespace"),
+            ),
+            (
+                &nsres,
+                "fieldSelector=metadata.name%3Dx,metadata.namespace!%3Dy",
+                Some("field label not supported: metadata.namespace"),
+            ),
+            (&nsres, "fieldSelector=metadata.name%3Dx", None),
+        ];
+        for (resource, q, want) in cases {
+            let got = ListOptions::parse(&Query::parse(q), resource);
+            match want {
+                None => assert!(got.is_ok(), "{q}"),
+                Some(message) => {
+                    let err = got.unwrap_err();
+                    assert_eq!((err.code(), err.message()), (400, message), "{q}");
+                }
+            }
+        }
+        // A bad combination is refused (422) before the field is looked at (400).
+        let err = ListOptions::parse(
+            &Query::parse("fieldSelector=spec.x%3D1&sendInitialEvents=true"),
+            &app,
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), 422);
     }
 }

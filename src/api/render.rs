@@ -2,8 +2,9 @@
 //! JSON (spliced, not re-serialized), YAML, `Table`s with the kind's printer columns, and
 //! `PartialObjectMetadata`.
 
-use super::error::{ApiError, ApiResult, FieldError};
+use super::error::{ApiError, ApiResult};
 use super::negotiation::Output;
+use crate::field_error::FieldError;
 use crate::kinds::{Column, Resource};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::{Map, Value, json};

@@ -30,6 +30,9 @@ pub struct RequestInfo {
     pub name: String,
     /// Path parts after the namespace.
     pub parts: Vec<String>,
+    /// Why kube-apiserver's `RequestInfoFactory` could not resolve the path (a verb prefix with
+    /// nothing after it): its filter answers 500 before authentication.
+    pub unresolved: Option<&'static str>,
 }
 
 fn parse_bool(value: &str) -> bool {
@@ -62,7 +65,7 @@ impl RequestInfo {
         rest = &rest[1..];
         if rest[0] == "watch" || rest[0] == "proxy" {
             if rest.len() < 2 {
-                info.is_resource_request = false;
+                info.unresolved = Some("unable to determine kind and namespace from url");
                 return info;
             }
             info.verb = rest[0].to_string();

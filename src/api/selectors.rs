@@ -168,7 +168,7 @@ fn validate_key(key: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "<nil>: Invalid value: {}: {}",
-            crate::api::error::go_quote(key),
+            crate::field_error::go_quote(key),
             errs.join("; ")
         ))
     }
@@ -182,7 +182,7 @@ fn requirement(key: String, op: Op, values: BTreeSet<String>) -> Result<Requirem
     let shown = || {
         let v: Vec<String> = values
             .iter()
-            .map(|s| crate::api::error::go_quote(s))
+            .map(|s| crate::field_error::go_quote(s))
             .collect();
         format!("[{}]", v.join(","))
     };
@@ -196,7 +196,7 @@ fn requirement(key: String, op: Op, values: BTreeSet<String>) -> Result<Requirem
                 if v.parse::<i64>().is_err() {
                     errs.push(format!(
                         "values[{i}]: Invalid value: {}: for 'Gt', 'Lt' operators, the value must be an integer",
-                        crate::api::error::go_quote(v)
+                        crate::field_error::go_quote(v)
                     ));
                 }
             }
@@ -208,7 +208,7 @@ fn requirement(key: String, op: Op, values: BTreeSet<String>) -> Result<Requirem
         if !problems.is_empty() {
             errs.push(format!(
                 "values[{i}][{key}]: Invalid value: {}: {}",
-                crate::api::error::go_quote(v),
+                crate::field_error::go_quote(v),
                 problems.join("; ")
             ));
         }
@@ -459,6 +459,44 @@ impl FieldSelector {
     /// Parses a field selector (`fields.ParseSelector`) and checks that every field is one the
     /// server can select on.
     pub fn parse(input: &str, supported: &[&str]) -> Result<FieldSelector, String> {
+        let selector = FieldSelector::parse_any(input)?;
+        selector.check_fields(supported)?;
+        Ok(selector)
+    }
+
+    /// Fails with kube-apiserver's words (`ConvertFieldLabel` of a custom resource) on the first
+    /// field that is not among `supported`.
+    pub fn check_fields(&self, supported: &[&str]) -> Result<(), String> {
+        match self
+            .terms
+            .iter()
+            .find(|t| !supported.contains(&t.field.as_str()))
+        {
+            Some(t) => Err(format!("field label not supported: {}", t.field)),
+            None => Ok(()),
+        }
+    }
+
+    /// Requires `metadata.name` to be `name` (a list or watch of one object by its path):
+    /// added when the selector says nothing of it, 400 as `listOpts` words it when it names
+    /// another object.
+    pub fn require_name(&mut self, name: &str) -> Result<(), String> {
+        if self.terms.is_empty() {
+            self.terms.push(FieldTerm {
+                field: "metadata.name".into(),
+                value: name.to_string(),
+                negated: false,
+            });
+            return Ok(());
+        }
+        match self.exact("metadata.name") {
+            Some(n) if n == name => Ok(()),
+            _ => Err("fieldSelector metadata.name doesn't match requested name".into()),
+        }
+    }
+
+    /// Parses a field selector (`fields.ParseSelector`) whatever fields it names.
+    pub fn parse_any(input: &str) -> Result<FieldSelector, String> {
         let mut parts = Vec::new();
         let (mut start, mut in_slash) = (0, false);
         for (i, c) in input.char_indices() {
@@ -492,9 +530,6 @@ impl FieldSelector {
             };
             let field = part[..i].to_string();
             let value = unescape(&part[i + op.len()..])?;
-            if !supported.contains(&field.as_str()) {
-                return Err(format!("field label not supported: {field}"));
-            }
             terms.push(FieldTerm {
                 field,
                 value,

@@ -49,11 +49,11 @@ pub fn conflict_message(conflicts: &[Conflict]) -> String {
 }
 
 fn display_manager(e: &Entry) -> String {
-    let mut s = crate::api::error::go_quote(&e.manager);
+    let mut s = crate::field_error::go_quote(&e.manager);
     if !e.subresource.is_empty() {
         s = format!(
             "{s} with subresource {}",
-            crate::api::error::go_quote(&e.subresource)
+            crate::field_error::go_quote(&e.subresource)
         );
     }
     if e.operation == UPDATE {

@@ -282,7 +282,7 @@ pub fn path_string(path: &[String]) -> String {
 
 fn scalar_string(v: &Value) -> String {
     match v {
-        Value::String(s) => crate::api::error::go_quote(s),
+        Value::String(s) => crate::field_error::go_quote(s),
         other => other.to_string(),
     }
 }

@@ -2,7 +2,7 @@
 //! it has the status and scale subresources.
 
 use super::{Column, GROUP, Kind, ScaleMapping, VERSION};
-use crate::api::error::FieldError;
+use crate::field_error::FieldError;
 use crate::object::meta::NameRule;
 use serde_json::Value;
 

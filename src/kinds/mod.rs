@@ -4,7 +4,7 @@
 pub mod app;
 pub mod namespace_reservation;
 
-use crate::api::error::FieldError;
+use crate::field_error::FieldError;
 use crate::object::meta::NameRule;
 use crate::schema::Schema;
 use serde_json::{Map, Value};
@@ -200,6 +200,16 @@ impl Kind {
     /// `apiVersion` of its objects as stored.
     pub fn api_version(&self) -> String {
         format!("{}/{}", self.group, self.version)
+    }
+
+    /// The fields a field selector may name, as for a custom resource (`ConvertFieldLabel`):
+    /// `metadata.name`, and `metadata.namespace` when the kind is namespaced.
+    pub fn selectable_fields(&self) -> &'static [&'static str] {
+        if self.namespaced {
+            &["metadata.name", "metadata.namespace"]
+        } else {
+            &["metadata.name"]
+        }
     }
 
     /// The name its OpenAPI definition is published under in a served version

@@ -2,7 +2,7 @@
 //! Its name must be a valid namespace name, and it must name at least one owner.
 
 use super::{Column, GROUP, Kind, VERSION};
-use crate::api::error::FieldError;
+use crate::field_error::FieldError;
 use crate::object::meta::NameRule;
 use serde_json::Value;
 

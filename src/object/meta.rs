@@ -2,7 +2,7 @@
 //! (`k8s.io/apimachinery/pkg/api/validation/objectmeta.go`).
 
 use super::names;
-use crate::api::error::FieldError;
+use crate::field_error::FieldError;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -319,7 +319,7 @@ pub fn validate_update(new: &Value, old: &Value) -> Vec<FieldError> {
         if !extra.is_empty() {
             let shown: Vec<String> = extra
                 .iter()
-                .map(|f| crate::api::error::go_quote(f))
+                .map(|f| crate::field_error::go_quote(f))
                 .collect();
             errs.push(FieldError::forbidden(
                 "metadata.finalizers",

@@ -2,7 +2,8 @@
 //! kube-apiserver does it: system fields, status reset, generation, pruning, validation.
 
 use super::FieldValidation;
-use crate::api::error::{ApiError, ApiResult, FieldError};
+use crate::api::error::{ApiError, ApiResult};
+use crate::field_error::FieldError;
 use crate::kinds::Resource;
 use crate::object::meta;
 use rand::Rng;

@@ -125,6 +125,11 @@ impl Registry {
         options: &WriteOptions,
     ) -> ApiResult<Written> {
         check_identity(resource, &mut obj, namespace, None)?;
+        // A client may not choose the resourceVersion of a new object: the storage layer refuses
+        // it after every other check (`storage.ErrResourceVersionSetOnCreate`), as a plain 500.
+        let version_set = meta::resource_version(&obj)
+            .parse::<u64>()
+            .is_ok_and(|v| v != 0);
         let mut warnings = Vec::new();
         prune(resource, &mut obj, options.field_validation, &mut warnings)?;
         strategy::default(resource, &mut obj);
@@ -152,6 +157,11 @@ impl Registry {
                 created: true,
                 warnings,
             });
+        }
+        if version_set {
+            return Err(ApiError::unknown(
+                "resourceVersion should not be set on objects to be created",
+            ));
         }
         // A generated name that collides is generated again, a few times.
         let mut attempts = 0;
@@ -181,7 +191,10 @@ impl Registry {
     }
 
     /// Replaces an object or one of its subresources with what `transform` makes of the stored
-    /// one, retrying when another write got in between (`GuaranteedUpdate`).
+    /// one, retrying when another write got in between (`GuaranteedUpdate`). `uid` is the
+    /// precondition of a PUT whose body names a uid: checked against the stored object before
+    /// anything else, as the storage layer checks it.
+    #[allow(clippy::too_many_arguments)]
     pub async fn update_with(
         &self,
         resource: &Resource,
@@ -189,6 +202,7 @@ impl Registry {
         name: &str,
         subresource: Subresource,
         options: &WriteOptions,
+        uid: Option<&str>,
         transform: &mut Transform<'_>,
     ) -> ApiResult<Written> {
         let k = key(resource, namespace, name);
@@ -206,6 +220,19 @@ impl Registry {
             };
             let mut existing = decode_stored(&kv)?;
             strategy::default(resource, &mut existing);
+            if let Some(want) = uid.filter(|u| !u.is_empty())
+                && want != meta::uid(&existing)
+            {
+                return Err(ApiError::update_precondition(
+                    resource.kind,
+                    name,
+                    &k,
+                    &format!(
+                        "Precondition failed: UID in precondition: {want}, UID in object meta: {}",
+                        meta::uid(&existing)
+                    ),
+                ));
+            }
             let mut warnings = Vec::new();
             let mut new = transform(&existing, &mut warnings)?;
             check_identity(resource, &mut new, namespace, Some(name))?;
@@ -215,7 +242,7 @@ impl Registry {
                     resource.kind.group,
                     resource.kind.plural,
                     name,
-                    &[crate::api::error::FieldError::invalid(
+                    &[crate::field_error::FieldError::invalid(
                         "metadata.resourceVersion",
                         &Value::from(0),
                         "must be specified for an update",
@@ -228,17 +255,6 @@ impl Registry {
                     continue;
                 }
                 return Err(ApiError::stale(resource.kind, name));
-            }
-            let body_uid = meta::uid(&new);
-            if !body_uid.is_empty() && body_uid != meta::uid(&existing) {
-                return Err(ApiError::conflict(
-                    resource.kind,
-                    name,
-                    &format!(
-                        "Precondition failed: UID in precondition: {body_uid}, UID in object meta: {}",
-                        meta::uid(&existing)
-                    ),
-                ));
             }
             prune(resource, &mut new, options.field_validation, &mut warnings)?;
             strategy::default(resource, &mut new);
@@ -336,6 +352,7 @@ impl Registry {
             };
             let existing = decode_stored(&kv)?;
             let uid = meta::uid(&existing).to_string();
+            // `rest.BeforeDelete` checks the preconditions early, worded about the Kind.
             let precondition_failed = options.uid.as_ref().is_some_and(|want| *want != uid)
                 || options
                     .resource_version
@@ -348,22 +365,22 @@ impl Registry {
             if let Some(want) = &options.uid
                 && *want != uid
             {
-                return Err(ApiError::conflict(
+                return Err(ApiError::delete_precondition(
                     resource.kind,
                     name,
                     &format!(
-                        "Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"
+                        "the UID in the precondition ({want}) does not match the UID in record ({uid}). The object might have been deleted and then recreated"
                     ),
                 ));
             }
             if let Some(want) = &options.resource_version
                 && want != meta::resource_version(&existing)
             {
-                return Err(ApiError::conflict(
+                return Err(ApiError::delete_precondition(
                     resource.kind,
                     name,
                     &format!(
-                        "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {}",
+                        "the ResourceVersion in the precondition ({want}) does not match the ResourceVersion in record ({}). The object might have been modified",
                         meta::resource_version(&existing)
                     ),
                 ));
@@ -538,6 +555,7 @@ mod tests {
                 "a",
                 Subresource::Status,
                 &options,
+                None,
                 &mut with("status", 6),
             )
             .await
@@ -553,6 +571,7 @@ mod tests {
                 "a",
                 Subresource::Scale,
                 &options,
+                None,
                 &mut with("spec", 7),
             )
             .await
@@ -569,6 +588,7 @@ mod tests {
                 "a",
                 Subresource::Status,
                 &options,
+                None,
                 &mut with("status", 5),
             )
             .await
@@ -580,6 +600,7 @@ mod tests {
                 "a",
                 Subresource::Scale,
                 &options,
+                None,
                 &mut with("spec", 6),
             )
             .await

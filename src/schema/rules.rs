@@ -13,8 +13,8 @@
 //!   together pass [`cel::RUNTIME_COST_BUDGET`].
 
 use super::{JsonType, ListType, Node};
-use crate::api::error::{FieldError, go_quote};
 use crate::cel::{self, EvalError, Expression};
+use crate::field_error::{FieldError, go_quote};
 use serde_json::Value;
 use std::collections::BTreeMap;
 

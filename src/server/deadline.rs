@@ -20,7 +20,7 @@ pub struct DurationError(String);
 /// A signed duration parsed like Go's `time.ParseDuration`: `300ms`, `-1.5h`, `2h45m`, `0`;
 /// units `ns`, `us` (`µs`, `μs`), `ms`, `s`, `m`, `h`. Returns nanoseconds.
 pub fn parse_go_duration(text: &str) -> Result<i128, DurationError> {
-    let quoted = crate::api::error::go_quote(text);
+    let quoted = crate::field_error::go_quote(text);
     let invalid = || DurationError(format!("time: invalid duration {quoted}"));
     let mut s = text;
     let mut negative = false;
@@ -75,7 +75,7 @@ pub fn parse_go_duration(text: &str) -> Result<i128, DurationError> {
             _ => {
                 return Err(DurationError(format!(
                     "time: unknown unit {} in duration {quoted}",
-                    crate::api::error::go_quote(unit)
+                    crate::field_error::go_quote(unit)
                 )));
             }
         };

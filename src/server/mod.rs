@@ -8,6 +8,7 @@ pub mod listener;
 pub mod pipeline;
 pub mod state;
 pub mod tls;
+pub mod unread_body;
 
 use crate::admission::Admission;
 use crate::admission::events::Recorder;
@@ -425,6 +426,7 @@ pub async fn run(config: Config) -> Result<()> {
         listener,
         tls,
         pipeline::app(state),
+        config.transport,
         shutdown,
         config.request_timeout,
     )

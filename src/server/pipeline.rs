@@ -115,6 +115,16 @@ async fn observe(state: Arc<AppState>, request: Request, audit_id: String) -> Re
     let query = Query::parse(parts.uri.query().unwrap_or(""));
     let info = RequestInfo::new(&parts.method, parts.uri.path(), &query);
     let path = parts.uri.path().to_string();
+    // kube-apiserver's request-info filter runs before any other: a path it cannot resolve is
+    // answered at once, as plain text.
+    if let Some(why) = info.unresolved {
+        let uri = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or(&path);
+        return ApiError::request_info_failed(uri, &format!("{why}, {uri}")).into_response();
+    }
     let apply = parts
         .headers
         .get(http::header::CONTENT_TYPE)

@@ -16,6 +16,11 @@ use storage::versioner::Unversioned;
 use storage::{Error, ListOptions, ReadAt, Store, Update, WatchStart};
 
 async fn store(cluster: &EtcdCluster, history: usize) -> EtcdStore {
+    store_waiting(cluster, history, Duration::from_secs(3)).await
+}
+
+/// A store whose reads wait up to `wait` for its caches to catch up.
+async fn store_waiting(cluster: &EtcdCluster, history: usize, wait: Duration) -> EtcdStore {
     let store = EtcdStore::connect(
         EtcdOptions {
             endpoints: cluster.endpoints(),
@@ -24,7 +29,7 @@ async fn store(cluster: &EtcdCluster, history: usize) -> EtcdStore {
             resources: vec!["a/".into(), "b/".into()],
             index: IndexOptions {
                 history,
-                freshness_wait: Duration::from_secs(3),
+                freshness_wait: wait,
                 ..IndexOptions::default()
             },
             request_timeout: Duration::from_secs(2),
@@ -115,7 +120,8 @@ async fn replicas_share_revisions_reads_and_conflicts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consistent_reads_catch_up_through_progress_notifications() {
     let cluster = EtcdCluster::start(1).await;
-    let s = store(&cluster, 100).await;
+    // Waits long enough that only a stalled machine would send a read to etcd.
+    let s = store_waiting(&cluster, 100, Duration::from_secs(20)).await;
     // The etcd the tests run has both progress-notification fixes (3.5.13+).
     let deadline = Instant::now() + Duration::from_secs(10);
     while !s.serves_consistent_reads_from_cache() {

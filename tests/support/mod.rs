@@ -624,3 +624,129 @@ impl Server {
         }
     }
 }
+
+impl Server {
+    /// One request over HTTP/2 (`http2`) or HTTP/1.1, with a given bearer token (or none) and
+    /// any body bytes.
+    pub async fn send_on(
+        &self,
+        http2: bool,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Response {
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Full::new(body.into())).unwrap();
+        let resp = self
+            .client(http2)
+            .request(req)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path} is answered: {e:?}"));
+        let status = resp.status().as_u16();
+        let version = resp.version();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        Response {
+            status,
+            headers,
+            body,
+            version,
+        }
+    }
+
+    /// Runs `curl -sS` against this server (trusting its CA) with extra arguments and a path;
+    /// returns its exit code, the HTTP status it saw and the body.
+    pub fn curl(&self, args: &[&str], path: &str) -> Curl {
+        let ca = self.cache.path().join("ca.crt");
+        if !ca.exists() {
+            std::fs::write(&ca, &self.ca_pem).unwrap();
+        }
+        let body_file = self
+            .cache
+            .path()
+            .join(format!("curl-body-{}", next_file_number()));
+        let out = Command::new("curl")
+            .args(["-sS", "--cacert"])
+            .arg(&ca)
+            .args(["-o"])
+            .arg(&body_file)
+            .args(["-w", "%{http_code}"])
+            .args(args)
+            .arg(format!("{}{path}", self.base))
+            .output()
+            .expect("curl runs");
+        let body = std::fs::read(&body_file).unwrap_or_default();
+        let _ = std::fs::remove_file(&body_file);
+        Curl {
+            exit: out.status.code().unwrap_or(-1),
+            status: text(&out.stdout).trim().parse().unwrap_or(0),
+            body,
+            stderr: text(&out.stderr),
+        }
+    }
+
+    /// A TLS connection to the server offering these ALPN protocols.
+    pub async fn tls(
+        &self,
+        alpn: &[&[u8]],
+    ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+        let mut roots = rustls::RootCertStore::empty();
+        use rustls_pki_types::pem::PemObject;
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(self.ca_pem.as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.port()))
+            .await
+            .unwrap();
+        let name =
+            rustls_pki_types::ServerName::IpAddress(std::net::IpAddr::from([127, 0, 0, 1]).into());
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .unwrap()
+    }
+}
+
+fn next_file_number() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// What `curl` did.
+pub struct Curl {
+    /// Exit code (0: the transfer worked; 92: an HTTP/2 stream error).
+    pub exit: i32,
+    /// The HTTP status of the response (0 if none).
+    pub status: u16,
+    /// The response body.
+    pub body: Vec<u8>,
+    /// What curl printed on stderr.
+    pub stderr: String,
+}
+
+impl Curl {
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&self.body)))
+    }
+}

@@ -7,41 +7,72 @@ use crate::fields::apply::{Applied, Scope, apply as apply_config, conflict_messa
 use crate::kinds::Resource;
 use crate::object::meta;
 use crate::registry::write::{Subresource, Written, check_identity};
-use crate::registry::{Ownership, WriteOptions, codec, strategy};
+use crate::registry::{Ownership, WriteOptions, codec};
 use crate::server::state::AppState;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::StatusCause;
 use serde_json::Value;
 
-/// Decodes the applied configuration (YAML or JSON) and checks it names this kind and object.
-fn decode_config(
-    call: &Call,
-    options: &WriteOptions,
-    warnings: &mut Vec<String>,
-) -> ApiResult<Value> {
+/// Decodes the applied configuration (YAML or JSON) and checks it as kube-apiserver's field
+/// manager does, in its order: the type (400), `metadata.managedFields` (400), fields the schema
+/// does not declare (500, from the structured-merge typed conversion, whatever
+/// `fieldValidation` says), then that it names this object.
+fn decode_config(call: &Call) -> ApiResult<Value> {
     let resource = &call.resource;
-    let mut config: Value = serde_yaml_ng::from_slice(&call.body)
-        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+    let mut config: Value = if call.body.iter().all(u8::is_ascii_whitespace) {
+        Value::Object(Default::default())
+    } else {
+        serde_yaml_ng::from_slice(&call.body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
+    };
+    let kind_of = |v: &Value| match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    if config.is_null() {
+        config = Value::Object(Default::default());
+    }
     if !config.is_object() {
-        return Err(ApiError::bad_request(
-            "error decoding patch: the applied configuration must be an object",
-        ));
+        return Err(ApiError::bad_request(format!(
+            "error decoding patch: error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
+            kind_of(&config)
+        )));
     }
     let api_version = config
         .get("apiVersion")
         .and_then(Value::as_str)
         .unwrap_or("");
     let kind = config.get("kind").and_then(Value::as_str).unwrap_or("");
-    let expected = call.version.group_version();
-    if api_version != expected || kind != resource.kind.kind {
-        return Err(ApiError::bad_request(format!(
-            "invalid object type: {}, Kind={}; expected {expected}, Kind={}",
-            if api_version.is_empty() {
-                "/"
-            } else {
-                api_version
-            },
-            kind,
-            resource.kind.kind
+    let gvk = format!(
+        "{}, Kind={kind}",
+        if api_version.contains('/') {
+            api_version.to_string()
+        } else {
+            format!("/{api_version}")
+        }
+    );
+    if api_version != call.version.group_version() || kind != resource.kind.kind {
+        return Err(ApiError::bad_request(format!("invalid object type: {gvk}")));
+    }
+    if meta::meta(&config)
+        .and_then(|m| m.get("managedFields"))
+        .is_some_and(Value::is_array)
+    {
+        return Err(ApiError::bad_request("metadata.managedFields must be nil"));
+    }
+    let (namespace, name) = (
+        meta::namespace(&config).to_string(),
+        meta::name(&config).to_string(),
+    );
+    let mut pruned = config.clone();
+    let unknown = resource.schema.prune(&mut pruned);
+    if !unknown.is_empty() {
+        return Err(ApiError::unknown(format!(
+            "failed to create typed patch object ({namespace}/{name}; {gvk}): {}",
+            typed_errors(&unknown)
         )));
     }
     codec::to_storage(call.version, &mut config);
@@ -51,8 +82,28 @@ fn decode_config(
         &call.info.namespace,
         Some(&call.info.name),
     )?;
-    strategy::prune(resource, &mut config, options.field_validation, warnings)?;
     Ok(config)
+}
+
+/// Structured-merge-diff's validation errors for undeclared fields: one per object (it stops at
+/// the first unknown key of each map), `.path: field not declared in schema`, several listed
+/// under `errors:`.
+fn typed_errors(unknown: &[String]) -> String {
+    let mut seen_parents: Vec<&str> = Vec::new();
+    let mut lines = Vec::new();
+    for path in unknown {
+        let parent = path.rsplit_once('.').map_or("", |(p, _)| p);
+        if seen_parents.contains(&parent) {
+            continue;
+        }
+        seen_parents.push(parent);
+        lines.push(format!(".{path}: field not declared in schema"));
+    }
+    if lines.len() == 1 {
+        lines.remove(0)
+    } else {
+        format!("errors:\n  {}", lines.join("\n  "))
+    }
 }
 
 fn conflict_error(conflicts: &[crate::fields::apply::Conflict]) -> ApiError {
@@ -104,8 +155,8 @@ pub async fn apply(
     options: &WriteOptions,
     force: bool,
 ) -> ApiResult<Written> {
-    let mut warnings = Vec::new();
-    let config = decode_config(call, options, &mut warnings)?;
+    let warnings: Vec<String> = Vec::new();
+    let config = decode_config(call)?;
     let options = WriteOptions {
         ownership: Ownership::Applied,
         ..options.clone()
@@ -156,6 +207,7 @@ pub async fn apply(
                         &call.info.name,
                         subresource,
                         &options,
+                        None,
                         &mut |existing, _| {
                             applied(resource, existing, &config, &options, subresource, force)
                         },

@@ -15,6 +15,7 @@ pub mod watch;
 pub mod write;
 
 use super::error::{ApiError, ApiResult};
+use super::negotiation::{Target, body_format, negotiate, patch_type};
 use super::query::Query;
 use super::render::Body as Rendered;
 use super::request_info::RequestInfo;
@@ -124,6 +125,105 @@ fn warn_first(headers: &mut HeaderMap, warning: &str) {
     }
 }
 
+/// What a request asks of a served kind: the verbs kube-apiserver's `crdHandler` dispatches
+/// (`serveResource`, `serveStatus`, `serveScale`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// GET of one object (or its status or scale).
+    Get,
+    /// GET of a collection.
+    List,
+    /// A watch (`?watch=true` or the `/watch/` path prefix).
+    Watch,
+    /// POST (to the collection or, as kube-apiserver allows, to an object's path).
+    Create,
+    /// PUT.
+    Update,
+    /// PATCH.
+    Patch,
+    /// DELETE of one object.
+    Delete,
+    /// DELETE of a collection.
+    DeleteCollection,
+}
+
+/// The operation a request asks for, or how kube-apiserver refuses it: `404 page not found`
+/// for a scope the kind does not have, 405 for a verb the (sub)resource does not take, and a
+/// `NotFound` Status for a subresource the kind does not have.
+pub fn operation(resource: &Resource, info: &RequestInfo) -> ApiResult<Operation> {
+    let kind = resource.kind;
+    let namespaced_request = !info.namespace.is_empty();
+    if !kind.namespaced && namespaced_request {
+        return Err(ApiError::page_not_found());
+    }
+    if kind.namespaced && !namespaced_request && !matches!(info.verb.as_str(), "list" | "watch") {
+        return Err(ApiError::page_not_found());
+    }
+    let unsupported = || ApiError::method_not_supported(kind.group, kind.plural, &info.verb);
+    let subresource = info.subresource.as_str();
+    let has_subresource = match subresource {
+        "" => true,
+        "status" => kind.status_subresource,
+        "scale" => kind.scale.is_some(),
+        _ => false,
+    };
+    if !has_subresource {
+        return Err(ApiError::not_found(kind, &info.name));
+    }
+    let op = match info.verb.as_str() {
+        "get" => Operation::Get,
+        "update" => Operation::Update,
+        "patch" => Operation::Patch,
+        _ if !subresource.is_empty() => return Err(unsupported()),
+        "list" => Operation::List,
+        "watch" => Operation::Watch,
+        "create" => Operation::Create,
+        "delete" => Operation::Delete,
+        "deletecollection" => Operation::DeleteCollection,
+        _ => return Err(unsupported()),
+    };
+    Ok(op)
+}
+
+/// The requests a handler may refuse before reading the body, in the order kube-apiserver's
+/// handler for the operation checks them (`pkg/endpoints/handlers`): the name, the response
+/// media type (406) and, for a create or a patch, the body's media type (415).
+fn refuse_early(op: Operation, info: &RequestInfo, headers: &HeaderMap) -> ApiResult<()> {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let named = || {
+        if info.name.is_empty() {
+            Err(ApiError::bad_request("name must be provided"))
+        } else {
+            Ok(())
+        }
+    };
+    match op {
+        Operation::Get | Operation::Update | Operation::Delete => {
+            named()?;
+            negotiate(accept, Target::Object)?;
+        }
+        Operation::List | Operation::DeleteCollection => {
+            negotiate(accept, Target::List)?;
+        }
+        Operation::Watch => {
+            negotiate(accept, Target::Watch)?;
+        }
+        Operation::Create => {
+            negotiate(accept, Target::Object)?;
+            body_format(content_type)?;
+        }
+        Operation::Patch => {
+            patch_type(content_type)?;
+            named()?;
+            negotiate(accept, Target::Object)?;
+        }
+    }
+    Ok(())
+}
+
 /// Routes a resource request of this server's group to its handler. Every answer about a kind
 /// in a deprecated version, errors included, carries the deprecation `Warning`.
 pub async fn dispatch(
@@ -145,6 +245,7 @@ pub async fn dispatch(
     response
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn route(
     state: &AppState,
     info: RequestInfo,
@@ -154,15 +255,16 @@ async fn route(
     body: Body,
     warning: &mut Option<String>,
 ) -> ApiResult<Response> {
+    // Groups and versions this server does not serve are routed nowhere, as in kube-apiserver.
     let version = match ServedVersion::named(&info.api_version) {
         Some(v) if info.api_group == GROUP => v,
-        _ => return Err(ApiError::path_not_found()),
+        _ => return Err(ApiError::page_not_found()),
     };
     // The AdmissionReview endpoints are RPCs of the webhook backend, not versioned objects:
     // they are served where the webhook configurations point, in the storage version only.
     if let Some(webhook) = crate::admission::Webhook::for_resource(&info.resource) {
         if !version.storage {
-            return Err(ApiError::path_not_found());
+            return Err(ApiError::page_not_found());
         }
         return admission::review(state, &info, &headers, &method, body, webhook).await;
     }
@@ -171,52 +273,20 @@ async fn route(
         .iter()
         .find(|r| r.kind.plural == info.resource)
         .cloned()
-        .ok_or_else(ApiError::path_not_found)?;
+        .ok_or_else(ApiError::page_not_found)?;
     *warning = version.deprecation_warning(resource.kind);
-    let namespaced = resource.kind.namespaced;
-    let named = !info.parts.get(1).is_none_or(|n| n.is_empty());
-    // A namespaced kind is reachable without a namespace only to list and watch everything;
-    // a cluster-scoped one never under a namespace.
-    if info.parts.len() > 3
-        || (namespaced && info.namespace.is_empty() && named)
-        || (!namespaced && !info.namespace.is_empty())
-    {
-        return Err(ApiError::path_not_found());
-    }
-    let subresource = info.subresource.clone();
-    match subresource.as_str() {
-        "" => {}
-        "status" if resource.kind.status_subresource => {}
-        "scale" if resource.kind.scale.is_some() => {}
-        _ => return Err(ApiError::path_not_found()),
-    }
-    let allowed = match (named, subresource.is_empty()) {
-        (false, _) if namespaced && info.namespace.is_empty() => {
-            matches!(method, Method::GET | Method::HEAD)
+    let op = operation(&resource, &info)?;
+    refuse_early(op, &info, &headers)?;
+    let body = match op {
+        Operation::Create | Operation::Update | Operation::Patch | Operation::Delete => {
+            read_body(body).await?
         }
-        (false, _) => matches!(
-            method,
-            Method::GET | Method::HEAD | Method::POST | Method::DELETE
-        ),
-        (true, true) => matches!(
-            method,
-            Method::GET | Method::HEAD | Method::PUT | Method::PATCH | Method::DELETE
-        ),
-        (true, false) => matches!(
-            method,
-            Method::GET | Method::HEAD | Method::PUT | Method::PATCH
-        ),
-    };
-    if !allowed {
-        return Err(ApiError::method_not_allowed());
-    }
-    let body = if matches!(
-        method,
-        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-    ) {
-        read_body(body).await?
-    } else {
-        bytes::Bytes::new()
+        // The list options are checked before the body is read.
+        Operation::DeleteCollection => {
+            crate::api::query::ListOptions::parse(&query, &resource)?;
+            read_body(body).await?
+        }
+        Operation::Get | Operation::List | Operation::Watch => bytes::Bytes::new(),
     };
     let call = Call {
         info,
@@ -227,19 +297,18 @@ async fn route(
         resource,
         version,
     };
-    match (call.info.verb.as_str(), subresource.as_str()) {
-        ("get", "") | ("get", "status") => read::get(state, &call).await,
-        ("list", _) => read::list(state, &call).await,
-        ("watch", _) => watch::watch(state, &call).await,
-        ("create", _) => write::create(state, &call).await,
-        ("update", "") => write::update(state, &call).await,
-        ("update", "status") => write::update_status(state, &call).await,
-        ("patch", "") | ("patch", "status") => write::patch(state, &call).await,
-        ("delete", _) => write::delete(state, &call).await,
-        ("deletecollection", _) => write::delete_collection(state, &call).await,
-        ("get", "scale") => scale::get(state, &call).await,
-        ("update", "scale") => scale::update(state, &call).await,
-        ("patch", "scale") => scale::patch(state, &call).await,
-        _ => Err(ApiError::method_not_allowed()),
+    match (op, call.info.subresource.as_str()) {
+        (Operation::Get, "scale") => scale::get(state, &call).await,
+        (Operation::Get, _) => read::get(state, &call).await,
+        (Operation::List, _) => read::list(state, &call).await,
+        (Operation::Watch, _) => watch::watch(state, &call).await,
+        (Operation::Create, _) => write::create(state, &call).await,
+        (Operation::Update, "scale") => scale::update(state, &call).await,
+        (Operation::Update, "status") => write::update_status(state, &call).await,
+        (Operation::Update, _) => write::update(state, &call).await,
+        (Operation::Patch, "scale") => scale::patch(state, &call).await,
+        (Operation::Patch, _) => write::patch(state, &call).await,
+        (Operation::Delete, _) => write::delete(state, &call).await,
+        (Operation::DeleteCollection, _) => write::delete_collection(state, &call).await,
     }
 }

@@ -42,8 +42,8 @@ pub fn parse_resource_version(raw: &str) -> ApiResult<u64> {
     raw.parse::<u64>().map_err(|_| {
         ApiError::bad_request(format!(
             "invalid resource version: resourceVersion: Invalid value: {}: strconv.ParseUint: parsing {}: invalid syntax",
-            crate::api::error::go_quote(raw),
-            crate::api::error::go_quote(raw)
+            crate::field_error::go_quote(raw),
+            crate::field_error::go_quote(raw)
         ))
     })
 }
@@ -177,7 +177,7 @@ pub fn selected(bytes: &[u8], labels: &LabelSelector, fields: &FieldSelector) ->
 
 /// LIST of a collection.
 pub async fn list(state: &AppState, call: &Call) -> ApiResult<Response> {
-    let options = ListOptions::parse(&call.query)?;
+    let options = ListOptions::parse(&call.query, &call.resource)?.for_name(&call.info.name)?;
     let output = negotiate(call.header("accept"), Target::List)?;
     let include = IncludeObject::parse(call.query.first("includeObject"))?;
     let resource = &call.resource;

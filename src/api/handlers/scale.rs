@@ -2,15 +2,17 @@
 //! [`crate::kinds::ScaleMapping`]. Writes go through the kind's own validation, so a replica
 //! count the schema refuses is refused here with the schema's message.
 
-use super::write::apply_simple_patch;
+use super::patch as patching;
 use super::{Call, respond};
+use crate::api::decode::{parse_json, summarize};
 use crate::api::error::{ApiError, ApiResult};
+use crate::api::go_json;
 use crate::api::negotiation::{BodyFormat, Output, Target, body_format, negotiate, patch_type};
 use crate::api::render::Body;
 use crate::kinds::{Resource, ScaleMapping};
 use crate::object::meta;
-use crate::registry::strategy;
 use crate::registry::write::{Subresource, Written};
+use crate::registry::{FieldValidation, strategy};
 use crate::server::state::AppState;
 use axum::response::Response;
 use bytes::Bytes;
@@ -174,13 +176,160 @@ pub async fn get(state: &AppState, call: &Call) -> ApiResult<Response> {
     ))
 }
 
+/// The fields of `autoscaling/v1` `Scale` and of its `ObjectMeta`: anything else in a Scale body
+/// is an unknown field to a strict decoder.
+const SCALE_FIELDS: &[(&str, &[&str])] = &[
+    ("apiVersion", &[]),
+    ("kind", &[]),
+    (
+        "metadata",
+        &[
+            "name",
+            "generateName",
+            "namespace",
+            "selfLink",
+            "uid",
+            "resourceVersion",
+            "generation",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "labels",
+            "annotations",
+            "ownerReferences",
+            "finalizers",
+            "managedFields",
+        ],
+    ),
+    ("spec", &["replicas"]),
+    ("status", &["replicas", "selector"]),
+];
+
+/// Drops the fields a `Scale` does not have; returns their paths.
+fn prune_scale(scale: &mut Value) -> Vec<String> {
+    let mut unknown = Vec::new();
+    let Value::Object(root) = scale else {
+        return unknown;
+    };
+    root.retain(|key, value| {
+        let Some((_, children)) = SCALE_FIELDS.iter().find(|(name, _)| name == key) else {
+            unknown.push(key.clone());
+            return false;
+        };
+        if let (false, Value::Object(fields)) = (children.is_empty(), value) {
+            fields.retain(|child, _| {
+                let known = children.contains(&child.as_str());
+                if !known {
+                    unknown.push(format!("{key}.{child}"));
+                }
+                known
+            });
+        }
+        true
+    });
+    unknown
+}
+
+/// Decodes a `Scale` body as kube-apiserver's typed decoder does, failing with its words.
+fn decode_scale(call: &Call, validation: FieldValidation) -> ApiResult<(Value, Vec<String>)> {
+    let body = &call.body;
+    let unrecognized = |why: String| {
+        ApiError::bad_request(format!(
+            "the object provided is unrecognized (must be of type Scale): {why} ({})",
+            summarize(body)
+        ))
+    };
+    let json: std::borrow::Cow<[u8]> = match body_format(call.header("content-type"))? {
+        BodyFormat::Json => body.as_ref().into(),
+        BodyFormat::Yaml => {
+            let value: Value = serde_yaml_ng::from_slice(body)
+                .map_err(|e| unrecognized(format!("error converting YAML to JSON: yaml: {e}")))?;
+            serde_json::to_vec(&value).unwrap_or_default().into()
+        }
+        BodyFormat::Protobuf => {
+            return Err(ApiError::bad_request(crate::api::decode::protobuf_error(
+                "Scale", body,
+            )));
+        }
+    };
+    let parse_error = |why: String| {
+        unrecognized(format!(
+            "couldn't get version/kind; json parse error: {why}"
+        ))
+    };
+    if let Some(why) = go_json::syntax_error(&json) {
+        return Err(parse_error(why));
+    }
+    let (mut scale, duplicates) = parse_json(&json).map_err(|e| parse_error(e.to_string()))?;
+    if let Some(why) = go_json::kind_probe_error(&scale) {
+        return Err(parse_error(why));
+    }
+    let handled = |why: String| {
+        ApiError::bad_request(format!(
+            "Scale in version \"v1\" cannot be handled as a Scale: {why}"
+        ))
+    };
+    if let Some(replicas) = scale.pointer("/spec/replicas")
+        && !replicas.is_null()
+        && replicas.as_i64().is_none_or(|r| i32::try_from(r).is_err())
+    {
+        let kind = match replicas {
+            Value::Number(n) => format!("number {n}"),
+            Value::String(_) => "string".into(),
+            Value::Bool(_) => "bool".into(),
+            Value::Array(_) => "array".into(),
+            _ => "object".into(),
+        };
+        return Err(handled(format!(
+            "json: cannot unmarshal {kind} into Go struct field ScaleSpec.spec.replicas of type int32"
+        )));
+    }
+    let mut findings: Vec<String> = Vec::new();
+    if validation != FieldValidation::Ignore {
+        findings.extend(
+            duplicates
+                .iter()
+                .map(|d| format!("duplicate field {}", crate::field_error::go_quote(d))),
+        );
+    }
+    let unknown = prune_scale(&mut scale);
+    if validation != FieldValidation::Ignore {
+        findings.extend(
+            unknown
+                .iter()
+                .map(|u| format!("unknown field {}", crate::field_error::go_quote(u))),
+        );
+    }
+    if !findings.is_empty() && validation == FieldValidation::Strict {
+        return Err(handled(format!(
+            "strict decoding error: {}",
+            findings.join(", ")
+        )));
+    }
+    let api_version = scale
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if !api_version.is_empty() && api_version != "autoscaling/v1" {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({api_version}) does not match the expected API version (autoscaling/v1)"
+        )));
+    }
+    let warnings = if validation == FieldValidation::Warn {
+        findings
+    } else {
+        Vec::new()
+    };
+    Ok((scale, warnings))
+}
+
 async fn write(
     state: &AppState,
     call: &Call,
-    options_kind: &str,
-    transform: &mut (dyn FnMut(&Value) -> ApiResult<Value> + Send),
+    options: &crate::registry::WriteOptions,
+    uid: Option<&str>,
+    transform: &mut (dyn FnMut(&Value, &mut Vec<String>) -> ApiResult<Value> + Send),
 ) -> ApiResult<Response> {
-    let options = call.write_options(options_kind, false)?;
     let output = negotiate_scale(call)?;
     let resource = call.resource.clone();
     let written: Written = state
@@ -190,9 +339,10 @@ async fn write(
             &call.info.namespace,
             &call.info.name,
             Subresource::Scale,
-            &options,
-            &mut |existing, _| {
-                let scale = transform(&to_scale(&resource, existing)?)?;
+            options,
+            uid,
+            &mut |existing, warnings| {
+                let scale = transform(&to_scale(&resource, existing)?, warnings)?;
                 from_scale(&resource, existing, &scale)
             },
         )
@@ -206,12 +356,14 @@ async fn write(
 
 /// PUT `/scale`.
 pub async fn update(state: &AppState, call: &Call) -> ApiResult<Response> {
-    let scale: Value = match body_format(call.header("content-type"))? {
-        BodyFormat::Json => serde_json::from_slice(&call.body),
-        BodyFormat::Yaml => serde_yaml_ng::from_slice(&call.body).map_err(serde::de::Error::custom),
-    }
-    .map_err(|e| ApiError::bad_request(format!("error decoding Scale: {e}")))?;
-    write(state, call, "UpdateOptions", &mut |_| Ok(scale.clone())).await
+    let options = call.write_options("UpdateOptions", false)?;
+    let (scale, decoded_warnings) = decode_scale(call, options.field_validation)?;
+    let uid = meta::uid(&scale).to_string();
+    write(state, call, &options, Some(&uid), &mut |_, warnings| {
+        warnings.extend(decoded_warnings.iter().cloned());
+        Ok(scale.clone())
+    })
+    .await
 }
 
 /// PATCH `/scale` (JSON or merge patch of the Scale).
@@ -223,9 +375,14 @@ pub async fn patch(state: &AppState, call: &Call) -> ApiResult<Response> {
             "application/merge-patch+json",
         ]));
     }
+    let options = call.write_options("PatchOptions", false)?;
+    patching::check_body(kind, &call.body)?;
     let body = call.body.clone();
-    write(state, call, "PatchOptions", &mut |current| {
-        apply_simple_patch(kind, current, &body)
+    let validation = options.field_validation;
+    write(state, call, &options, None, &mut |current, warnings| {
+        let patched = patching::apply(kind, current, &body, validation, &prune_scale)?;
+        warnings.extend(patched.warnings);
+        Ok(patched.object)
     })
     .await
 }

@@ -2,6 +2,13 @@
 //! `PartialObjectMetadata`), from a resourceVersion or from the current state, with selectors,
 //! bookmarks, the initial-events-end bookmark of streaming lists, server-chosen timeouts, and a
 //! 410 `ERROR` event when the requested history is gone.
+//!
+//! Bookmarks follow kube-apiserver's cacher: one every bookmark interval and one 2 s before the
+//! watch's deadline (`cacheWatcher.nextBookmarkTime`), each carrying the resource's current
+//! revision as the watch cache knows it, so a watcher that sees few events (a namespace, a
+//! selector) still resumes from a recent resourceVersion. A bookmark never jumps over an event
+//! this watcher has yet to receive: the revision is read first, then everything queued for
+//! the watcher is sent, then the bookmark at the larger of the two.
 
 use super::Call;
 use super::read::{parse_resource_version, selected};
@@ -13,7 +20,7 @@ use crate::kinds::{Resource, ServedVersion};
 use crate::object::meta;
 use crate::registry::codec;
 use crate::server::state::AppState;
-use crate::watch_cache::{CachedEvent, Frame, RegisterError, Subscription, frame};
+use crate::watch_cache::{CachedEvent, Frame, RegisterError, Subscription, WatchCache, frame};
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
@@ -141,7 +148,7 @@ pub struct WatchPlan {
     pub initial_end_bookmark: bool,
     /// Send periodic bookmarks.
     pub bookmarks: bool,
-    /// When the stream ends.
+    /// When the stream ends (zero: at once, for a negative `timeoutSeconds`).
     pub timeout: Duration,
     /// Time between bookmarks.
     pub bookmark_interval: Duration,
@@ -165,8 +172,11 @@ pub fn plan(
     } else {
         WatchStart::After(rv)
     };
+    // `handleWatch`: an absent or zero timeoutSeconds gets a random time in
+    // [min-request-timeout, 2×min-request-timeout); a negative one has already passed.
     let timeout = match options.timeout_seconds {
-        Some(s) if s > 0 => Duration::from_secs(s as u64),
+        Some(s) if s > 0 => Duration::from_secs(s.unsigned_abs()),
+        Some(s) if s < 0 => Duration::ZERO,
         _ => {
             let min = min_request_timeout.as_secs_f64().max(1.0);
             Duration::from_secs_f64(rand::rng().random_range(min..2.0 * min))
@@ -185,16 +195,31 @@ pub fn plan(
     })
 }
 
+/// How long before its deadline a watch gets its last bookmark (kube-apiserver's cacher).
+const DEADLINE_BOOKMARK_LEAD: Duration = Duration::from_secs(2);
+
+/// When the next bookmark is due (`cacheWatcher.nextBookmarkTime`): a bookmark interval from
+/// now, or 2 s before the deadline if that is earlier; none once that moment has passed.
+fn next_bookmark_time(now: Instant, interval: Duration, deadline: Instant) -> Option<Instant> {
+    let heartbeat = now + interval;
+    let before_deadline = deadline.checked_sub(DEADLINE_BOOKMARK_LEAD)?;
+    let at = heartbeat.min(before_deadline);
+    (at > now).then_some(at)
+}
+
 struct Stream {
     events: Option<Subscription>,
+    /// The resource's fan-out: its revision is what bookmarks carry.
+    cache: Arc<WatchCache>,
     initial: VecDeque<KeyValue>,
     pending: VecDeque<Bytes>,
     encoder: EventEncoder,
     options: ListOptions,
     plan: WatchPlan,
     deadline: Instant,
-    next_bookmark: Instant,
-    /// Newest revision delivered (for bookmarks).
+    /// When the next bookmark is due (`None`: no more bookmarks).
+    next_bookmark: Option<Instant>,
+    /// Newest revision delivered (or the start).
     revision: u64,
     done: bool,
 }
@@ -274,10 +299,9 @@ impl Stream {
                 self.done = true;
                 continue;
             };
-            let bookmark_at = if self.plan.bookmarks {
-                self.next_bookmark.min(self.deadline)
-            } else {
-                self.deadline
+            let bookmark_at = match self.next_bookmark {
+                Some(at) if self.plan.bookmarks => at.min(self.deadline),
+                _ => self.deadline,
             };
             tokio::select! {
                 event = sub.events.recv() => match event {
@@ -287,15 +311,8 @@ impl Stream {
                         let mut batch = BytesMut::new();
                         let mut next = Some(event);
                         while let Some(event) = next.take() {
-                            self.revision = event.event.revision;
-                            match self.encode_event(&event) {
-                                Ok(Some(b)) => batch.extend_from_slice(&b),
-                                Ok(None) => {}
-                                Err(e) => {
-                                    self.done = true;
-                                    batch.extend_from_slice(&self.encoder.error(&e));
-                                    return Some(batch.freeze());
-                                }
+                            if !self.push_event(&event, &mut batch) {
+                                return Some(batch.freeze());
                             }
                             if batch.len() < MAX_BATCH_BYTES {
                                 next = self.events.as_mut().and_then(|s| s.events.try_recv().ok());
@@ -310,21 +327,69 @@ impl Stream {
                     None => self.done = true,
                 },
                 _ = tokio::time::sleep_until(bookmark_at) => {
-                    if Instant::now() >= self.deadline {
+                    let now = Instant::now();
+                    if now >= self.deadline {
                         self.done = true;
                         continue;
                     }
-                    self.next_bookmark = Instant::now() + self.plan.bookmark_interval;
-                    return Some(self.encoder.bookmark(self.revision, false));
+                    self.next_bookmark =
+                        next_bookmark_time(now, self.plan.bookmark_interval, self.deadline);
+                    if let Some(b) = self.bookmark() {
+                        return Some(b);
+                    }
                 }
             }
         }
+    }
+
+    /// Encodes one event into `batch`; false when the stream must end (an encoding error,
+    /// sent as an `ERROR` event).
+    fn push_event(&mut self, event: &CachedEvent, batch: &mut BytesMut) -> bool {
+        self.revision = self.revision.max(event.event.revision);
+        match self.encode_event(event) {
+            Ok(Some(b)) => batch.extend_from_slice(&b),
+            Ok(None) => {}
+            Err(e) => {
+                self.done = true;
+                batch.extend_from_slice(&self.encoder.error(&e));
+                return false;
+            }
+        }
+        true
+    }
+
+    /// A `BOOKMARK` at the resource's current revision, after every event queued for this
+    /// watcher; `None` when the watcher was closed meanwhile (events may be lost: no bookmark
+    /// may claim they were delivered) or the stream ended.
+    fn bookmark(&mut self) -> Option<Bytes> {
+        // Everything at or below this revision that concerns the watcher is in its queue now:
+        // the fan-out queues an event before it publishes the event's revision.
+        let current = self.cache.revision();
+        let mut batch = BytesMut::new();
+        loop {
+            let sub = self.events.as_mut()?;
+            match sub.events.try_recv() {
+                Ok(event) => {
+                    if !self.push_event(&event, &mut batch) {
+                        return Some(batch.freeze());
+                    }
+                }
+                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => break,
+                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => {
+                    self.done = true;
+                    return (!batch.is_empty()).then(|| batch.freeze());
+                }
+            }
+        }
+        self.revision = self.revision.max(current);
+        batch.extend_from_slice(&self.encoder.bookmark(self.revision, false));
+        Some(batch.freeze())
     }
 }
 
 /// A watch request.
 pub async fn watch(state: &AppState, call: &Call) -> ApiResult<Response> {
-    let options = ListOptions::parse(&call.query)?;
+    let options = ListOptions::parse(&call.query, &call.resource)?.for_name(&call.info.name)?;
     let output = negotiate(call.header("accept"), Target::Watch)?;
     let include = IncludeObject::parse(call.query.first("includeObject"))?;
     let plan = plan(&options, state.min_request_timeout, state.bookmark_interval)?;
@@ -338,15 +403,21 @@ pub async fn watch(state: &AppState, call: &Call) -> ApiResult<Response> {
     let encoder = EventEncoder::new(call.resource.clone(), call.version, output, include);
     let prefix = crate::registry::prefix(&call.resource, &call.info.namespace);
     let cache = state.watch_cache(&call.resource)?;
+    if plan.timeout.is_zero() {
+        // The deadline has passed before the watch began: 200, and the stream ends at once.
+        return Ok(watch_response(Body::empty()));
+    }
     let now = Instant::now();
+    let deadline = now + plan.timeout;
     let mut stream = Stream {
         events: None,
+        cache: cache.clone(),
         initial: VecDeque::new(),
         pending: VecDeque::new(),
         encoder,
         options,
-        deadline: now + plan.timeout,
-        next_bookmark: now + plan.bookmark_interval,
+        deadline,
+        next_bookmark: next_bookmark_time(now, plan.bookmark_interval, deadline),
         revision: cache.revision(),
         plan,
         done: false,
@@ -402,7 +473,12 @@ pub async fn watch(state: &AppState, call: &Call) -> ApiResult<Response> {
             .await
             .map(|b| (Ok::<Bytes, std::convert::Infallible>(b), s))
     });
-    let mut response = (StatusCode::OK, Body::from_stream(body)).into_response();
+    Ok(watch_response(Body::from_stream(body)))
+}
+
+/// A 200 with a watch stream's headers.
+fn watch_response(body: Body) -> Response {
+    let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();
     // kube-apiserver names a JSON stream by its serializer's media type alone (`;stream=watch`
     // is added for the other serializers only): see crd-oracle-versions-cel/16.
@@ -414,7 +490,7 @@ pub async fn watch(state: &AppState, call: &Call) -> ApiResult<Response> {
         header::CACHE_CONTROL,
         HeaderValue::from_static("no-cache, private"),
     );
-    Ok(response)
+    response
 }
 
 #[cfg(test)]
@@ -424,7 +500,7 @@ mod tests {
 
     fn plan_for(q: &str) -> WatchPlan {
         plan(
-            &ListOptions::parse(&Query::parse(q)).unwrap(),
+            &ListOptions::parse_any(&Query::parse(q)).unwrap(),
             Duration::from_secs(1800),
             Duration::from_secs(60),
         )
@@ -453,6 +529,129 @@ mod tests {
         );
         let t = plan_for("watch=1").timeout.as_secs();
         assert!((1800..3600).contains(&t), "{t}");
+    }
+
+    /// A stream over a real fan-out, registered for `prefix` after `after`.
+    fn stream_for(cache: &Arc<WatchCache>, prefix: &str, after: u64) -> Stream {
+        let app = crate::test_support::resource("App");
+        let plan = plan_for("watch=1&allowWatchBookmarks=true");
+        Stream {
+            events: Some(cache.register(prefix, after).unwrap()),
+            cache: cache.clone(),
+            initial: VecDeque::new(),
+            pending: VecDeque::new(),
+            encoder: EventEncoder::new(
+                app,
+                &crate::kinds::V1,
+                Output::Json,
+                IncludeObject::Metadata,
+            ),
+            options: ListOptions::parse_any(&Query::parse("")).unwrap(),
+            deadline: Instant::now() + plan.timeout,
+            next_bookmark: None,
+            revision: after,
+            plan,
+            done: false,
+        }
+    }
+
+    async fn put(store: &storage::MemoryStore, key: &str) -> u64 {
+        use storage::Store;
+        store
+            .create(key, Bytes::from_static(br#"{"metadata":{"name":"x"}}"#))
+            .await
+            .unwrap()
+            .revision
+    }
+
+    fn lines(bytes: &Bytes) -> Vec<(String, u64)> {
+        bytes
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let e: Value = serde_json::from_slice(l).unwrap();
+                let rv = e["object"]["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                (e["type"].as_str().unwrap().to_string(), rv)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_bookmark_follows_every_queued_event_at_the_cache_revision() {
+        let store = Arc::new(storage::MemoryStore::new(
+            Default::default(),
+            Arc::new(crate::object::versioner::ResourceVersioner),
+        ));
+        let cache = WatchCache::start(
+            store.clone(),
+            &crate::test_support::resource("App"),
+            100,
+            64,
+        );
+        while !cache.is_ready() {
+            tokio::task::yield_now().await;
+        }
+        let start = cache.revision();
+        let mut ns_a = stream_for(&cache, "apps/a/", start);
+        let mut all = stream_for(&cache, "apps/", start);
+        let first = put(&store, "apps/a/x").await;
+        let mut last = 0;
+        for i in 0..3 {
+            last = put(&store, &format!("apps/b/{i}")).await;
+        }
+        while cache.revision() < last {
+            tokio::task::yield_now().await;
+        }
+        // Queued events go first; the bookmark is at the resource's revision.
+        let got = lines(&ns_a.bookmark().unwrap());
+        assert_eq!(
+            got,
+            [("ADDED".to_string(), first), ("BOOKMARK".to_string(), last)]
+        );
+        let got = lines(&all.bookmark().unwrap());
+        assert_eq!(got.len(), 5);
+        assert_eq!(got[4], ("BOOKMARK".to_string(), last));
+        assert!(got[..4].iter().all(|(t, rv)| t == "ADDED" && *rv <= last));
+        // Nothing new: the same revision again.
+        assert_eq!(
+            lines(&ns_a.bookmark().unwrap()),
+            [("BOOKMARK".to_string(), last)]
+        );
+        // A watcher the fan-out closed (too slow, stopping) gets no bookmark.
+        cache.stop();
+        assert!(all.bookmark().is_none());
+        assert!(all.done);
+    }
+
+    #[test]
+    fn bookmarks_are_scheduled_as_kube_cacher_schedules_them() {
+        let now = Instant::now();
+        let s = Duration::from_secs;
+        // The interval, or 2 s before the deadline when that comes first.
+        assert_eq!(
+            next_bookmark_time(now, s(60), now + s(300)),
+            Some(now + s(60))
+        );
+        assert_eq!(next_bookmark_time(now, s(60), now + s(5)), Some(now + s(3)));
+        // Nothing once the deadline is 2 s away or less.
+        assert_eq!(next_bookmark_time(now, s(60), now + s(2)), None);
+        assert_eq!(next_bookmark_time(now + s(3), s(60), now + s(5)), None);
+    }
+
+    #[test]
+    fn timeouts_follow_handle_watch() {
+        assert_eq!(
+            plan_for("watch=1&timeoutSeconds=-1").timeout,
+            Duration::ZERO
+        );
+        for q in ["watch=1", "watch=1&timeoutSeconds=0"] {
+            let t = plan_for(q).timeout.as_secs();
+            assert!((1800..3600).contains(&t), "{q}: {t}");
+        }
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! create, update, patch, delete and deletecollection.
 
 use super::{Call, patch as patching, read, respond};
-use crate::api::error::{ApiError, ApiResult, FieldError};
+use crate::api::decode::decode_object;
+use crate::api::error::{ApiError, ApiResult};
 use crate::api::negotiation::{BodyFormat, PatchType, Target, body_format, negotiate, patch_type};
 use crate::api::query::{ListOptions, Query};
 use crate::api::render::{self, Body, IncludeObject};
+use crate::field_error::FieldError;
 use crate::kinds::Resource;
 use crate::registry::codec;
 use crate::registry::write::{DeleteOptions, Deleted, Subresource, Written};
@@ -14,73 +16,14 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Value, json};
 
-/// Parses a create or update body (JSON or YAML), checks it is an object of this kind in the
-/// request's version (400 otherwise, as kube-apiserver's decoder answers) and converts it to the
-/// storage version.
-pub fn decode_object(call: &Call) -> ApiResult<Value> {
-    let kind = call.resource.kind;
-    let content_type = call.header("content-type");
-    let body: &[u8] = &call.body;
-    let expected = call.version.group_version();
-    let value: Value = match body_format(content_type)? {
-        BodyFormat::Json => serde_json::from_slice(body).map_err(|e| {
-            ApiError::bad_request(format!(
-                "the object provided is unrecognized (must be of type {}): couldn't get version/kind; json parse error: {e}",
-                kind.kind
-            ))
-        })?,
-        BodyFormat::Yaml => serde_yaml_ng::from_slice(body).map_err(|e| {
-            ApiError::bad_request(format!(
-                "the object provided is unrecognized (must be of type {}): couldn't get version/kind; yaml parse error: {e}",
-                kind.kind
-            ))
-        })?,
-    };
-    let Value::Object(map) = &value else {
-        return Err(ApiError::bad_request(format!(
-            "the object provided is unrecognized (must be of type {}): couldn't get version/kind; json parse error: expected an object",
-            kind.kind
-        )));
-    };
-    let summary = || String::from_utf8_lossy(&body[..body.len().min(200)]).to_string();
-    match map.get("apiVersion").and_then(Value::as_str) {
-        None | Some("") => {
-            return Err(ApiError::bad_request(format!(
-                "Object 'apiVersion' is missing in '{}'",
-                summary()
-            )));
-        }
-        Some(v) if v != expected => {
-            return Err(ApiError::bad_request(format!(
-                "the API version in the data ({v}) does not match the expected API version ({expected})"
-            )));
-        }
-        Some(_) => {}
-    }
-    if map
-        .get("kind")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .is_empty()
-    {
-        return Err(ApiError::bad_request(format!(
-            "Object 'Kind' is missing in '{}'",
-            summary()
-        )));
-    }
-    let mut value = value;
-    codec::to_storage(call.version, &mut value);
-    Ok(value)
-}
-
 fn respond_written(call: &Call, written: Written, created_code: StatusCode) -> ApiResult<Response> {
     let output = negotiate(call.header("accept"), Target::Object)?;
+    let served = codec::serve(&call.resource, call.version, &written.body)?;
     let code = if written.created {
         created_code
     } else {
         StatusCode::OK
     };
-    let served = codec::serve(&call.resource, call.version, &written.body)?;
     Ok(respond(
         code,
         render::object(&call.resource, &served, output, IncludeObject::Metadata)?,
@@ -91,12 +34,24 @@ fn respond_written(call: &Call, written: Written, created_code: StatusCode) -> A
 /// POST to a collection.
 pub async fn create(state: &AppState, call: &Call) -> ApiResult<Response> {
     let options = call.write_options("CreateOptions", false)?;
-    negotiate(call.header("accept"), Target::Object)?;
-    let obj = decode_object(call)?;
-    let written = state
+    let mut decoded = decode_object(
+        &call.resource,
+        call.version,
+        call.header("content-type"),
+        &call.body,
+        options.field_validation,
+    )?;
+    codec::to_storage(call.version, &mut decoded.object);
+    let mut written = state
         .registry
-        .create(&call.resource, &call.info.namespace, obj, &options)
+        .create(
+            &call.resource,
+            &call.info.namespace,
+            decoded.object,
+            &options,
+        )
         .await?;
+    written.warnings.splice(0..0, decoded.warnings);
     respond_written(call, written, StatusCode::CREATED)
 }
 
@@ -106,9 +61,17 @@ async fn update_sub(
     subresource: Subresource,
 ) -> ApiResult<Response> {
     let options = call.write_options("UpdateOptions", false)?;
-    negotiate(call.header("accept"), Target::Object)?;
-    let obj = decode_object(call)?;
-    let written = state
+    let mut decoded = decode_object(
+        &call.resource,
+        call.version,
+        call.header("content-type"),
+        &call.body,
+        options.field_validation,
+    )?;
+    codec::to_storage(call.version, &mut decoded.object);
+    let obj = decoded.object;
+    let uid = crate::object::meta::uid(&obj).to_string();
+    let mut written = state
         .registry
         .update_with(
             &call.resource,
@@ -116,9 +79,11 @@ async fn update_sub(
             &call.info.name,
             subresource,
             &options,
+            Some(&uid),
             &mut |_, _| Ok(obj.clone()),
         )
         .await?;
+    written.warnings.splice(0..0, decoded.warnings);
     respond_written(call, written, StatusCode::CREATED)
 }
 
@@ -132,41 +97,12 @@ pub async fn update_status(state: &AppState, call: &Call) -> ApiResult<Response>
     update_sub(state, call, Subresource::Status).await
 }
 
-/// Applies a JSON or merge patch body to an object.
-pub fn apply_simple_patch(kind: PatchType, existing: &Value, body: &[u8]) -> ApiResult<Value> {
-    match kind {
-        PatchType::Json => patching::json_patch(existing, body),
-        PatchType::Merge => patching::merge_patch(existing, body),
-        PatchType::Apply => Err(ApiError::internal(
-            "apply patches are handled by the field manager",
-        )),
-    }
-}
-
-/// Applies a JSON or merge patch to a stored object in the request's version (the object is
-/// converted to it, patched, and converted back), as kube-apiserver patches.
-pub fn patch_in_version(
-    call: &Call,
-    kind: PatchType,
-    existing: &Value,
-    body: &[u8],
-) -> ApiResult<Value> {
-    if call.version.storage {
-        return apply_simple_patch(kind, existing, body);
-    }
-    let mut current = existing.clone();
-    codec::serve_value(&call.resource, call.version, &mut current);
-    let mut patched = apply_simple_patch(kind, &current, body)?;
-    codec::to_storage(call.version, &mut patched);
-    Ok(patched)
-}
-
 /// PATCH of an object or its status.
 pub async fn patch(state: &AppState, call: &Call) -> ApiResult<Response> {
     let kind = patch_type(call.header("content-type"))?;
     let apply = kind == PatchType::Apply;
     let options = call.write_options("PatchOptions", apply)?;
-    negotiate(call.header("accept"), Target::Object)?;
+    patching::check_body(kind, &call.body)?;
     let subresource = if call.info.subresource == "status" {
         Subresource::Status
     } else {
@@ -179,6 +115,9 @@ pub async fn patch(state: &AppState, call: &Call) -> ApiResult<Response> {
         return respond_written(call, written, StatusCode::CREATED);
     }
     let body = call.body.clone();
+    let resource = call.resource.clone();
+    let prune = move |obj: &mut Value| resource.schema.prune(obj);
+    let validation = options.field_validation;
     let written = state
         .registry
         .update_with(
@@ -187,25 +126,71 @@ pub async fn patch(state: &AppState, call: &Call) -> ApiResult<Response> {
             &call.info.name,
             subresource,
             &options,
-            &mut |existing, _| patch_in_version(call, kind, existing, &body),
+            None,
+            &mut |existing, warnings| {
+                // Patched in the request's version, as kube-apiserver patches.
+                let mut current = existing.clone();
+                if !call.version.storage {
+                    codec::serve_value(&call.resource, call.version, &mut current);
+                }
+                let mut patched = patching::apply(kind, &current, &body, validation, &prune)?;
+                codec::to_storage(call.version, &mut patched.object);
+                warnings.extend(patched.warnings);
+                Ok(patched.object)
+            },
         )
         .await?;
     respond_written(call, written, StatusCode::CREATED)
 }
 
-/// `DeleteOptions` from the body (if any) and the query, validated.
-pub fn delete_options(body: &[u8], query: &Query) -> ApiResult<DeleteOptions> {
-    let parsed: Value = if body.iter().all(u8::is_ascii_whitespace) {
-        json!({})
-    } else {
-        serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
+/// Decodes a `DeleteOptions` body as kube-apiserver does (415 for a media type it does not
+/// decode, 400 with the decoder's words).
+fn decode_delete_options(body: &[u8], content_type: Option<&str>) -> ApiResult<Value> {
+    let json: std::borrow::Cow<[u8]> = match body_format(content_type)? {
+        BodyFormat::Json => body.into(),
+        BodyFormat::Yaml => {
+            let value: Value = serde_yaml_ng::from_slice(body).map_err(|e| {
+                ApiError::bad_request(format!("error converting YAML to JSON: yaml: {e}"))
+            })?;
+            serde_json::to_vec(&value).unwrap_or_default().into()
+        }
+        BodyFormat::Protobuf => {
+            return Err(ApiError::bad_request(
+                "provided data does not appear to be a protobuf message, expected prefix [107 56 115 0]",
+            ));
+        }
     };
-    if !parsed.is_object() {
-        return Err(ApiError::bad_request(
-            "decoded object cannot be converted to DeleteOptions",
-        ));
+    let parse_error = |why: String| {
+        ApiError::bad_request(format!(
+            "couldn't get version/kind; json parse error: {why}"
+        ))
+    };
+    if let Some(why) = crate::api::go_json::syntax_error(&json) {
+        return Err(parse_error(why));
     }
+    let parsed: Value = serde_json::from_slice(&json).map_err(|e| parse_error(e.to_string()))?;
+    if let Some(why) = crate::api::go_json::kind_probe_error(&parsed) {
+        return Err(parse_error(why));
+    }
+    Ok(match parsed {
+        Value::Null => json!({}),
+        other => other,
+    })
+}
+
+/// `DeleteOptions` from the body or, when there is none, the query (kube-apiserver reads one
+/// or the other), validated.
+pub fn delete_options(
+    body: &[u8],
+    content_type: Option<&str>,
+    query: &Query,
+) -> ApiResult<DeleteOptions> {
+    let from_body = !body.is_empty();
+    let parsed = if from_body {
+        decode_delete_options(body, content_type)?
+    } else {
+        json!({})
+    };
     let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
     let mut options = DeleteOptions {
         uid: text(parsed.pointer("/preconditions/uid")),
@@ -214,18 +199,17 @@ pub fn delete_options(body: &[u8], query: &Query) -> ApiResult<DeleteOptions> {
         orphan_dependents: parsed.get("orphanDependents").and_then(Value::as_bool),
         dry_run: false,
     };
-    if let Some(p) = query.first("propagationPolicy") {
-        options.propagation_policy = Some(p.to_string());
+    let mut dry_run: Vec<String> = Vec::new();
+    if !from_body {
+        if let Some(p) = query.first("propagationPolicy") {
+            options.propagation_policy = Some(p.to_string());
+        }
+        if let Some(o) = query.flag("orphanDependents") {
+            options.orphan_dependents = Some(o);
+        }
+        query.int("gracePeriodSeconds")?;
+        dry_run.extend(query.all("dryRun").into_iter().map(str::to_string));
     }
-    if let Some(o) = query.flag("orphanDependents") {
-        options.orphan_dependents = Some(o);
-    }
-    query.int("gracePeriodSeconds")?;
-    let mut dry_run: Vec<String> = query
-        .all("dryRun")
-        .into_iter()
-        .map(str::to_string)
-        .collect();
     if let Some(body_dry_run) = parsed.get("dryRun").and_then(Value::as_array) {
         dry_run.extend(
             body_dry_run
@@ -285,7 +269,7 @@ fn success_status(resource: &Resource, name: &str, uid: &str) -> Bytes {
 
 /// DELETE of an object.
 pub async fn delete(state: &AppState, call: &Call) -> ApiResult<Response> {
-    let options = delete_options(&call.body, &call.query)?;
+    let options = delete_options(&call.body, call.header("content-type"), &call.query)?;
     let output = negotiate(call.header("accept"), Target::Object)?;
     let result = state
         .registry
@@ -311,8 +295,8 @@ pub async fn delete(state: &AppState, call: &Call) -> ApiResult<Response> {
 
 /// DELETE of a collection: every selected object, as `delete` would; answers the list of them.
 pub async fn delete_collection(state: &AppState, call: &Call) -> ApiResult<Response> {
-    let options = delete_options(&call.body, &call.query)?;
-    let list = ListOptions::parse(&call.query)?;
+    let options = delete_options(&call.body, call.header("content-type"), &call.query)?;
+    let list = ListOptions::parse(&call.query, &call.resource)?;
     let output = negotiate(call.header("accept"), Target::List)?;
     let filter = |kv: &storage::KeyValue| read::selected(&kv.value, &list.labels, &list.fields);
     let page = state
@@ -366,21 +350,31 @@ pub async fn delete_collection(state: &AppState, call: &Call) -> ApiResult<Respo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::error::go_quote;
+    use crate::field_error::go_quote;
 
     #[test]
     fn delete_options_from_body_and_query() {
-        let o = delete_options(br#"{"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Foreground","preconditions":{"uid":"u"}}"#, &Query::parse("")).unwrap();
+        let o = delete_options(br#"{"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Foreground","preconditions":{"uid":"u"}}"#, None, &Query::parse("")).unwrap();
         assert_eq!(o.propagation_policy.as_deref(), Some("Foreground"));
         assert_eq!(o.uid.as_deref(), Some("u"));
-        let o = delete_options(b"", &Query::parse("propagationPolicy=Orphan&dryRun=All")).unwrap();
+        let o = delete_options(
+            b"",
+            None,
+            &Query::parse("propagationPolicy=Orphan&dryRun=All"),
+        )
+        .unwrap();
         assert!(o.dry_run);
-        let e = delete_options(b"", &Query::parse("propagationPolicy=Sideways")).unwrap_err();
+        let e = delete_options(b"", None, &Query::parse("propagationPolicy=Sideways")).unwrap_err();
         assert_eq!(e.code(), 422);
         assert!(e.message().contains(&go_quote("Sideways")));
         assert_eq!(
-            delete_options(b"[", &Query::parse("")).unwrap_err().code(),
-            400
+            delete_options(b"[", None, &Query::parse(""))
+                .unwrap_err()
+                .message(),
+            "couldn't get version/kind; json parse error: unexpected end of JSON input"
         );
+        // With a body, the query's options are not read.
+        let o = delete_options(b"{}", None, &Query::parse("dryRun=All")).unwrap();
+        assert!(!o.dry_run);
     }
 }
