@@ -43,7 +43,8 @@ pub async fn run(options: MigrateOptions) -> Result<Report> {
     if !dir.exists() {
         bail!("{} holds no store", options.data_dir.display());
     }
-    let versioner = Arc::new(crate::object::versioner::ResourceVersioner);
+    let resources = crate::kinds::load().map_err(|e| anyhow::anyhow!(e))?;
+    let versioner = Arc::new(crate::registry::codec::StorageCodec::new(resources));
     let sled = {
         let versioner = versioner.clone();
         tokio::task::spawn_blocking(move || {

@@ -24,7 +24,10 @@ async fn crd_oracle_replay_differs_only_by_the_admission_review_resources() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .subsec_millis();
-    tokio::time::sleep(std::time::Duration::from_millis(u64::from(1000 - into_second))).await;
+    tokio::time::sleep(std::time::Duration::from_millis(u64::from(
+        1000 - into_second,
+    )))
+    .await;
     let tool =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/replay-crd-oracle.py");
     let out = std::process::Command::new("python3")

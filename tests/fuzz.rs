@@ -43,7 +43,9 @@ fn harness() -> &'static Harness {
         let app = runtime.block_on(async {
             let store: Arc<dyn storage::Store> = Arc::new(storage::MemoryStore::new(
                 storage::index::IndexOptions::default(),
-                Arc::new(admission_apiserver::object::versioner::ResourceVersioner),
+                Arc::new(admission_apiserver::registry::codec::StorageCodec::new(
+                    admission_apiserver::kinds::load().unwrap(),
+                )),
             ));
             let state = build_state(
                 store,

@@ -3,4 +3,5 @@
 
 pub mod meta;
 pub mod names;
+pub mod skim;
 pub mod versioner;

@@ -7,6 +7,7 @@
 //! read costs a copy, not a decode and an encode. The member goes where serde_json's sorted maps
 //! would put it, so an object reads exactly as if it had been serialized with it.
 
+use super::skim::{Skim, Step};
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// The server's [`storage::Versioner`].
@@ -14,7 +15,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 pub struct ResourceVersioner;
 
 impl storage::Versioner for ResourceVersioner {
-    fn stamp(&self, value: &[u8], revision: u64) -> Bytes {
+    fn stamp(&self, _key: &str, value: &[u8], revision: u64) -> Bytes {
         stamp(value, revision).unwrap_or_else(|| Bytes::copy_from_slice(value))
     }
 }
@@ -39,209 +40,76 @@ pub fn stamp(value: &[u8], revision: u64) -> Option<Bytes> {
 }
 
 fn plan(value: &[u8], version: &str) -> Option<Edit> {
-    let mut s = Scanner { b: value, i: 0 };
-    s.ws();
+    let mut s = Skim::new(value);
     s.expect(b'{')?;
-    let mut members = Members::new(&mut s)?;
-    while let Some((key, _)) = members.next_key()? {
+    let metadata = |version: &str| format!("\"metadata\":{{\"resourceVersion\":{version}}}");
+    let mut edit = None;
+    let (close, count) = s.members(|s, key, key_start| {
         if key == "metadata" {
-            let s = &mut *members.s;
-            s.ws();
-            if s.peek()? != b'{' {
-                return None;
-            }
-            s.i += 1;
-            return plan_in_metadata(s, version);
+            s.expect(b'{')?;
+            edit = Some(plan_in_metadata(s, version)?);
+            return Some(Step::Stop);
         }
-        members.skip_value()?;
+        if key.as_ref() > "metadata" {
+            // No metadata: one goes here, in key order.
+            edit = Some(Edit {
+                start: key_start,
+                end: key_start,
+                insert: format!("{},", metadata(version)).into_bytes(),
+            });
+            return Some(Step::Stop);
+        }
+        s.skip_value()?;
+        Some(Step::Next)
+    })?;
+    if edit.is_some() {
+        return edit;
     }
-    // No metadata at all: add one as the first member.
-    let at = members.open_end;
-    let comma = if members.count > 0 { "," } else { "" };
+    let comma = if count > 0 { "," } else { "" };
     Some(Edit {
-        start: at,
-        end: at,
-        insert: format!("\"metadata\":{{\"resourceVersion\":{version}}}{comma}").into_bytes(),
+        start: close,
+        end: close,
+        insert: format!("{comma}{}", metadata(version)).into_bytes(),
     })
 }
 
 /// Inside `metadata` (just after its `{`): replace `resourceVersion` or insert it in key order.
-fn plan_in_metadata(s: &mut Scanner<'_>, version: &str) -> Option<Edit> {
-    let mut members = Members::new(s)?;
+fn plan_in_metadata(s: &mut Skim<'_>, version: &str) -> Option<Edit> {
     let member = |version: &str| format!("\"resourceVersion\":{version}");
-    while let Some((key, key_start)) = members.next_key()? {
+    let mut edit = None;
+    let (close, count) = s.members(|s, key, key_start| {
         if key == "resourceVersion" {
-            let s = &mut *members.s;
             s.ws();
-            let start = s.i;
+            let start = s.at;
             s.skip_value()?;
-            return Some(Edit {
+            edit = Some(Edit {
                 start,
-                end: s.i,
+                end: s.at,
                 insert: version.as_bytes().to_vec(),
             });
+            return Some(Step::Stop);
         }
         if key.as_ref() > "resourceVersion" {
-            return Some(Edit {
+            edit = Some(Edit {
                 start: key_start,
                 end: key_start,
                 insert: format!("{},", member(version)).into_bytes(),
             });
+            return Some(Step::Stop);
         }
-        members.skip_value()?;
+        s.skip_value()?;
+        Some(Step::Next)
+    })?;
+    if edit.is_some() {
+        return edit;
     }
     // Last member (or the only one).
-    let at = members.close_at?;
-    let comma = if members.count > 0 { "," } else { "" };
+    let comma = if count > 0 { "," } else { "" };
     Some(Edit {
-        start: at,
-        end: at,
+        start: close,
+        end: close,
         insert: format!("{comma}{}", member(version)).into_bytes(),
     })
-}
-
-/// Walks the members of an object whose `{` was just consumed.
-struct Members<'s, 'a> {
-    s: &'s mut Scanner<'a>,
-    /// Just after the `{`.
-    open_end: usize,
-    /// Members seen.
-    count: usize,
-    /// Where the closing `}` is, once reached.
-    close_at: Option<usize>,
-}
-
-impl<'s, 'a> Members<'s, 'a> {
-    fn new(s: &'s mut Scanner<'a>) -> Option<Members<'s, 'a>> {
-        let open_end = s.i;
-        Some(Members {
-            s,
-            open_end,
-            count: 0,
-            close_at: None,
-        })
-    }
-
-    /// The next member's key and where it starts, leaving the scanner just after its `:`.
-    fn next_key(&mut self) -> Option<Option<(std::borrow::Cow<'a, str>, usize)>> {
-        let s = &mut *self.s;
-        s.ws();
-        if self.count > 0 {
-            match s.peek()? {
-                b',' => {
-                    s.i += 1;
-                    s.ws();
-                }
-                b'}' => {
-                    self.close_at = Some(s.i);
-                    return Some(None);
-                }
-                _ => return None,
-            }
-        } else if s.peek()? == b'}' {
-            self.close_at = Some(s.i);
-            return Some(None);
-        }
-        let start = s.i;
-        let key = s.string()?;
-        s.ws();
-        s.expect(b':')?;
-        self.count += 1;
-        Some(Some((key, start)))
-    }
-
-    fn skip_value(&mut self) -> Option<()> {
-        self.s.ws();
-        self.s.skip_value()
-    }
-}
-
-struct Scanner<'a> {
-    b: &'a [u8],
-    i: usize,
-}
-
-impl<'a> Scanner<'a> {
-    fn peek(&self) -> Option<u8> {
-        self.b.get(self.i).copied()
-    }
-
-    fn ws(&mut self) {
-        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-            self.i += 1;
-        }
-    }
-
-    fn expect(&mut self, c: u8) -> Option<()> {
-        (self.peek()? == c).then(|| self.i += 1)
-    }
-
-    /// A string token; decoded only when it has escapes.
-    fn string(&mut self) -> Option<std::borrow::Cow<'a, str>> {
-        let start = self.i;
-        self.expect(b'"')?;
-        let mut escaped = false;
-        loop {
-            match self.peek()? {
-                b'"' => break,
-                b'\\' => {
-                    escaped = true;
-                    self.i += 2;
-                }
-                _ => self.i += 1,
-            }
-        }
-        self.i += 1;
-        let raw = self.b.get(start..self.i)?;
-        if escaped {
-            serde_json::from_slice::<String>(raw)
-                .ok()
-                .map(std::borrow::Cow::Owned)
-        } else {
-            std::str::from_utf8(raw.get(1..raw.len() - 1)?)
-                .ok()
-                .map(std::borrow::Cow::Borrowed)
-        }
-    }
-
-    fn skip_value(&mut self) -> Option<()> {
-        match self.peek()? {
-            b'"' => self.string().map(|_| ()),
-            b'{' | b'[' => {
-                // Balanced brackets, strings skipped whole.
-                let mut depth = 0usize;
-                loop {
-                    match self.peek()? {
-                        b'"' => {
-                            self.string()?;
-                            continue;
-                        }
-                        b'{' | b'[' => depth += 1,
-                        b'}' | b']' => {
-                            depth -= 1;
-                            if depth == 0 {
-                                self.i += 1;
-                                return Some(());
-                            }
-                        }
-                        _ => {}
-                    }
-                    self.i += 1;
-                }
-            }
-            _ => {
-                // Numbers and literals run to the next delimiter.
-                let start = self.i;
-                while !matches!(
-                    self.peek(),
-                    None | Some(b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
-                ) {
-                    self.i += 1;
-                }
-                (self.i > start).then_some(())
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -307,5 +175,56 @@ mod tests {
         for bad in ["", "[]", "{", r#"{"metadata":"x"}"#, r#"{"a":}"#, "nul"] {
             assert!(stamp(bad.as_bytes(), 3).is_none(), "{bad}");
         }
+    }
+
+    /// Random objects: the stamped bytes are the object with `metadata.resourceVersion` set,
+    /// byte for byte what serde_json writes.
+    #[test]
+    fn stamping_matches_serializing() {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<i64>().prop_map(Value::from),
+            "[a-z\"\\\\{}\\[\\] ]{0,8}".prop_map(Value::from),
+        ];
+        let value = leaf.prop_recursive(3, 32, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map("[a-z]{1,3}|resourceVersion|metadata", inner, 0..5)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        });
+        let doc = (
+            prop::collection::btree_map("[a-z]{1,4}|kind|spec", value.clone(), 0..4),
+            prop::option::of(prop::collection::btree_map(
+                "[a-z]{1,12}|resourceVersion|uid",
+                value,
+                0..5,
+            )),
+        );
+        let mut runner = proptest::test_runner::TestRunner::default();
+        runner
+            .run(&doc, |(top, metadata)| {
+                let mut obj: serde_json::Map<String, Value> = top.into_iter().collect();
+                obj.remove("metadata");
+                if let Some(m) = metadata {
+                    obj.insert("metadata".into(), Value::Object(m.into_iter().collect()));
+                }
+                let obj = Value::Object(obj);
+                let mut want = obj.clone();
+                match want.get_mut("metadata") {
+                    Some(Value::Object(m)) => {
+                        m.insert("resourceVersion".into(), json!("77"));
+                    }
+                    _ => want["metadata"] = json!({"resourceVersion": "77"}),
+                }
+                let got = stamp(&serde_json::to_vec(&obj).unwrap(), 77).unwrap();
+                prop_assert_eq!(
+                    String::from_utf8(got.to_vec()).unwrap(),
+                    serde_json::to_string(&want).unwrap()
+                );
+                Ok(())
+            })
+            .unwrap();
     }
 }

@@ -9,7 +9,7 @@
 //! default existed is served with it.
 
 use super::Node;
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use crate::object::skim::{Raw, Skim, Step};
 use serde_json::Value;
 
 /// Whether a `null` here would be replaced by the node's default.
@@ -64,141 +64,102 @@ pub fn apply(node: &Node, value: &mut Value) {
     }
 }
 
-/// Whether defaulting would change the JSON document `bytes`, found by scanning it without
-/// building it (what lets reads serve stored bytes as they are, the common case). Malformed
-/// JSON answers `true`, so that the caller parses it and reports the error.
+/// Whether defaulting would change the JSON document `bytes`, found by skimming it without
+/// building it (what lets reads serve stored bytes as they are, the common case): only the
+/// members whose schema has defaults below them are looked into. Malformed JSON answers `true`,
+/// so that the caller parses it and reports the error.
 pub fn needed(node: &Node, bytes: &[u8]) -> bool {
     if !node.defaults_below {
         return false;
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    Scan(node).deserialize(&mut de).unwrap_or(true)
+    let mut s = Skim::new(bytes);
+    match scan(node, &mut s) {
+        Some(needed) => needed || !s.at_end(),
+        None => true,
+    }
 }
 
-/// Scans a value for places defaulting would fill.
-struct Scan<'a>(&'a Node);
-
-impl<'de> DeserializeSeed<'de> for Scan<'_> {
-    type Value = bool;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        if !self.0.defaults_below {
-            d.deserialize_ignored_any(IgnoredAny)?;
-            return Ok(false);
+/// Whether defaulting would change the value at the cursor (consumed).
+fn scan(node: &Node, s: &mut Skim<'_>) -> Option<bool> {
+    s.ws();
+    match s.peek()? {
+        b'{' => {
+            s.at += 1;
+            let mut needed = false;
+            let mut seen: Vec<&str> = Vec::new();
+            s.raw_members(|s, key, _| {
+                let property = match key {
+                    Raw::Plain(bytes) => node
+                        .properties
+                        .iter()
+                        .find(|(name, _)| name.as_bytes() == bytes),
+                    Raw::Escaped(quoted) => {
+                        let key = serde_json::from_slice::<String>(quoted).ok()?;
+                        node.properties.get_key_value(key.as_str())
+                    }
+                };
+                if let Some((name, prop)) = property {
+                    if prop.default.is_some() {
+                        seen.push(name.as_str());
+                    }
+                    needed |= element(prop, s)?;
+                } else if let Some(values) = node.additional.as_deref() {
+                    needed |= element(values, s)?;
+                } else {
+                    s.skip_value()?;
+                }
+                Some(Step::Next)
+            })?;
+            s.expect(b'}')?;
+            let missing = node
+                .properties
+                .iter()
+                .any(|(name, prop)| prop.default.is_some() && !seen.contains(&name.as_str()));
+            Some(needed || missing)
         }
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Scan<'_> {
-    type Value = bool;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_unit<E>(self) -> Result<bool, E> {
-        Ok(false)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
-        let mut needed = false;
-        match self.0.items.as_deref() {
-            Some(item) => {
-                while let Some(n) = seq.next_element_seed(Element(item))? {
-                    needed |= n;
+        b'[' => {
+            s.at += 1;
+            let Some(item) = node.items.as_deref() else {
+                s.at -= 1;
+                s.skip_value()?;
+                return Some(false);
+            };
+            let mut needed = false;
+            s.ws();
+            if s.peek()? == b']' {
+                s.at += 1;
+                return Some(false);
+            }
+            loop {
+                needed |= element(item, s)?;
+                s.ws();
+                match s.peek()? {
+                    b',' => s.at += 1,
+                    b']' => {
+                        s.at += 1;
+                        return Some(needed);
+                    }
+                    _ => return None,
                 }
             }
-            None => while seq.next_element::<IgnoredAny>()?.is_some() {},
         }
-        Ok(needed)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
-        let node = self.0;
-        let mut needed = false;
-        let mut seen: Vec<&str> = Vec::new();
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if let Some((name, prop)) = node.properties.get_key_value(key.as_ref()) {
-                seen.push(name.as_str());
-                needed |= map.next_value_seed(Element(prop))?;
-            } else if let Some(values) = node.additional.as_deref() {
-                needed |= map.next_value_seed(Element(values))?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
+        _ => {
+            s.skip_value()?;
+            Some(false)
         }
-        let missing = node
-            .properties
-            .iter()
-            .any(|(name, prop)| prop.default.is_some() && !seen.contains(&name.as_str()));
-        Ok(needed || missing)
     }
 }
 
 /// A value in a place whose own `null` may be defaulted.
-struct Element<'a>(&'a Node);
-
-impl<'de> DeserializeSeed<'de> for Element<'_> {
-    type Value = bool;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        if !self.0.defaults_below {
-            d.deserialize_ignored_any(IgnoredAny)?;
-            return Ok(false);
-        }
-        d.deserialize_any(ElementVisitor(self.0))
+fn element(node: &Node, s: &mut Skim<'_>) -> Option<bool> {
+    if !node.defaults_below {
+        s.skip_value()?;
+        return Some(false);
     }
-}
-
-struct ElementVisitor<'a>(&'a Node);
-
-impl<'de> Visitor<'de> for ElementVisitor<'_> {
-    type Value = bool;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a JSON value")
+    if s.null() {
+        return Some(!node.nullable && node.default.is_some());
     }
-
-    fn visit_unit<E>(self) -> Result<bool, E> {
-        Ok(!self.0.nullable && self.0.default.is_some())
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<bool, A::Error> {
-        Scan(self.0).visit_seq(seq)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<bool, A::Error> {
-        Scan(self.0).visit_map(map)
-    }
+    scan(node, s)
 }
 
 #[cfg(test)]
@@ -258,5 +219,46 @@ mod tests {
             assert!(!needed(&node, &bytes), "scan of defaulted {want}");
         }
         assert!(needed(&node, b"{not json"));
+    }
+
+    /// Random documents shaped like the schema: the skim says "needed" exactly when applying
+    /// the defaults changes the document.
+    #[test]
+    fn the_skim_agrees_with_applying() {
+        use proptest::prelude::*;
+        let node = schema();
+        let key = prop::sample::select(vec![
+            "spec", "replicas", "mode", "nested", "level", "ports", "protocol", "labels", "maybe",
+            "status", "n", "x\"y",
+        ]);
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i32>().prop_map(Value::from),
+            "[a-z\"\\\\ ]{0,6}".prop_map(Value::from),
+        ];
+        let value = leaf.prop_recursive(4, 48, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec((key.clone(), inner), 0..5).prop_map(|members| {
+                    Value::Object(
+                        members
+                            .into_iter()
+                            .map(|(k, v)| (k.to_string(), v))
+                            .collect(),
+                    )
+                }),
+            ]
+        });
+        let mut runner = proptest::test_runner::TestRunner::default();
+        runner
+            .run(&value, |doc| {
+                let mut defaulted = doc.clone();
+                apply(&node, &mut defaulted);
+                let bytes = serde_json::to_vec(&doc).unwrap();
+                prop_assert_eq!(needed(&node, &bytes), defaulted != doc, "{}", doc);
+                Ok(())
+            })
+            .unwrap();
     }
 }

@@ -144,7 +144,8 @@ fn resource_prefixes() -> Vec<String> {
 /// Opens the configured store, with the health checks it brings (for healthz, livez and
 /// readyz): sled under the data directory, or etcd with its `etcd` check.
 async fn open_store(config: &Config) -> Result<(Arc<dyn storage::Store>, Readiness)> {
-    let versioner = Arc::new(crate::object::versioner::ResourceVersioner);
+    let resources = crate::kinds::load().map_err(|e| anyhow!(e))?;
+    let versioner = Arc::new(crate::registry::codec::StorageCodec::new(resources));
     let index = IndexOptions {
         history: config.watch_history,
         ..IndexOptions::default()

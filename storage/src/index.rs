@@ -289,9 +289,9 @@ impl Index {
             .into_iter()
             .filter(|(_, revision, _)| *revision > current)
             .map(|(key, revision, value)| Change {
+                value: value.map(|v| self.versioner.stamp(&key, &v, revision)),
                 key,
                 revision,
-                value: value.map(|v| self.versioner.stamp(&v, revision)),
             })
             .collect();
         self.apply(changes);
@@ -618,7 +618,7 @@ fn prepare<R>(
                      key: Arc<str>,
                      revision: Revision,
                      value: Option<Bytes>| {
-        let served = value.map(|v| versioner.stamp(&v, revision));
+        let served = value.map(|v| versioner.stamp(&key, &v, revision));
         let kv = served.clone().map(|value| KeyValue {
             key: key.clone(),
             value,

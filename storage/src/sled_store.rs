@@ -26,6 +26,8 @@ use tokio::sync::{mpsc, oneshot};
 
 const DATA_PREFIX: &[u8] = b"d";
 const META_REVISION: &[u8] = b"m/revision";
+/// The [`Versioner::fingerprint`] the stored values were last stamped under.
+const META_FINGERPRINT: &[u8] = b"m/fingerprint";
 
 /// Tuning of the sled backend.
 #[derive(Clone, Copy, Debug)]
@@ -81,12 +83,13 @@ impl SledStore {
         // index holds all values anyway, so: copy everything into one buffer, close sled (its
         // memory returns to the allocator), build the index (reusing that memory), then open
         // sled again for writing. Startup memory is then the larger of the two, not their sum.
-        let (revision, arena) = {
+        let (revision, stamped_under, arena) = {
             let db = config.open()?;
             let revision = match db.get(META_REVISION)? {
                 Some(raw) => decode_revision(&raw)?,
                 None => crate::FIRST_REVISION,
             };
+            let stamped_under = db.get(META_FINGERPRINT)?.map(|f| f.to_vec());
             let mut arena = Vec::new();
             for item in db.scan_prefix(DATA_PREFIX) {
                 let (key, raw) = item?;
@@ -96,11 +99,15 @@ impl SledStore {
                 arena.extend_from_slice(key);
                 arena.extend_from_slice(&raw);
             }
-            (revision, arena)
+            (revision, stamped_under, arena)
         };
-        let data = decode_arena(&arena, revision)?;
+        let mut data = decode_arena(&arena, revision)?;
         drop(arena);
         let db = reopen(&config)?;
+        let fingerprint = versioner.fingerprint();
+        if stamped_under.as_deref() != Some(fingerprint.as_bytes()) {
+            restamp(&db, &mut data, versioner.as_ref(), &fingerprint)?;
+        }
         // sled's own flush ends in `sync_file_range`, which persists neither the drive's write
         // cache nor the file's size; every group commit therefore also `fdatasync`s the log.
         let log = std::fs::File::open(path.join("db"))
@@ -146,6 +153,31 @@ impl Drop for SledStore {
             let _ = writer.join();
         }
     }
+}
+
+/// Stamps every loaded value again (the versioner changed what stamping does: the server's
+/// schema defaults, say) and stores those that changed, with the new fingerprint, durably.
+fn restamp(
+    db: &sled::Db,
+    data: &mut [KeyValue],
+    versioner: &dyn Versioner,
+    fingerprint: &str,
+) -> Result<()> {
+    let mut batch = sled::Batch::default();
+    let mut changed = 0usize;
+    for kv in data.iter_mut() {
+        let value = versioner.stamp(&kv.key, &kv.value, kv.revision);
+        if value != kv.value {
+            batch.insert(data_key(&kv.key), encode_entry(kv.revision, &value));
+            kv.value = value;
+            changed += 1;
+        }
+    }
+    batch.insert(META_FINGERPRINT, fingerprint.as_bytes());
+    db.apply_batch(batch)?;
+    db.flush()?;
+    tracing::info!(changed, "stored values stamped again under a new versioner");
+    Ok(())
 }
 
 /// Opens sled again right after closing it: its background threads may hold the directory

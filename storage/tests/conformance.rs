@@ -19,7 +19,7 @@ use storage::{
 struct AtRevision;
 
 impl Versioner for AtRevision {
-    fn stamp(&self, value: &[u8], revision: u64) -> Bytes {
+    fn stamp(&self, _key: &str, value: &[u8], revision: u64) -> Bytes {
         let text = String::from_utf8_lossy(value);
         let base = text.split('@').next().unwrap_or("");
         Bytes::from(format!("{base}@{revision}"))
@@ -657,4 +657,35 @@ async fn sled_reopen_keeps_values_and_revision() {
             .unwrap_err()
             .is_too_old()
     );
+}
+
+/// A versioner that upper-cases values, under a fingerprint of its own.
+struct Shouting;
+
+impl Versioner for Shouting {
+    fn stamp(&self, key: &str, value: &[u8], revision: u64) -> Bytes {
+        let plain = AtRevision.stamp(key, value, revision);
+        Bytes::from(String::from_utf8_lossy(&plain).to_uppercase())
+    }
+    fn fingerprint(&self) -> String {
+        "shouting".into()
+    }
+}
+
+/// A sled store loaded under another versioner fingerprint stamps its values again, once, and
+/// keeps them: loading again under the same fingerprint finds them as they are.
+#[tokio::test]
+async fn sled_stamps_again_under_a_new_fingerprint() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = {
+        let s = SledStore::open(dir.path(), SledOptions::default(), Arc::new(AtRevision)).unwrap();
+        s.create("k", val("quiet")).await.unwrap()
+    };
+    assert_eq!(text(&written.value), format!("quiet@{}", written.revision));
+    for _ in 0..2 {
+        let s = SledStore::open(dir.path(), SledOptions::default(), Arc::new(Shouting)).unwrap();
+        let kv = s.get("k", ReadAt::Latest).await.unwrap().unwrap();
+        assert_eq!(text(&kv.value), format!("QUIET@{}", written.revision));
+        assert_eq!(kv.revision, written.revision);
+    }
 }

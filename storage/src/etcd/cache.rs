@@ -194,7 +194,7 @@ async fn list(
                 let revision = mod_revision(item);
                 items.push(KeyValue {
                     key: Arc::from(key),
-                    value: versioner.stamp(item.value(), revision),
+                    value: versioner.stamp(key, item.value(), revision),
                     revision,
                 });
             }

@@ -365,8 +365,8 @@ impl EtcdStore {
 
     fn stamp(&self, key: Arc<str>, value: &[u8], revision: Revision) -> KeyValue {
         KeyValue {
+            value: self.versioner.stamp(&key, value, revision),
             key,
-            value: self.versioner.stamp(value, revision),
             revision,
         }
     }
