@@ -291,6 +291,80 @@ fn unstructured_list_meta(mut meta: Value) -> Value {
     meta
 }
 
+/// Objects per chunk of a streamed list.
+const STREAMED_ITEMS_PER_CHUNK: usize = 64;
+
+/// Where a streamed list is.
+enum Streamed<I> {
+    /// The opening (`{"apiVersion":...,"items":[`) is next.
+    Head(Bytes, I, Bytes),
+    /// Items are next (`true` once one was sent: the next needs a comma), then the closing.
+    Items(I, bool, Bytes),
+    /// Nothing more.
+    Done,
+}
+
+/// A JSON list produced while it is sent, a chunk of objects at a time (kube-apiserver 1.33+
+/// streams large JSON lists too): memory stays bounded by a chunk rather than the list, and the
+/// request workers run other requests between chunks. `serve` turns a stored object into the
+/// object served; a failure ends the stream (the connection is cut, as kube's would be).
+pub fn json_list_stream(
+    resource: &Resource,
+    api_version: &str,
+    items: Vec<storage::KeyValue>,
+    meta: Value,
+    serve: impl Fn(&Bytes) -> ApiResult<Bytes> + Send + 'static,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    let mut head = BytesMut::with_capacity(64);
+    head.put_slice(b"{\"apiVersion\":\"");
+    head.put_slice(api_version.as_bytes());
+    head.put_slice(b"\",\"items\":[");
+    let mut tail = BytesMut::with_capacity(128);
+    tail.put_slice(b"],\"kind\":\"");
+    tail.put_slice(resource.kind.list_kind.as_bytes());
+    tail.put_slice(b"\",\"metadata\":");
+    tail.put_slice(&serde_json::to_vec(&unstructured_list_meta(meta)).unwrap_or_default());
+    tail.put_u8(b'}');
+    let start = Streamed::Head(head.freeze(), items.into_iter(), tail.freeze());
+    futures_util::stream::unfold(start, move |state| {
+        let (chunk, next) = match state {
+            Streamed::Head(head, items, tail) => {
+                (Some(Ok(head)), Streamed::Items(items, false, tail))
+            }
+            Streamed::Items(mut items, mut sent, tail) => {
+                let mut out = BytesMut::new();
+                let mut failed = None;
+                for kv in items.by_ref().take(STREAMED_ITEMS_PER_CHUNK) {
+                    match serve(&kv.value) {
+                        Ok(item) => {
+                            if sent {
+                                out.put_u8(b',');
+                            }
+                            out.put_slice(&item);
+                            sent = true;
+                        }
+                        Err(e) => {
+                            failed = Some(std::io::Error::other(e.message().to_string()));
+                            break;
+                        }
+                    }
+                }
+                match failed {
+                    Some(e) => (Some(Err(e)), Streamed::Done),
+                    None if out.is_empty() => (Some(Ok(tail)), Streamed::Done),
+                    None => (Some(Ok(out.freeze())), Streamed::Items(items, sent, tail)),
+                }
+            }
+            Streamed::Done => (None, Streamed::Done),
+        };
+        async move {
+            // Let the other requests of this worker run between chunks.
+            tokio::task::yield_now().await;
+            chunk.map(|c| (c, next))
+        }
+    })
+}
+
 /// A collection in the negotiated representation, of objects already in the served version
 /// `api_version`. JSON lists are spliced from the objects' bytes.
 pub fn list(

@@ -77,8 +77,10 @@ pub async fn build_state(
         let cache = WatchCache::start(store.clone(), r, config.watch_history, WATCHER_QUEUE);
         watch_caches.push((r.kind.plural, cache));
     }
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
     Ok(Arc::new(AppState {
         health_checks: checks.health,
+        heavy_lists: Arc::new(tokio::sync::Semaphore::new((cores / 2).max(1))),
         registry: Registry::new(store),
         resources,
         discovery,

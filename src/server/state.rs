@@ -16,6 +16,9 @@ use std::time::Duration;
 pub struct AppState {
     /// Object semantics over the store.
     pub registry: Registry,
+    /// Large lists streaming at once: at most half the cores' worth, so that they cannot take
+    /// every core from the rest (the seats kube's priority and fairness gives a large list).
+    pub heavy_lists: Arc<tokio::sync::Semaphore>,
     /// The served kinds with their schemas.
     pub resources: Vec<Arc<Resource>>,
     /// Discovery documents.

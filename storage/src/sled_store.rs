@@ -74,6 +74,7 @@ impl SledStore {
         options: SledOptions,
         versioner: Arc<dyn Versioner>,
     ) -> Result<SledStore> {
+        let started = std::time::Instant::now();
         let config = sled::Config::new()
             .path(path)
             .cache_capacity(options.cache_capacity)
@@ -101,8 +102,7 @@ impl SledStore {
             }
             (revision, stamped_under, arena)
         };
-        let mut data = decode_arena(&arena, revision)?;
-        drop(arena);
+        let mut data = decode_arena(Bytes::from(arena), revision)?;
         let db = reopen(&config)?;
         let fingerprint = versioner.fingerprint();
         if stamped_under.as_deref() != Some(fingerprint.as_bytes()) {
@@ -113,7 +113,14 @@ impl SledStore {
         let log = std::fs::File::open(path.join("db"))
             .map_err(|e| Error::Backend(format!("cannot open the sled log for syncing: {e}")))?;
         sync_dir(path)?;
+        let keys = data.len();
         let index = Arc::new(Index::new(data, revision, options.index, versioner));
+        tracing::info!(
+            keys,
+            revision,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "sled store loaded"
+        );
         let (tx, rx) = mpsc::channel(options.queue.max(1));
         let writer_index = index.clone();
         let max_batch = options.max_batch.max(1);
@@ -278,27 +285,31 @@ fn run_writer(
 }
 
 /// Reads back the `[key length][entry length][key][entry]` records of [`SledStore::open`].
-fn decode_arena(arena: &[u8], revision: Revision) -> Result<Vec<KeyValue>> {
+/// The values are slices of the arena, not copies: the loaded store takes one allocation for
+/// all values (less memory, no fragmentation); a value that is replaced later frees its share
+/// once no slice of the arena is left.
+fn decode_arena(arena: Bytes, revision: Revision) -> Result<Vec<KeyValue>> {
     let corrupt = || Error::Backend("truncated record while loading the store".into());
     let mut data = Vec::new();
-    let mut rest = arena;
-    while !rest.is_empty() {
-        let key_len = rest
-            .get(..8)
-            .ok_or_else(corrupt)
-            .and_then(decode_revision)? as usize;
-        let raw_len = rest
-            .get(8..16)
-            .ok_or_else(corrupt)
-            .and_then(decode_revision)? as usize;
-        let key = rest.get(16..16 + key_len).ok_or_else(corrupt)?;
-        let raw = rest
-            .get(16 + key_len..16 + key_len + raw_len)
-            .ok_or_else(corrupt)?;
-        rest = &rest[16 + key_len + raw_len..];
-        let key = std::str::from_utf8(key)
+    let mut at = 0;
+    while at < arena.len() {
+        let field = |from: usize| {
+            arena
+                .get(from..from + 8)
+                .ok_or_else(corrupt)
+                .and_then(decode_revision)
+        };
+        let key_len = field(at)? as usize;
+        let raw_len = field(at + 8)? as usize;
+        let key_at = at + 16;
+        let raw_at = key_at + key_len;
+        let end = raw_at + raw_len;
+        if end > arena.len() || raw_len < 8 {
+            return Err(corrupt());
+        }
+        let key = std::str::from_utf8(&arena[key_at..raw_at])
             .map_err(|e| Error::Backend(format!("stored key is not UTF-8: {e}")))?;
-        let (rev, value) = decode_entry(raw)?;
+        let rev = field(raw_at)?;
         if rev > revision {
             return Err(Error::Backend(format!(
                 "key {key:?} has revision {rev}, newer than the store revision {revision}"
@@ -306,9 +317,10 @@ fn decode_arena(arena: &[u8], revision: Revision) -> Result<Vec<KeyValue>> {
         }
         data.push(KeyValue {
             key: Arc::from(key),
-            value,
+            value: arena.slice(raw_at + 8..end),
             revision: rev,
         });
+        at = end;
     }
     Ok(data)
 }
@@ -332,17 +344,6 @@ fn decode_revision(raw: &[u8]) -> Result<Revision> {
         .try_into()
         .map_err(|_| Error::Backend(format!("stored revision has {} bytes", raw.len())))?;
     Ok(Revision::from_be_bytes(bytes))
-}
-
-fn decode_entry(raw: &[u8]) -> Result<(Revision, Bytes)> {
-    if raw.len() < 8 {
-        return Err(Error::Backend(format!(
-            "stored entry has {} bytes, fewer than its revision",
-            raw.len()
-        )));
-    }
-    let revision = decode_revision(&raw[..8])?;
-    Ok((revision, Bytes::copy_from_slice(&raw[8..])))
 }
 
 #[async_trait]

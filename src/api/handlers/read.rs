@@ -2,13 +2,13 @@
 
 use super::{Call, respond};
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::negotiation::{Target, negotiate};
+use crate::api::negotiation::{Output, Target, negotiate};
 use crate::api::query::{ListOptions, VersionMatch};
 use crate::api::render::{self, IncludeObject};
 use crate::api::selectors::{FieldSelector, LabelSelector};
 use crate::registry::codec;
 use crate::server::state::AppState;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::StatusCode;
@@ -224,6 +224,29 @@ pub async fn list(state: &AppState, call: &Call) -> ApiResult<Response> {
         .as_deref()
         .map(|last| encode_continue(page.revision as i64, last, &prefix));
     let meta = render::list_meta(page.revision, token.as_deref(), page.remaining);
+    if output == Output::Json && page.items.len() > storage::LARGE_PAGE {
+        // A large JSON list streams, and only so many stream at once (kube's priority and
+        // fairness gives a large list more seats): the rest of the server keeps its cores.
+        let permit = state
+            .heavy_lists
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::unavailable("the server is shutting down"))?;
+        let (resource, version) = (call.resource.clone(), call.version);
+        let chunks = render::json_list_stream(
+            &call.resource,
+            &call.version.group_version(),
+            page.items,
+            meta,
+            move |stored| codec::serve(&resource, version, stored),
+        );
+        let chunks = futures_util::StreamExt::map(chunks, move |c| {
+            let _held_until_the_last_chunk = &permit;
+            c
+        });
+        return Ok(respond_stream(StatusCode::OK, "application/json", chunks));
+    }
     let render = || -> ApiResult<render::Body> {
         let items = page
             .items
@@ -246,6 +269,25 @@ pub async fn list(state: &AppState, call: &Call) -> ApiResult<Response> {
         render()?
     };
     Ok(respond(StatusCode::OK, body, &[]))
+}
+
+/// A response whose body is a stream of chunks.
+fn respond_stream(
+    code: StatusCode,
+    content_type: &'static str,
+    chunks: impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
+) -> Response {
+    let mut response = (code, axum::body::Body::from_stream(chunks)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-cache, private"),
+    );
+    response
 }
 
 #[cfg(test)]
