@@ -190,6 +190,11 @@ impl Registry {
         self.store.watch(&prefix(resource, namespace), start).await
     }
 
+    /// How many objects a collection holds now, if the store knows.
+    pub fn count(&self, resource: &Resource, namespace: &str) -> Option<u64> {
+        self.store.count(&prefix(resource, namespace))
+    }
+
     /// The newest revision.
     pub fn current_revision(&self) -> Revision {
         self.store.current_revision()

@@ -190,6 +190,16 @@ impl Index {
         self.state.read().data.len()
     }
 
+    /// Number of current keys under a prefix, in O(log n).
+    pub fn count(&self, prefix: &str) -> usize {
+        let end = prefix_end(prefix);
+        let upper = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        self.state
+            .read()
+            .data
+            .count_range(Bound::Included(prefix), upper)
+    }
+
     /// Whether no key is stored.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

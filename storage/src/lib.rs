@@ -199,6 +199,13 @@ pub trait Store: Send + Sync + 'static {
     /// An ordered stream of the changes under a prefix.
     async fn watch(&self, prefix: &str, start: WatchStart) -> Result<Watch>;
 
+    /// How many keys are under a prefix now, as far as this replica knows (`None`: unknown):
+    /// what a list of it will cost, for admission control. O(log n).
+    fn count(&self, prefix: &str) -> Option<u64> {
+        let _ = prefix;
+        None
+    }
+
     /// The newest revision this replica's reads have reached.
     fn current_revision(&self) -> Revision;
 

@@ -97,6 +97,10 @@ impl Store for MemoryStore {
         self.index.watch(prefix, start)
     }
 
+    fn count(&self, prefix: &str) -> Option<u64> {
+        Some(self.index.count(prefix) as u64)
+    }
+
     fn current_revision(&self) -> Revision {
         self.index.revision()
     }

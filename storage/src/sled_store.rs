@@ -396,6 +396,10 @@ impl Store for SledStore {
         self.index.watch(prefix, start)
     }
 
+    fn count(&self, prefix: &str) -> Option<u64> {
+        Some(self.index.count(prefix) as u64)
+    }
+
     fn current_revision(&self) -> Revision {
         self.index.revision()
     }

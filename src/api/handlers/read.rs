@@ -200,6 +200,26 @@ pub async fn list(state: &AppState, call: &Call) -> ApiResult<Response> {
     let filter = |kv: &KeyValue| selected(&kv.value, &options.labels, &options.fields);
     let has_filter = !options.labels.is_empty() || !options.fields.is_empty();
     let limit = usize::try_from(options.limit).ok().filter(|l| *l > 0);
+    // A list that reads a large collection takes one of the few seats large lists share (kube's
+    // priority and fairness counts such a list as several requests), before it reads: the rest
+    // of the server keeps its cores however many large lists arrive.
+    let large = storage::may_be_large(limit)
+        && state
+            .registry
+            .count(resource, &call.info.namespace)
+            .is_some_and(|n| n > storage::LARGE_PAGE as u64);
+    let seat = if large {
+        Some(
+            state
+                .heavy_lists
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| ApiError::unavailable("the server is shutting down"))?,
+        )
+    } else {
+        None
+    };
     let page = state
         .registry
         .list(
@@ -225,14 +245,7 @@ pub async fn list(state: &AppState, call: &Call) -> ApiResult<Response> {
         .map(|last| encode_continue(page.revision as i64, last, &prefix));
     let meta = render::list_meta(page.revision, token.as_deref(), page.remaining);
     if output == Output::Json && page.items.len() > storage::LARGE_PAGE {
-        // A large JSON list streams, and only so many stream at once (kube's priority and
-        // fairness gives a large list more seats): the rest of the server keeps its cores.
-        let permit = state
-            .heavy_lists
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| ApiError::unavailable("the server is shutting down"))?;
+        // A large JSON list streams, holding its seat until the last chunk is out.
         let (resource, version) = (call.resource.clone(), call.version);
         let chunks = render::json_list_stream(
             &call.resource,
@@ -242,7 +255,7 @@ pub async fn list(state: &AppState, call: &Call) -> ApiResult<Response> {
             move |stored| codec::serve(&resource, version, stored),
         );
         let chunks = futures_util::StreamExt::map(chunks, move |c| {
-            let _held_until_the_last_chunk = &permit;
+            let _held_until_the_last_chunk = &seat;
             c
         });
         return Ok(respond_stream(StatusCode::OK, "application/json", chunks));

@@ -684,6 +684,11 @@ impl Store for EtcdStore {
         }
     }
 
+    fn count(&self, prefix: &str) -> Option<u64> {
+        self.cache_for(prefix)
+            .map(|c| c.index().count(prefix) as u64)
+    }
+
     fn current_revision(&self) -> Revision {
         self.caches
             .iter()
