@@ -408,7 +408,14 @@ fn data_survives_a_restart_and_credentials_are_reused() {
     let ca = s.ca_pem.clone();
     let dir = s.dir.clone();
     s.stop(false);
+    // A clean stop leaves the snapshot the next start loads instead of scanning sled.
+    assert!(dir.path().join("store/snapshot").exists());
     let s2 = Server::start_with(dir, &[]);
+    assert!(
+        s2.log().contains("from=\"snapshot\"") || s2.log().contains("from=snapshot"),
+        "{}",
+        s2.log()
+    );
     assert_eq!(s2.token, token);
     assert_eq!(s2.ca_pem, ca);
     assert_eq!(

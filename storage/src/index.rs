@@ -190,6 +190,12 @@ impl Index {
         self.state.read().data.len()
     }
 
+    /// Every current entry and the revision they are at, in O(1) (a snapshot of the map).
+    pub fn entries(&self) -> (Map<Arc<str>, Entry>, Revision) {
+        let st = self.state.read();
+        (st.data.clone(), st.revision)
+    }
+
     /// Number of current keys under a prefix, in O(log n).
     pub fn count(&self, prefix: &str) -> usize {
         let end = prefix_end(prefix);

@@ -36,6 +36,7 @@ pub mod etcd;
 pub mod index;
 pub mod memory;
 pub mod sled_store;
+mod snapshot;
 pub mod tree;
 pub mod versioner;
 pub mod watch;
@@ -217,4 +218,8 @@ pub trait Store: Send + Sync + 'static {
     async fn check_health(&self) -> Result<()> {
         Ok(())
     }
+
+    /// Stops taking writes and leaves the store ready for a quick start (the server is shutting
+    /// down). Writes after this fail with [`Error::Unavailable`].
+    async fn close(&self) {}
 }

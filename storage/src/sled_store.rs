@@ -61,8 +61,12 @@ struct Request {
 /// A store persisted in a sled database directory.
 pub struct SledStore {
     index: Arc<Index>,
-    queue: Option<mpsc::Sender<Request>>,
-    writer: Option<std::thread::JoinHandle<()>>,
+    /// Where writes go; `None` once the store is closed.
+    queue: parking_lot::RwLock<Option<mpsc::Sender<Request>>>,
+    writer: parking_lot::Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The store directory (for the snapshot written at close).
+    dir: std::path::PathBuf,
+    fingerprint: String,
 }
 
 impl SledStore {
@@ -80,31 +84,36 @@ impl SledStore {
             .cache_capacity(options.cache_capacity)
             .mode(sled::Mode::HighThroughput)
             .flush_every_ms(None);
-        // sled keeps every page a scan touched in memory, whatever its cache capacity. The
-        // index holds all values anyway, so: copy everything into one buffer, close sled (its
-        // memory returns to the allocator), build the index (reusing that memory), then open
-        // sled again for writing. Startup memory is then the larger of the two, not their sum.
-        let (revision, stamped_under, arena) = {
-            let db = config.open()?;
-            let revision = match db.get(META_REVISION)? {
-                Some(raw) => decode_revision(&raw)?,
-                None => crate::FIRST_REVISION,
-            };
-            let stamped_under = db.get(META_FINGERPRINT)?.map(|f| f.to_vec());
-            let mut arena = Vec::new();
-            for item in db.scan_prefix(DATA_PREFIX) {
-                let (key, raw) = item?;
-                let key = &key[DATA_PREFIX.len()..];
-                arena.extend_from_slice(&(key.len() as u64).to_be_bytes());
-                arena.extend_from_slice(&(raw.len() as u64).to_be_bytes());
-                arena.extend_from_slice(key);
-                arena.extend_from_slice(&raw);
-            }
-            (revision, stamped_under, arena)
-        };
-        let mut data = decode_arena(Bytes::from(arena), revision)?;
-        let db = reopen(&config)?;
         let fingerprint = versioner.fingerprint();
+        let db = config.open()?;
+        let revision = match db.get(META_REVISION)? {
+            Some(raw) => decode_revision(&raw)?,
+            None => crate::FIRST_REVISION,
+        };
+        let stamped_under = db.get(META_FINGERPRINT)?.map(|f| f.to_vec());
+        // A clean stop left a snapshot of every value at sled's revision: read that one file.
+        let mut from = "snapshot";
+        let (arena, db) = match crate::snapshot::take(path, revision, &fingerprint) {
+            Some(arena) => (arena, db),
+            None => {
+                // sled keeps every page a scan touched in memory, whatever its cache capacity.
+                // The index holds all values anyway, so: copy everything into one buffer, close
+                // sled (its memory returns to the allocator), then open it again for writing.
+                let mut arena = Vec::new();
+                for item in db.scan_prefix(DATA_PREFIX) {
+                    let (key, raw) = item?;
+                    let key = &key[DATA_PREFIX.len()..];
+                    let at = raw.get(..8).ok_or_else(|| {
+                        Error::Backend("stored entry shorter than its revision".into())
+                    })?;
+                    crate::snapshot::record(&mut arena, key, decode_revision(at)?, &raw[8..]);
+                }
+                drop(db);
+                from = "scan";
+                (Bytes::from(arena), reopen(&config)?)
+            }
+        };
+        let mut data = decode_arena(arena, revision)?;
         if stamped_under.as_deref() != Some(fingerprint.as_bytes()) {
             restamp(&db, &mut data, versioner.as_ref(), &fingerprint)?;
         }
@@ -118,6 +127,7 @@ impl SledStore {
         tracing::info!(
             keys,
             revision,
+            from,
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             "sled store loaded"
         );
@@ -130,15 +140,18 @@ impl SledStore {
             .map_err(|e| Error::Backend(format!("cannot start the writer thread: {e}")))?;
         Ok(SledStore {
             index,
-            queue: Some(tx),
-            writer: Some(writer),
+            queue: parking_lot::RwLock::new(Some(tx)),
+            writer: parking_lot::Mutex::new(Some(writer)),
+            dir: path.to_path_buf(),
+            fingerprint,
         })
     }
 
     async fn write(&self, write: Write) -> Result<Outcome> {
         let queue = self
             .queue
-            .as_ref()
+            .read()
+            .clone()
             .ok_or_else(|| Error::Unavailable("store is closed".into()))?;
         let (reply, answer) = oneshot::channel();
         queue
@@ -151,12 +164,37 @@ impl SledStore {
     }
 }
 
+impl SledStore {
+    /// Stops taking writes, waits for the writer to commit what was queued, and writes the
+    /// snapshot the next start reads instead of scanning sled (blocking I/O).
+    pub fn close_blocking(&self) {
+        // Closing the queue ends the writer after it has committed what was queued.
+        self.queue.write().take();
+        let Some(writer) = self.writer.lock().take() else {
+            return;
+        };
+        let _ = writer.join();
+        let started = std::time::Instant::now();
+        let (data, revision) = self.index.entries();
+        match crate::snapshot::write(&self.dir, &data, revision, &self.fingerprint) {
+            Ok(()) => tracing::info!(
+                keys = data.len(),
+                revision,
+                elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "sled store closed with a snapshot"
+            ),
+            Err(e) => tracing::warn!(error = %e, "no snapshot: the next start scans the store"),
+        }
+        self.index.close();
+    }
+}
+
 impl Drop for SledStore {
     fn drop(&mut self) {
         self.index.close();
         // Closing the queue ends the writer after it has committed what was queued.
-        self.queue.take();
-        if let Some(writer) = self.writer.take() {
+        self.queue.write().take();
+        if let Some(writer) = self.writer.lock().take() {
             let _ = writer.join();
         }
     }
@@ -284,7 +322,7 @@ fn run_writer(
     }
 }
 
-/// Reads back the `[key length][entry length][key][entry]` records of [`SledStore::open`].
+/// Reads back the records of [`crate::snapshot::record`].
 /// The values are slices of the arena, not copies: the loaded store takes one allocation for
 /// all values (less memory, no fragmentation); a value that is replaced later frees its share
 /// once no slice of the arena is left.
@@ -394,6 +432,10 @@ impl Store for SledStore {
 
     async fn watch(&self, prefix: &str, start: WatchStart) -> Result<Watch> {
         self.index.watch(prefix, start)
+    }
+
+    async fn close(&self) {
+        crate::long_running(|| self.close_blocking());
     }
 
     fn count(&self, prefix: &str) -> Option<u64> {
