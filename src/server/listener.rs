@@ -200,7 +200,9 @@ pub async fn serve(
                     });
                     // HTTP/2 only when negotiated by ALPN, as Go's server does.
                     if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-                        let conn = http2.serve_connection(TokioIo::new(tls), service);
+                        // Many streams share the connection: their frames go out together.
+                        let io = super::coalesce::Coalesce::new(tls);
+                        let conn = http2.serve_connection(TokioIo::new(io), service);
                         drive(conn, |c| c.graceful_shutdown(), stop, remote).await;
                     } else {
                         let conn = http1.serve_connection(TokioIo::new(tls), service).with_upgrades();

@@ -2,6 +2,7 @@
 //! signal asks to stop.
 
 pub mod bootstrap;
+pub mod coalesce;
 pub mod deadline;
 pub mod inflight;
 pub mod listener;

@@ -306,15 +306,30 @@ impl Stream {
             tokio::select! {
                 event = sub.events.recv() => match event {
                     Some(event) => {
+                        let following = self.events.as_mut().and_then(|s| s.events.try_recv().ok());
+                        let Some(following) = following else {
+                            // The common case, one event: its shared frame as it is, no copy.
+                            self.revision = self.revision.max(event.event.revision);
+                            match self.encode_event(&event) {
+                                Ok(Some(b)) => return Some(b),
+                                Ok(None) => continue,
+                                Err(e) => {
+                                    self.done = true;
+                                    return Some(self.encoder.error(&e));
+                                }
+                            }
+                        };
                         // Whatever else is already queued goes out in the same write: a
                         // watcher that fell behind catches up with fewer, larger chunks.
                         let mut batch = BytesMut::new();
                         let mut next = Some(event);
+                        let mut after = Some(following);
                         while let Some(event) = next.take() {
                             if !self.push_event(&event, &mut batch) {
                                 return Some(batch.freeze());
                             }
-                            if batch.len() < MAX_BATCH_BYTES {
+                            next = after.take();
+                            if next.is_none() && batch.len() < MAX_BATCH_BYTES {
                                 next = self.events.as_mut().and_then(|s| s.events.try_recv().ok());
                             }
                         }
