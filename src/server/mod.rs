@@ -78,6 +78,17 @@ pub async fn build_state(
         let cache = WatchCache::start(store.clone(), r, config.watch_history, WATCHER_QUEUE);
         watch_caches.push((r.kind.plural, cache));
     }
+    // Ready once every resource's watch fan-out is subscribed (on etcd: once its watch cache
+    // has listed), as an informer-sync check: before that, reads and watches get 429s.
+    let synced = Arc::new(AtomicBool::new(false));
+    readiness.push(("watch-caches-synced", synced.clone()));
+    let caches: Vec<Arc<WatchCache>> = watch_caches.iter().map(|(_, c)| c.clone()).collect();
+    tokio::spawn(async move {
+        while !caches.iter().all(|c| c.is_ready()) {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        synced.store(true, Ordering::Release);
+    });
     let cores = std::thread::available_parallelism().map_or(2, usize::from);
     Ok(Arc::new(AppState {
         health_checks: checks.health,
