@@ -29,6 +29,19 @@ async fn credentials_are_required_except_for_probes() {
     assert_eq!((ok.status, &ok.body[..]), (200, &b"ok"[..]));
     let verbose = s.request_as(None, "GET", "/readyz?verbose", &[], "").await;
     assert!(String::from_utf8_lossy(&verbose.body).contains("[+]ping ok"));
+    // Readiness holds until every watch cache has synced.
+    let mut synced = String::new();
+    for _ in 0..100 {
+        let r = s
+            .request_as(None, "GET", "/readyz/watch-caches-synced", &[], "")
+            .await;
+        synced = String::from_utf8_lossy(&r.body).into_owned();
+        if r.status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(synced, "ok");
     assert_eq!(
         s.request_as(None, "GET", "/livez/ping", &[], "")
             .await
