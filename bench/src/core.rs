@@ -9,23 +9,20 @@
 //! spreads requests over the replicas.
 
 use crate::client::Client;
+use crate::fleet::{Fleet, FleetArgs};
 use crate::report::{HEADER, Samples};
-use crate::server::Server;
 use anyhow::Result;
 use bytes::Bytes;
 use rand::Rng;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use storage::etcd::testing::EtcdCluster;
 
 /// Options of `core`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The server binary (default: admission-apiserver next to this binary).
-    #[arg(long)]
-    server_binary: Option<PathBuf>,
+    #[command(flatten)]
+    fleet: FleetArgs,
     /// Concurrent requests in flight.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
@@ -42,15 +39,6 @@ pub struct Args {
     /// Seconds each read phase runs.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-    /// Run the server on etcd (members started on loopback) instead of sled.
-    #[arg(long)]
-    etcd: bool,
-    /// etcd members, with --etcd.
-    #[arg(long, default_value_t = 1)]
-    etcd_members: usize,
-    /// Server replicas sharing etcd, with --etcd; requests take turns between them.
-    #[arg(long, default_value_t = 1)]
-    replicas: usize,
     /// Concurrent full lists in the contention phase (at 100k).
     #[arg(long, default_value_t = 4)]
     full_lists: usize,
@@ -159,52 +147,6 @@ fn page_paths(limit: usize) -> Arc<dyn Fn() -> String + Send + Sync> {
     Arc::new(move || format!("{}?limit={limit}", collection(NAMESPACE)))
 }
 
-/// The servers under test and, on etcd, the members they share.
-struct Setup {
-    replicas: Vec<Server>,
-    etcd: Option<EtcdCluster>,
-}
-
-impl Setup {
-    async fn start(args: &Args) -> Result<Setup> {
-        if !args.etcd {
-            let server = Server::start(args.server_binary.clone(), &[])?;
-            server.wait_ready().await?;
-            return Ok(Setup {
-                replicas: vec![server],
-                etcd: None,
-            });
-        }
-        let etcd = EtcdCluster::start(args.etcd_members).await;
-        let flags = vec!["--etcd-servers".to_string(), etcd.servers_flag()];
-        let mut replicas: Vec<Server> = Vec::new();
-        for i in 0..args.replicas.max(1) {
-            let server = Server::start_named(
-                args.server_binary.clone(),
-                &i.to_string(),
-                &flags,
-                replicas.first(),
-            )?;
-            server.wait_ready().await?;
-            replicas.push(server);
-        }
-        Ok(Setup {
-            replicas,
-            etcd: Some(etcd),
-        })
-    }
-
-    fn client(&self, http2: bool) -> Result<Client> {
-        let first = &self.replicas[0];
-        let bases: Vec<String> = self.replicas.iter().map(|s| s.base.clone()).collect();
-        Client::spread(&bases, &first.token, &first.ca_pem, http2)
-    }
-
-    fn rss(&self) -> f64 {
-        self.replicas.iter().map(Server::rss_mib).sum::<f64>() / self.replicas.len() as f64
-    }
-}
-
 /// What one size measured, for the summary.
 struct Row {
     size: usize,
@@ -280,20 +222,13 @@ async fn creates_beside_full_lists(
 
 /// Runs the core benchmark and prints a Markdown report.
 pub async fn run(args: Args) -> Result<()> {
-    let mut setup = Setup::start(&args).await?;
+    let mut setup = Fleet::start(&args.fleet).await?;
     let mut client = setup.client(args.http2)?;
     println!(
         "core benchmark: {} requests in flight over {}, on {}; Apps in one namespace up to {:?}\n",
         args.concurrency,
         if args.http2 { "HTTP/2" } else { "HTTP/1.1" },
-        match &setup.etcd {
-            Some(_) => format!(
-                "etcd ({} member(s), {} replica(s))",
-                args.etcd_members,
-                setup.replicas.len()
-            ),
-            None => "sled".to_string(),
-        },
+        setup.describe(&args.fleet),
         args.sizes
     );
     println!("{HEADER}");

@@ -9,6 +9,7 @@
 mod admission;
 mod client;
 mod core;
+mod fleet;
 mod overload;
 mod peer;
 mod report;

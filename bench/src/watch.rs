@@ -1,13 +1,13 @@
 //! The watch benchmark: N watchers on one resource while a writer creates objects at a fixed
 //! rate. Reports events delivered against expected, losses, delivery latency (write sent →
-//! event received), events/s and server RSS with the watches open.
+//! event received), events/s and server RSS with the watches open. With `--etcd --replicas N`
+//! the watchers are spread over the replicas and the writer talks to the first one.
 
 use crate::client::Client;
-use crate::server::Server;
+use crate::fleet::{Fleet, FleetArgs};
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -15,9 +15,8 @@ use std::time::{Duration, Instant};
 /// Options of `watch`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The server binary (default: admission-apiserver next to this binary).
-    #[arg(long)]
-    server_binary: Option<PathBuf>,
+    #[command(flatten)]
+    fleet: FleetArgs,
     /// Watchers to open.
     #[arg(long, default_value_t = 5000)]
     watchers: usize,
@@ -66,9 +65,11 @@ fn number_after(line: &[u8], pattern: &memchr::memmem::Finder<'_>) -> Option<u64
 /// Runs the watch benchmark and prints a Markdown report.
 pub async fn run(args: Args) -> Result<()> {
     raise_fd_limit();
-    let server = Server::start(args.server_binary.clone(), &[])?;
+    let fleet = Fleet::start(&args.fleet).await?;
     let http2 = args.streams_per_connection > 0;
-    let writer = Client::new(&server.base, &server.token, &server.ca_pem, false)?;
+    // The writer talks to the first replica; watchers are spread over all of them, so on
+    // several replicas most events travel through etcd to another replica's watch cache.
+    let writer = fleet.client_of(0, false)?;
     let (code, body) = writer
         .send(
             "GET",
@@ -83,7 +84,7 @@ pub async fn run(args: Args) -> Result<()> {
         .as_str()
         .context("no resourceVersion")?
         .to_string();
-    let rss_before = server.rss_mib();
+    let rss_before = fleet.rss();
 
     let total_events = (args.rate * args.seconds) as usize;
     let sent_at: Arc<Vec<AtomicU64>> =
@@ -99,15 +100,12 @@ pub async fn run(args: Args) -> Result<()> {
     let clients: Vec<Client> = if http2 {
         let connections = args.watchers.div_ceil(args.streams_per_connection);
         (0..connections)
-            .map(|_| Client::new(&server.base, &server.token, &server.ca_pem, true))
+            .map(|c| fleet.client_of(c, true))
             .collect::<Result<_>>()?
     } else {
-        vec![Client::new(
-            &server.base,
-            &server.token,
-            &server.ca_pem,
-            false,
-        )?]
+        (0..fleet.replicas.len())
+            .map(|r| fleet.client_of(r, false))
+            .collect::<Result<_>>()?
     };
     let opening = Instant::now();
     let mut tasks = Vec::new();
@@ -115,7 +113,7 @@ pub async fn run(args: Args) -> Result<()> {
         let client = if http2 {
             clients[i / args.streams_per_connection].clone()
         } else {
-            clients[0].clone()
+            clients[i % clients.len()].clone()
         };
         let (path, sent_at, established, delivered, last_delivery) = (
             path.clone(),
@@ -202,7 +200,7 @@ pub async fn run(args: Args) -> Result<()> {
     let open = established.load(Ordering::Relaxed);
     let open_time = opening.elapsed();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_open = server.rss_mib();
+    let rss_open = fleet.rss();
 
     // The writer: creates at a fixed rate.
     let interval = Duration::from_nanos(1_000_000_000 / args.rate.max(1));
@@ -246,7 +244,7 @@ pub async fn run(args: Args) -> Result<()> {
     while delivered.load(Ordering::Relaxed) < expected && Instant::now() < settle {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let rss_end = server.rss_mib();
+    let rss_end = fleet.rss();
     let delivering = Duration::from_micros(
         last_delivery
             .load(Ordering::Relaxed)
@@ -276,7 +274,7 @@ pub async fn run(args: Args) -> Result<()> {
         latencies[i] as f64 / 1000.0
     };
     println!(
-        "watch benchmark: {} watchers over {}, {} creates/s for {} s\n",
+        "watch benchmark: {} watchers over {}, {} creates/s for {} s, on {}\n",
         args.watchers,
         if http2 {
             format!(
@@ -287,7 +285,8 @@ pub async fn run(args: Args) -> Result<()> {
             "HTTP/1.1 (one connection each)".into()
         },
         args.rate,
-        args.seconds
+        args.seconds,
+        fleet.describe(&args.fleet)
     );
     println!("| measure | value |\n|---|---|");
     println!(
