@@ -41,7 +41,7 @@ pub struct EtcdFlags {
     /// Prefix of every key this server writes in etcd.
     #[arg(long, default_value = "/registry/admission.example.com")]
     pub etcd_prefix: String,
-    /// CA bundle (PEM) that etcd's serving certificates chain to.
+    /// CA bundle (PEM) that etcd's serving certificates chain to (absent: the system's roots).
     #[arg(long)]
     pub etcd_cafile: Option<PathBuf>,
     /// Client certificate (PEM) to present to etcd.
@@ -328,8 +328,10 @@ impl EtcdFlags {
             (None, None) => None,
             _ => bail!("--etcd-certfile and --etcd-keyfile must be given together"),
         };
-        let tls =
-            (ca.is_some() || identity.is_some()).then_some(storage::etcd::EtcdTls { ca, identity });
+        // https:// members with no --etcd-cafile are checked against the system's roots.
+        let https = servers.iter().any(|s| s.starts_with("https://"));
+        let tls = (https || ca.is_some() || identity.is_some())
+            .then_some(storage::etcd::EtcdTls { ca, identity });
         Ok(StorageBackend::Etcd(EtcdConfig {
             servers,
             prefix: self.etcd_prefix.clone(),

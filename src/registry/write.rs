@@ -206,8 +206,9 @@ impl Registry {
         transform: &mut Transform<'_>,
     ) -> ApiResult<Written> {
         let k = key(resource, namespace, name);
-        // As GuaranteedUpdate with a cached object: start from this replica's view, and read
-        // afresh before answering with anything a stale view could explain (404, 409).
+        // As GuaranteedUpdate with a cached object: start from this replica's view, and give any
+        // answer but a successful write (an error, a no-op, a dry run) only from a fresh read,
+        // since a stale view could explain it (origStateIsCurrent).
         let mut at = ReadAt::Any;
         loop {
             let fresh = at != ReadAt::Any;
@@ -218,71 +219,35 @@ impl Registry {
                 }
                 other => other?,
             };
-            let mut existing = decode_stored(&kv)?;
-            strategy::default(resource, &mut existing);
-            if let Some(want) = uid.filter(|u| !u.is_empty())
-                && want != meta::uid(&existing)
-            {
-                return Err(ApiError::update_precondition(
-                    resource.kind,
-                    name,
-                    &k,
-                    &format!(
-                        "Precondition failed: UID in precondition: {want}, UID in object meta: {}",
-                        meta::uid(&existing)
-                    ),
-                ));
-            }
-            let mut warnings = Vec::new();
-            let mut new = transform(&existing, &mut warnings)?;
-            check_identity(resource, &mut new, namespace, Some(name))?;
-            let body_rv = meta::resource_version(&new).to_string();
-            if body_rv.is_empty() {
-                return Err(ApiError::invalid(
-                    resource.kind.group,
-                    resource.kind.plural,
-                    name,
-                    &[crate::field_error::FieldError::invalid(
-                        "metadata.resourceVersion",
-                        &Value::from(0),
-                        "must be specified for an update",
-                    )],
-                ));
-            }
-            if body_rv != meta::resource_version(&existing) {
-                if !fresh {
+            let planned = plan_update(
+                resource,
+                namespace,
+                name,
+                subresource,
+                options,
+                uid,
+                transform,
+                &kv,
+            );
+            let (new, warnings) = match planned {
+                Err(_) | Ok(Planned::Unchanged(_)) if !fresh => {
                     at = ReadAt::Latest;
                     continue;
                 }
-                return Err(ApiError::stale(resource.kind, name));
-            }
-            prune(resource, &mut new, options.field_validation, &mut warnings)?;
-            strategy::default(resource, &mut new);
-            match subresource {
-                // A scale write arrives as the whole object with a new replica count.
-                Subresource::Main | Subresource::Scale => {
-                    strategy::prepare_update(resource, &mut new, &existing)
+                Ok(Planned::Write { .. }) if options.dry_run && !fresh => {
+                    at = ReadAt::Latest;
+                    continue;
                 }
-                Subresource::Status => strategy::prepare_status_update(&mut new, &existing),
-            }
-            strategy::validate_update(resource, &new, &existing, &mut warnings)?;
-            if options.ownership == Ownership::Update {
-                managed::update(
-                    &resource.schema.root,
-                    &existing,
-                    &mut new,
-                    &options.field_manager,
-                    subresource.name(),
-                    &options.manager_api_version(resource),
-                );
-            }
-            if new == existing {
-                return Ok(Written {
-                    body: kv.value,
-                    created: false,
-                    warnings,
-                });
-            }
+                Err(e) => return Err(e),
+                Ok(Planned::Unchanged(warnings)) => {
+                    return Ok(Written {
+                        body: kv.value,
+                        created: false,
+                        warnings,
+                    });
+                }
+                Ok(Planned::Write { new, warnings }) => (new, warnings),
+            };
             if meta::is_deleting(&new) && meta::finalizers(&new).is_empty() {
                 if options.dry_run {
                     return Ok(Written {
@@ -387,6 +352,13 @@ impl Registry {
             }
             let current = meta::finalizers(&existing);
             let finalizers = finalizers_for_policy(&current, options);
+            // Answers that write nothing come from a fresh read only, as in update_with.
+            let writes =
+                !options.dry_run && !(meta::is_deleting(&existing) && finalizers == current);
+            if !writes && !fresh {
+                at = ReadAt::Latest;
+                continue;
+            }
             if finalizers.is_empty() {
                 if options.dry_run {
                     return Ok(Deleted::Gone { uid });
@@ -445,6 +417,89 @@ impl Registry {
     }
 }
 
+/// What an update makes of the object it read.
+enum Planned {
+    /// Nothing changes; the warnings to answer with.
+    Unchanged(Vec<String>),
+    /// The object to write, and the warnings.
+    Write { new: Value, warnings: Vec<String> },
+}
+
+/// Applies `transform` to the stored object `kv` and runs the update strategy on the result:
+/// the uid precondition, identity, the resourceVersion precondition (409 `Conflict`), pruning,
+/// defaults, the main or status update strategy, validation and field ownership.
+#[allow(clippy::too_many_arguments)]
+fn plan_update(
+    resource: &Resource,
+    namespace: &str,
+    name: &str,
+    subresource: Subresource,
+    options: &WriteOptions,
+    uid: Option<&str>,
+    transform: &mut Transform<'_>,
+    kv: &storage::KeyValue,
+) -> ApiResult<Planned> {
+    let mut existing = decode_stored(kv)?;
+    strategy::default(resource, &mut existing);
+    if let Some(want) = uid.filter(|u| !u.is_empty())
+        && want != meta::uid(&existing)
+    {
+        return Err(ApiError::update_precondition(
+            resource.kind,
+            name,
+            &key(resource, namespace, name),
+            &format!(
+                "Precondition failed: UID in precondition: {want}, UID in object meta: {}",
+                meta::uid(&existing)
+            ),
+        ));
+    }
+    let mut warnings = Vec::new();
+    let mut new = transform(&existing, &mut warnings)?;
+    check_identity(resource, &mut new, namespace, Some(name))?;
+    let body_rv = meta::resource_version(&new).to_string();
+    if body_rv.is_empty() {
+        return Err(ApiError::invalid(
+            resource.kind.group,
+            resource.kind.plural,
+            name,
+            &[crate::field_error::FieldError::invalid(
+                "metadata.resourceVersion",
+                &Value::from(0),
+                "must be specified for an update",
+            )],
+        ));
+    }
+    if body_rv != meta::resource_version(&existing) {
+        return Err(ApiError::stale(resource.kind, name));
+    }
+    prune(resource, &mut new, options.field_validation, &mut warnings)?;
+    strategy::default(resource, &mut new);
+    match subresource {
+        // A scale write arrives as the whole object with a new replica count.
+        Subresource::Main | Subresource::Scale => {
+            strategy::prepare_update(resource, &mut new, &existing)
+        }
+        Subresource::Status => strategy::prepare_status_update(&mut new, &existing),
+    }
+    strategy::validate_update(resource, &new, &existing, &mut warnings)?;
+    if options.ownership == Ownership::Update {
+        managed::update(
+            &resource.schema.root,
+            &existing,
+            &mut new,
+            &options.field_manager,
+            subresource.name(),
+            &options.manager_api_version(resource),
+        );
+    }
+    Ok(if new == existing {
+        Planned::Unchanged(warnings)
+    } else {
+        Planned::Write { new, warnings }
+    })
+}
+
 /// The finalizers an object gets when deleted with a propagation policy
 /// (`deletionFinalizersForGarbageCollection`).
 fn finalizers_for_policy(current: &[String], options: &DeleteOptions) -> Vec<String> {
@@ -477,6 +532,214 @@ fn finalizers_for_policy(current: &[String], options: &DeleteOptions) -> Vec<Str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use storage::Store;
+
+    /// A store whose `ReadAt::Any` reads answer what was stored when `lag` was called, as a
+    /// replica's watch cache that has not caught up yet.
+    struct Lagging {
+        inner: storage::MemoryStore,
+        stale: parking_lot::Mutex<std::collections::HashMap<String, storage::KeyValue>>,
+    }
+
+    impl Lagging {
+        async fn lag(&self, key: &str) {
+            if let Ok(Some(kv)) = self.inner.get(key, ReadAt::Latest).await {
+                self.stale.lock().insert(key.to_string(), kv);
+            }
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl storage::Store for Lagging {
+        async fn create(&self, key: &str, value: Bytes) -> storage::Result<storage::KeyValue> {
+            self.inner.create(key, value).await
+        }
+        async fn get(&self, key: &str, at: ReadAt) -> storage::Result<Option<storage::KeyValue>> {
+            if at == ReadAt::Any
+                && let Some(kv) = self.stale.lock().get(key)
+            {
+                return Ok(Some(kv.clone()));
+            }
+            self.inner.get(key, at).await
+        }
+        async fn update(
+            &self,
+            key: &str,
+            expected: storage::Revision,
+            value: Bytes,
+        ) -> storage::Result<storage::KeyValue> {
+            self.inner.update(key, expected, value).await
+        }
+        async fn delete(
+            &self,
+            key: &str,
+            expected: storage::Revision,
+        ) -> storage::Result<(storage::KeyValue, storage::Revision)> {
+            self.inner.delete(key, expected).await
+        }
+        async fn list(
+            &self,
+            options: storage::ListOptions,
+            filter: Option<storage::Filter<'_>>,
+        ) -> storage::Result<storage::ListResult> {
+            self.inner.list(options, filter).await
+        }
+        async fn watch(
+            &self,
+            prefix: &str,
+            start: storage::WatchStart,
+        ) -> storage::Result<storage::Watch> {
+            self.inner.watch(prefix, start).await
+        }
+        fn current_revision(&self) -> storage::Revision {
+            self.inner.current_revision()
+        }
+        fn oldest_revision(&self) -> storage::Revision {
+            self.inner.oldest_revision()
+        }
+    }
+
+    /// Every answer but a write comes from a fresh read: a change that is a no-op against a
+    /// replica's stale view, a dry run, a failed precondition and a delete of an object already
+    /// being deleted all look at the stored object, as GuaranteedUpdate re-reads when its
+    /// cached state was not current.
+    #[tokio::test]
+    async fn stale_views_are_reread_before_answering() {
+        let resources = crate::kinds::load().unwrap();
+        let app = resources
+            .iter()
+            .find(|r| r.kind.plural == "apps")
+            .unwrap()
+            .clone();
+        let codec = Arc::new(super::super::codec::StorageCodec::new(resources.clone()));
+        let store = Arc::new(Lagging {
+            inner: storage::MemoryStore::new(storage::index::IndexOptions::default(), codec),
+            stale: Default::default(),
+        });
+        let registry = Registry::new(store.clone());
+        let k = "apps/default/web";
+        let body = |replicas: u64, finalizers: &str| {
+            Bytes::from(format!(
+                r#"{{"apiVersion":"admission.example.com/v1","kind":"App","metadata":{{"name":"web","namespace":"default","uid":"u1","finalizers":[{finalizers}]}},"spec":{{"version":"v1.0.0","replicas":{replicas}}}}}"#
+            ))
+        };
+        let first = store.inner.create(k, body(1, "")).await.unwrap();
+        store.lag(k).await;
+        // Another replica sets replicas=2.
+        store
+            .inner
+            .update(k, first.revision, body(2, ""))
+            .await
+            .unwrap();
+        let replicas = |v: &Value| v["spec"]["replicas"].as_u64();
+        let set_one = |options: WriteOptions, uid: Option<&'static str>| {
+            let registry = &registry;
+            let app = &app;
+            async move {
+                let mut to_one = |existing: &Value, _: &mut Vec<String>| -> ApiResult<Value> {
+                    let mut v = existing.clone();
+                    v["spec"]["replicas"] = Value::from(1);
+                    Ok(v)
+                };
+                registry
+                    .update_with(
+                        app,
+                        "default",
+                        "web",
+                        Subresource::Main,
+                        &options,
+                        uid,
+                        &mut to_one,
+                    )
+                    .await
+            }
+        };
+        // Against the stale view (replicas=1) setting 1 is a no-op (field ownership is left
+        // alone, as an apply leaves it); against the stored object it is a change, which must be
+        // written.
+        let apply = WriteOptions {
+            ownership: Ownership::Applied,
+            ..Default::default()
+        };
+        let written = set_one(apply, None).await.unwrap();
+        let stored = store.inner.get(k, ReadAt::Latest).await.unwrap().unwrap();
+        assert_eq!(replicas(&decode_stored(&stored).unwrap()), Some(1));
+        assert_eq!(written.body, stored.value);
+
+        // A dry run answers from the stored object too.
+        store.lag(k).await;
+        store
+            .inner
+            .update(k, stored.revision, body(3, ""))
+            .await
+            .unwrap();
+        let dry = set_one(
+            WriteOptions {
+                dry_run: true,
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+        let dry: Value = serde_json::from_slice(&dry.body).unwrap();
+        assert_eq!(
+            meta::resource_version(&dry),
+            meta::resource_version(
+                &decode_stored(&store.inner.get(k, ReadAt::Latest).await.unwrap().unwrap())
+                    .unwrap()
+            )
+        );
+
+        // A uid precondition the stale view fails but the stored object meets.
+        let stored = store.inner.get(k, ReadAt::Latest).await.unwrap().unwrap();
+        store.lag(k).await;
+        let recreated = body(4, "").as_ref().to_vec();
+        let recreated = String::from_utf8(recreated)
+            .unwrap()
+            .replace("\"u1\"", "\"u2\"");
+        store
+            .inner
+            .update(k, stored.revision, Bytes::from(recreated))
+            .await
+            .unwrap();
+        set_one(WriteOptions::default(), Some("u2")).await.unwrap();
+
+        // A delete of an object the stale view shows as being deleted already.
+        let stored = store.inner.get(k, ReadAt::Latest).await.unwrap().unwrap();
+        let mut deleting = decode_stored(&stored).unwrap();
+        meta::set(
+            &mut deleting,
+            "deletionTimestamp",
+            Some(Value::from("2026-01-01T00:00:00Z")),
+        );
+        meta::set(
+            &mut deleting,
+            "finalizers",
+            Some(serde_json::json!(["example.com/hold"])),
+        );
+        let deleting = store
+            .inner
+            .update(k, stored.revision, to_stored(deleting))
+            .await
+            .unwrap();
+        store.lag(k).await;
+        let mut released = decode_stored(&deleting).unwrap();
+        meta::set(&mut released, "finalizers", None);
+        meta::set(&mut released, "deletionTimestamp", None);
+        store
+            .inner
+            .update(k, deleting.revision, to_stored(released))
+            .await
+            .unwrap();
+        let deleted = registry
+            .delete(&app, "default", "web", &DeleteOptions::default())
+            .await
+            .unwrap();
+        assert!(matches!(deleted, Deleted::Gone { .. }));
+        assert!(store.inner.get(k, ReadAt::Latest).await.unwrap().is_none());
+    }
 
     #[test]
     fn propagation_policies_set_gc_finalizers() {

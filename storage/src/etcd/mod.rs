@@ -268,9 +268,11 @@ impl EtcdStore {
             .with_require_leader(true);
         if let Some(tls) = &options.tls {
             let mut config = etcd_client::TlsOptions::new();
-            if let Some(ca) = &tls.ca {
-                config = config.ca_certificate(etcd_client::Certificate::from_pem(ca));
-            }
+            config = match &tls.ca {
+                Some(ca) => config.ca_certificate(etcd_client::Certificate::from_pem(ca)),
+                // As Go's TLS client with no RootCAs: the system's trust store.
+                None => config.with_native_roots(),
+            };
             if let Some((cert, key)) = &tls.identity {
                 config = config.identity(etcd_client::Identity::from_pem(cert, key));
             }
