@@ -353,9 +353,9 @@ impl Registry {
             let current = meta::finalizers(&existing);
             let finalizers = finalizers_for_policy(&current, options);
             // Answers that write nothing come from a fresh read only, as in update_with.
-            let writes =
-                !options.dry_run && !(meta::is_deleting(&existing) && finalizers == current);
-            if !writes && !fresh {
+            let answers_only =
+                options.dry_run || (meta::is_deleting(&existing) && finalizers == current);
+            if answers_only && !fresh {
                 at = ReadAt::Latest;
                 continue;
             }
