@@ -422,6 +422,21 @@ impl Index {
         })
     }
 
+    /// [`Index::list`], run off the async worker ([`crate::long_running`]) when it may examine
+    /// many entries ([`crate::may_be_large`]).
+    pub fn list_long_running(
+        &self,
+        options: &ListOptions,
+        filter: Option<Filter<'_>>,
+    ) -> Result<ListResult> {
+        let count = self.count(&options.prefix) as u64;
+        if crate::may_be_large(options.limit, filter.is_some(), Some(count)) {
+            crate::long_running(|| self.list(options, filter))
+        } else {
+            self.list(options, filter)
+        }
+    }
+
     /// A consistent page of the keys under a prefix, as of a revision in the history window.
     /// Costs O(limit + log n + changes since the revision) when no filter is given.
     pub fn list(&self, options: &ListOptions, filter: Option<Filter<'_>>) -> Result<ListResult> {

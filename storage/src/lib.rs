@@ -66,9 +66,13 @@ pub fn long_running<R>(work: impl FnOnce() -> R) -> R {
     }
 }
 
-/// Whether a list with this limit may build a large page.
-pub fn may_be_large(limit: Option<usize>) -> bool {
-    limit.is_none_or(|l| l == 0 || l > LARGE_PAGE)
+/// Whether a list may examine many entries: one with no limit or a limit above
+/// [`LARGE_PAGE`], or a filtered one (it reads on until it has `limit` matches, the whole
+/// collection when few match), over a collection of more than [`LARGE_PAGE`] entries (`count`;
+/// `None` when unknown).
+pub fn may_be_large(limit: Option<usize>, filtered: bool, count: Option<u64>) -> bool {
+    (filtered || limit.is_none_or(|l| l == 0 || l > LARGE_PAGE))
+        && count.is_none_or(|n| n > LARGE_PAGE as u64)
 }
 
 /// A position in the store's history: the revision of the write that produced a value.

@@ -87,10 +87,7 @@ impl Store for MemoryStore {
 
     async fn list(&self, options: ListOptions, filter: Option<Filter<'_>>) -> Result<ListResult> {
         self.index.settle(options.at).await?;
-        if crate::may_be_large(options.limit) {
-            return crate::long_running(|| self.index.list(&options, filter));
-        }
-        self.index.list(&options, filter)
+        self.index.list_long_running(&options, filter)
     }
 
     async fn watch(&self, prefix: &str, start: WatchStart) -> Result<Watch> {

@@ -93,8 +93,15 @@ impl SledStore {
         let stamped_under = db.get(META_FINGERPRINT)?.map(|f| f.to_vec());
         // A clean stop left a snapshot of every value at sled's revision: read that one file.
         let mut from = "snapshot";
-        let (arena, db) = match crate::snapshot::take(path, revision, &fingerprint) {
-            Some(arena) => (arena, db),
+        let snapshot = crate::snapshot::take(path, revision, &fingerprint).and_then(|arena| {
+            decode_arena(arena, revision)
+                .inspect_err(
+                    |e| tracing::warn!(error = %e, "the store's snapshot is damaged; scanning"),
+                )
+                .ok()
+        });
+        let (mut data, db) = match snapshot {
+            Some(data) => (data, db),
             None => {
                 // sled keeps every page a scan touched in memory, whatever its cache capacity.
                 // The index holds all values anyway, so: copy everything into one buffer, close
@@ -110,10 +117,12 @@ impl SledStore {
                 }
                 drop(db);
                 from = "scan";
-                (Bytes::from(arena), reopen(&config)?)
+                (
+                    decode_arena(Bytes::from(arena), revision)?,
+                    reopen(&config)?,
+                )
             }
         };
-        let mut data = decode_arena(arena, revision)?;
         if stamped_under.as_deref() != Some(fingerprint.as_bytes()) {
             restamp(&db, &mut data, versioner.as_ref(), &fingerprint)?;
         }
@@ -337,11 +346,11 @@ fn decode_arena(arena: Bytes, revision: Revision) -> Result<Vec<KeyValue>> {
                 .ok_or_else(corrupt)
                 .and_then(decode_revision)
         };
-        let key_len = field(at)? as usize;
-        let raw_len = field(at + 8)? as usize;
+        let key_len = usize::try_from(field(at)?).map_err(|_| corrupt())?;
+        let raw_len = usize::try_from(field(at + 8)?).map_err(|_| corrupt())?;
         let key_at = at + 16;
-        let raw_at = key_at + key_len;
-        let end = raw_at + raw_len;
+        let raw_at = key_at.checked_add(key_len).ok_or_else(corrupt)?;
+        let end = raw_at.checked_add(raw_len).ok_or_else(corrupt)?;
         if end > arena.len() || raw_len < 8 {
             return Err(corrupt());
         }
@@ -424,10 +433,7 @@ impl Store for SledStore {
 
     async fn list(&self, options: ListOptions, filter: Option<Filter<'_>>) -> Result<ListResult> {
         self.index.settle(options.at).await?;
-        if crate::may_be_large(options.limit) {
-            return crate::long_running(|| self.index.list(&options, filter));
-        }
-        self.index.list(&options, filter)
+        self.index.list_long_running(&options, filter)
     }
 
     async fn watch(&self, prefix: &str, start: WatchStart) -> Result<Watch> {

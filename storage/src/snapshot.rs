@@ -7,9 +7,10 @@
 //! revision is the snapshot's (no write came after it: after a crash, sled is scanned) and the
 //! versioner's fingerprint matches; it is removed once loaded.
 //!
-//! Format: `ADMSNAP1`, revision (u64), fingerprint length (u32) and bytes, records length
-//! (u64), records (`[key length u64][entry length u64][key][revision u64 ++ value]`). Written to
-//! a temporary file, `fsync`ed, then renamed into place: a snapshot is whole or absent.
+//! Format: `ADMSNAP2`, revision (u64), fingerprint length (u32) and bytes, records length
+//! (u64), CRC-32 of the records (u32), records (`[key length u64][entry length u64][key]
+//! [revision u64 ++ value]`), integers big-endian. Written to a temporary file, `fsync`ed, then
+//! renamed into place: a snapshot is whole or absent, and a damaged one fails its checksum.
 
 use crate::index::Entry;
 use crate::tree::Map;
@@ -19,7 +20,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-const MAGIC: &[u8; 8] = b"ADMSNAP1";
+const MAGIC: &[u8; 8] = b"ADMSNAP2";
 const FILE: &str = "snapshot";
 
 fn path(dir: &Path) -> PathBuf {
@@ -56,6 +57,8 @@ pub(crate) fn write(
     file.write_all(fingerprint.as_bytes()).map_err(io)?;
     file.write_all(&(records.len() as u64).to_be_bytes())
         .map_err(io)?;
+    file.write_all(&crc32fast::hash(&records).to_be_bytes())
+        .map_err(io)?;
     file.write_all(&records).map_err(io)?;
     let file = file.into_inner().map_err(|e| io(e.into_error()))?;
     file.sync_all().map_err(io)?;
@@ -85,6 +88,7 @@ pub(crate) fn take(dir: &Path, revision: Revision, fingerprint: &str) -> Option<
     let fingerprint_len = u32::from_be_bytes(field(4)?.try_into().ok()?) as usize;
     let stamped_under = field(fingerprint_len)?;
     let records_len = u64::from_be_bytes(field(8)?.try_into().ok()?) as usize;
+    let checksum = u32::from_be_bytes(field(4)?.try_into().ok()?);
     if at_revision != revision || stamped_under != fingerprint.as_bytes() {
         tracing::info!(
             at_revision,
@@ -93,9 +97,14 @@ pub(crate) fn take(dir: &Path, revision: Revision, fingerprint: &str) -> Option<
         );
         return None;
     }
-    if raw.len() != at + records_len {
+    if at.checked_add(records_len) != Some(raw.len()) {
         tracing::warn!("the store's snapshot is truncated; scanning");
         return None;
     }
-    Some(raw.slice(at..))
+    let records = raw.slice(at..);
+    if crc32fast::hash(&records) != checksum {
+        tracing::warn!("the store's snapshot fails its checksum; scanning");
+        return None;
+    }
+    Some(records)
 }

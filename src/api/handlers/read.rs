@@ -203,11 +203,11 @@ pub async fn list(state: &AppState, call: &Call) -> ApiResult<Response> {
     // A list that reads a large collection takes one of the few seats large lists share (kube's
     // priority and fairness counts such a list as several requests), before it reads: the rest
     // of the server keeps its cores however many large lists arrive.
-    let large = storage::may_be_large(limit)
-        && state
-            .registry
-            .count(resource, &call.info.namespace)
-            .is_some_and(|n| n > storage::LARGE_PAGE as u64);
+    let large = storage::may_be_large(
+        limit,
+        has_filter,
+        state.registry.count(resource, &call.info.namespace),
+    );
     let seat = if large {
         Some(
             state

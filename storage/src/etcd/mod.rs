@@ -634,13 +634,7 @@ impl Store for EtcdStore {
             };
             return self.list_from_etcd(&options, revision, filter).await;
         };
-        let from_cache = |options: &ListOptions| {
-            if crate::may_be_large(options.limit) {
-                crate::long_running(|| cache.index().list(options, filter))
-            } else {
-                cache.index().list(options, filter)
-            }
-        };
+        let from_cache = |options: &ListOptions| cache.index().list_long_running(options, filter);
         match options.at {
             ReadAt::Any => from_cache(&options),
             ReadAt::Latest => {
