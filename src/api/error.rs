@@ -494,8 +494,9 @@ impl ApiError {
             }
             // The store cannot reach a quorum now, or is (re)initializing: retry shortly.
             storage::Error::Unavailable(why) => ApiError::unavailable(why).with_retry_after(1),
-            // The outcome of a write that timed out is unknown: kube's storage timeout.
-            storage::Error::Timeout(why) => ApiError::timeout(&why, 1),
+            // The outcome of a write that timed out is unknown: no Retry-After, which would make
+            // client-go send it again (a second object for a generateName create).
+            storage::Error::Timeout(why) => ApiError::timeout(&why, 0),
             storage::Error::Initializing(why) => {
                 tracing::info!(reason = %why, "storage is initializing");
                 ApiError::too_many_requests("storage is (re)initializing", 1)

@@ -66,6 +66,11 @@ pub fn long_running<R>(work: impl FnOnce() -> R) -> R {
     }
 }
 
+/// [`long_running`] when `large`, else `work` right here.
+pub fn long_running_if<R>(large: bool, work: impl FnOnce() -> R) -> R {
+    if large { long_running(work) } else { work() }
+}
+
 /// Whether a list may examine many entries: one with no limit or a limit above
 /// [`LARGE_PAGE`], or a filtered one (it reads on until it has `limit` matches, the whole
 /// collection when few match), over a collection of more than [`LARGE_PAGE`] entries (`count`;

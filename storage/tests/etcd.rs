@@ -21,6 +21,16 @@ async fn store(cluster: &EtcdCluster, history: usize) -> EtcdStore {
 
 /// A store whose reads wait up to `wait` for its caches to catch up.
 async fn store_waiting(cluster: &EtcdCluster, history: usize, wait: Duration) -> EtcdStore {
+    store_paging(cluster, history, wait, EtcdOptions::default().list_page).await
+}
+
+/// A store reading lists from etcd `list_page` keys per request.
+async fn store_paging(
+    cluster: &EtcdCluster,
+    history: usize,
+    wait: Duration,
+    list_page: usize,
+) -> EtcdStore {
     let store = EtcdStore::connect(
         EtcdOptions {
             endpoints: cluster.endpoints(),
@@ -33,6 +43,7 @@ async fn store_waiting(cluster: &EtcdCluster, history: usize, wait: Duration) ->
                 ..IndexOptions::default()
             },
             request_timeout: Duration::from_secs(2),
+            list_page,
             ..EtcdOptions::default()
         },
         Arc::new(Unversioned),
@@ -218,6 +229,82 @@ async fn compaction_makes_old_revisions_too_old_and_one_replica_compacts() {
         .await
         .unwrap_err();
     assert!(err.is_too_old(), "{err}");
+}
+
+/// Lists that read etcd do so a page of keys at a time at one revision: a watch cache's first
+/// list, and lists the cache cannot serve (before its window), whole, limited and filtered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_read_etcd_page_by_page_at_one_revision() {
+    let cluster = EtcdCluster::start(1).await;
+    let writer = store(&cluster, 4).await;
+    for i in 0..10 {
+        writer
+            .create(&format!("a/{i:02}"), v(&format!("v{i}")))
+            .await
+            .unwrap();
+    }
+    let then = writer.list(list("a/", ReadAt::Latest), None).await.unwrap();
+    // A replica whose cache lists 3 keys per request.
+    let s = store_paging(&cluster, 4, Duration::from_secs(3), 3).await;
+    let cached = s.list(list("a/", ReadAt::Latest), None).await.unwrap();
+    assert_eq!(cached.items, then.items);
+    // Moves the cache's window past `then`, and changes what a list at `then` would see.
+    for i in 0..5 {
+        let kv = s
+            .get(&format!("a/{i:02}"), ReadAt::Latest)
+            .await
+            .unwrap()
+            .unwrap();
+        s.update(&kv.key, kv.revision, v("changed")).await.unwrap();
+    }
+    s.list(list("a/", ReadAt::Latest), None).await.unwrap();
+    assert!(
+        then.revision < s.oldest_revision(),
+        "outside the cache window"
+    );
+    let whole = s
+        .list(list("a/", ReadAt::Exact(then.revision)), None)
+        .await
+        .unwrap();
+    assert_eq!(whole.items, then.items);
+    assert_eq!((whole.revision, whole.remaining), (then.revision, Some(0)));
+    let page = s
+        .list(
+            ListOptions {
+                limit: Some(4),
+                ..list("a/", ReadAt::Exact(then.revision))
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.items, then.items[..4]);
+    assert_eq!(page.continue_after.as_deref(), Some("a/03"));
+    assert_eq!(page.remaining, Some(6));
+    let odd = |kv: &storage::KeyValue| kv.value.ends_with(b"1") || kv.value.ends_with(b"7");
+    let filtered = s
+        .list(
+            ListOptions {
+                limit: Some(1),
+                ..list("a/", ReadAt::Exact(then.revision))
+            },
+            Some(&odd),
+        )
+        .await
+        .unwrap();
+    assert_eq!(filtered.items, then.items[1..2]);
+    assert_eq!(filtered.continue_after.as_deref(), Some("a/01"));
+    let rest = s
+        .list(
+            ListOptions {
+                start_after: Some("a/01".into()),
+                ..list("a/", ReadAt::Exact(then.revision))
+            },
+            Some(&odd),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rest.items, then.items[7..8]);
 }
 
 /// Writes with retries, recording what was acknowledged; errors must be retryable ones.

@@ -12,19 +12,17 @@
 //! holds, it lists again: every watch on it then ends with [`Error::Lagged`], so the API's
 //! watchers start over.
 
-use super::{Keys, Retry, bounded, mod_revision};
+use super::{Keys, Retry, mod_revision};
 use crate::index::{Index, IndexOptions};
 use crate::{Error, KeyValue, Result, Revision, Versioner};
 use bytes::Bytes;
-use etcd_client::{Client, EventType, GetOptions, WatchOptions};
+use etcd_client::{Client, EventType, WatchOptions};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
-/// Keys fetched per range request while listing.
-const LIST_PAGE: i64 = 5_000;
 /// While a reader waits for a revision, a progress notification is requested this often.
 const PROGRESS_RETRY: Duration = Duration::from_millis(100);
 /// Largest etcd response accepted (a list page or a batch of watch events).
@@ -39,6 +37,8 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// How often an idle cache asks for a progress notification.
     pub progress_interval: Duration,
+    /// Keys per range request when the cache lists.
+    pub list_page: usize,
     /// Whether requested progress notifications can be trusted ([`super::features`]).
     pub progress_safe: Arc<AtomicBool>,
 }
@@ -73,13 +73,7 @@ impl Cache {
             progress: Notify::new(),
             progress_safe: settings.progress_safe.clone(),
         });
-        let task = tokio::spawn(reflect(
-            cache.clone(),
-            client,
-            keys,
-            settings.request_timeout,
-            settings.progress_interval,
-        ));
+        let task = tokio::spawn(reflect(cache.clone(), client, keys, settings.clone()));
         (cache, task)
     }
 
@@ -161,52 +155,43 @@ impl Backoff {
     }
 }
 
-/// Lists the keys under the cache's prefix at one revision, page by page.
+/// Lists the keys under the cache's prefix at one revision, page by page, stamping values off
+/// the async worker.
 async fn list(
     client: &Client,
     keys: &Keys,
     prefix: &str,
     versioner: &dyn Versioner,
-    limit: Duration,
+    settings: &Settings,
 ) -> Result<(Vec<KeyValue>, Revision)> {
-    let kv = client.kv_client().max_decoding_message_size(MAX_MESSAGE);
-    let end = keys.range_end(prefix);
-    let mut start = keys.etcd(prefix);
-    let mut at = 0i64;
     let mut items = Vec::new();
-    loop {
-        let mut options = GetOptions::new()
-            .with_range(end.clone())
-            .with_limit(LIST_PAGE);
-        if at > 0 {
-            options = options.with_revision(at);
-        }
-        let response = bounded(limit, Retry::Never, || {
-            let (mut kv, start, options) = (kv.clone(), start.clone(), options.clone());
-            async move { kv.get(start, Some(options)).await }
+    let range = super::Range {
+        kv: client.kv_client().max_decoding_message_size(MAX_MESSAGE),
+        start: keys.etcd(prefix),
+        end: keys.range_end(prefix),
+        revision: None,
+        page: settings.list_page,
+        limit: settings.request_timeout,
+        retry: Retry::Never,
+    };
+    let revision = range
+        .read(|response| {
+            crate::long_running(|| {
+                for item in response.kvs() {
+                    if let Some(key) = keys.store(item.key()) {
+                        let revision = mod_revision(item);
+                        items.push(KeyValue {
+                            key: Arc::from(key),
+                            value: versioner.stamp(key, item.value(), revision),
+                            revision,
+                        });
+                    }
+                }
+            });
+            true
         })
         .await?;
-        if at == 0 {
-            at = super::revision_of(response.header())? as i64;
-        }
-        for item in response.kvs() {
-            if let Some(key) = keys.store(item.key()) {
-                let revision = mod_revision(item);
-                items.push(KeyValue {
-                    key: Arc::from(key),
-                    value: versioner.stamp(key, item.value(), revision),
-                    revision,
-                });
-            }
-        }
-        match response.kvs().last() {
-            Some(last) if response.more() => {
-                start = last.key().to_vec();
-                start.push(0);
-            }
-            _ => return Ok((items, at as Revision)),
-        }
-    }
+    Ok((items, revision))
 }
 
 /// Why a watch stream ended.
@@ -218,21 +203,15 @@ enum Ended {
 }
 
 /// Lists, then watches, for as long as the task runs.
-async fn reflect(
-    cache: Arc<Cache>,
-    client: Client,
-    keys: Keys,
-    limit: Duration,
-    progress_interval: Duration,
-) {
+async fn reflect(cache: Arc<Cache>, client: Client, keys: Keys, settings: Settings) {
     let mut backoff = Backoff(Backoff::FIRST);
     let mut listed = false;
     loop {
         if !listed {
             let versioner = cache.index.versioner().clone();
-            match list(&client, &keys, &cache.prefix, versioner.as_ref(), limit).await {
+            match list(&client, &keys, &cache.prefix, versioner.as_ref(), &settings).await {
                 Ok((items, revision)) => {
-                    cache.index.reset(items, revision);
+                    crate::long_running(|| cache.index.reset(items, revision));
                     cache.ready.send_replace(true);
                     listed = true;
                     tracing::info!(resource = %cache.prefix, revision, keys = cache.index.len(), "watch cache listed");
@@ -244,7 +223,15 @@ async fn reflect(
                 }
             }
         }
-        match watch_from(&cache, &client, &keys, progress_interval, &mut backoff).await {
+        match watch_from(
+            &cache,
+            &client,
+            &keys,
+            settings.progress_interval,
+            &mut backoff,
+        )
+        .await
+        {
             Ended::Resume => {}
             Ended::Relist => listed = false,
         }

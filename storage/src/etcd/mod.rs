@@ -79,6 +79,8 @@ pub struct EtcdOptions {
     /// How often an idle watch cache asks etcd for a progress notification, so its revision
     /// (and the bookmarks of watches) keeps up with writes elsewhere.
     pub progress_interval: Duration,
+    /// Keys per range request when a list reads etcd ([`LIST_PAGE`]).
+    pub list_page: usize,
 }
 
 impl Default for EtcdOptions {
@@ -92,6 +94,7 @@ impl Default for EtcdOptions {
             index: IndexOptions::default(),
             request_timeout: Duration::from_secs(10),
             progress_interval: Duration::from_secs(5),
+            list_page: LIST_PAGE,
         }
     }
 }
@@ -196,6 +199,10 @@ fn never_sent(err: &etcd_client::Error) -> bool {
     .any(|needle| text.contains(needle))
 }
 
+/// Keys per range request when a list reads etcd (a watch cache's list, or a list the cache
+/// cannot serve): 5,000 Apps are about 4 MiB.
+pub(crate) const LIST_PAGE: usize = 5_000;
+
 /// Which failed attempts of an etcd request [`bounded`] makes again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Retry {
@@ -209,7 +216,9 @@ pub(crate) enum Retry {
 
 /// Runs an etcd request within `limit`, retrying on another member (the client balances over
 /// them) while etcd is unavailable, as `retry` allows, as etcd's Go client retries. What still
-/// fails when the time is up is [`Error::Timeout`] (or the last [`Error::Unavailable`]).
+/// fails when the time is up is [`Error::Timeout`] (or the last [`Error::Unavailable`]). A write
+/// that failed after it may have reached a member is [`Error::Timeout`]: its outcome is unknown,
+/// so nothing tells the client to send it again.
 pub(crate) async fn bounded<T, F, Fut>(limit: Duration, retry: Retry, mut attempt: F) -> Result<T>
 where
     F: FnMut() -> Fut,
@@ -228,12 +237,18 @@ where
                 )));
             }
         };
+        let unsent = never_sent(&failure);
         let again = match retry {
             Retry::Never => false,
-            Retry::Unsent => never_sent(&failure),
+            Retry::Unsent => unsent,
             Retry::Always => true,
         };
-        let failure = error(failure);
+        let mut failure = error(failure);
+        if retry == Retry::Unsent && !unsent && matches!(failure, Error::Unavailable(_)) {
+            failure = Error::Timeout(format!(
+                "{failure}; the write may or may not have been applied"
+            ));
+        }
         if !again
             || !matches!(failure, Error::Unavailable(_))
             || tokio::time::Instant::now() + pause >= deadline
@@ -242,6 +257,63 @@ where
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(250));
+    }
+}
+
+/// Keys read from etcd at one revision, request by request.
+pub(crate) struct Range {
+    /// The client, accepting responses up to [`cache::MAX_MESSAGE`].
+    pub kv: etcd_client::KvClient,
+    /// The first key (etcd's form).
+    pub start: Vec<u8>,
+    /// The end of the range (exclusive).
+    pub end: Vec<u8>,
+    /// The revision to read at; the newest when `None`.
+    pub revision: Option<Revision>,
+    /// Keys per request.
+    pub page: usize,
+    /// Time limit of each request ([`bounded`]).
+    pub limit: Duration,
+    /// Which failed requests are made again.
+    pub retry: Retry,
+}
+
+impl Range {
+    /// Hands every response to `each`, in key order, until `each` returns false or the range
+    /// ends; every request after the first reads at the first one's revision, which it returns.
+    pub(crate) async fn read(
+        mut self,
+        mut each: impl FnMut(&etcd_client::GetResponse) -> bool,
+    ) -> Result<Revision> {
+        let mut at = self.revision;
+        loop {
+            let mut get = GetOptions::new()
+                .with_range(self.end.clone())
+                .with_limit(i64::try_from(self.page).unwrap_or(i64::MAX));
+            if let Some(r) = at {
+                get = get.with_revision(i64::try_from(r).unwrap_or(i64::MAX));
+            }
+            let response = bounded(self.limit, self.retry, || {
+                let (mut kv, start, get) = (self.kv.clone(), self.start.clone(), get.clone());
+                async move { kv.get(start, Some(get)).await }
+            })
+            .await?;
+            let revision = match at {
+                Some(r) => r,
+                None => revision_of(response.header())?,
+            };
+            at = Some(revision);
+            if !each(&response) {
+                return Ok(revision);
+            }
+            match response.kvs().last() {
+                Some(last) if response.more() => {
+                    self.start = last.key().to_vec();
+                    self.start.push(0);
+                }
+                _ => return Ok(revision),
+            }
+        }
     }
 }
 
@@ -297,6 +369,7 @@ impl EtcdStore {
             index: options.index,
             request_timeout: options.request_timeout,
             progress_interval: options.progress_interval,
+            list_page: options.list_page.max(1),
             progress_safe: progress_safe.clone(),
         };
         let mut caches = Vec::new();
@@ -414,17 +487,16 @@ impl EtcdStore {
         Ok(response.kvs().first().and_then(|kv| self.decode(kv)))
     }
 
-    /// A page from etcd at a revision (the newest when `None`). Without a filter this is one
-    /// range request; with one, pages are fetched until the limit is met, as k8s.io/apiserver's
-    /// etcd3 store does.
+    /// A page from etcd at a revision (the newest when `None`), read in requests of at most
+    /// [`LIST_PAGE`] keys at that revision; with a filter, requests continue until the limit
+    /// is met, as k8s.io/apiserver's etcd3 store does.
     async fn list_from_etcd(
         &self,
         options: &ListOptions,
         revision: Option<Revision>,
         filter: Option<Filter<'_>>,
     ) -> Result<ListResult> {
-        let end = self.keys.range_end(&options.prefix);
-        let mut start = match options.start_after.as_deref() {
+        let start = match options.start_after.as_deref() {
             Some(after) if after >= options.prefix.as_str() => {
                 let mut k = self.keys.etcd(after);
                 k.push(0);
@@ -433,66 +505,61 @@ impl EtcdStore {
             _ => self.keys.etcd(&options.prefix),
         };
         let limit = options.limit.filter(|l| *l > 0);
-        let mut at = revision.map(|r| r as i64).unwrap_or(0);
+        // One more than the page tells whether more remain; with a filter, read in larger steps.
+        let page = match limit {
+            Some(l) if filter.is_none() => l.saturating_add(1),
+            Some(l) => l.max(256),
+            None => self.options.list_page,
+        }
+        .clamp(1, self.options.list_page.max(1));
         let mut result = ListResult::default();
         let mut last_examined: Option<Vec<u8>> = None;
-        let kv = self.kv();
-        loop {
-            let mut get = GetOptions::new().with_range(end.clone());
-            if at > 0 {
-                get = get.with_revision(at);
-            }
-            if let Some(l) = limit {
-                // One more than the page tells whether more remain; with a filter, fetch in
-                // larger steps.
-                let want = if filter.is_some() { l.max(256) } else { l + 1 };
-                get = get.with_limit(want as i64);
-            }
-            let response = bounded(self.options.request_timeout, Retry::Always, || {
-                let (mut kv, start, get) = (kv.clone(), start.clone(), get.clone());
-                async move { kv.get(start, Some(get)).await }
+        let mut full = false;
+        let range = Range {
+            kv: self.kv(),
+            start,
+            end: self.keys.range_end(&options.prefix),
+            revision,
+            page,
+            limit: self.options.request_timeout,
+            retry: Retry::Always,
+        };
+        let at = range
+            .read(|response| {
+                // Keys from this response's start to the end of the range, at the revision.
+                let count = usize::try_from(response.count()).unwrap_or(0);
+                crate::long_running_if(response.kvs().len() >= 256, || {
+                    for (taken, item) in response.kvs().iter().enumerate() {
+                        if limit.is_some_and(|l| result.items.len() >= l) {
+                            // This key shows more remain.
+                            result.continue_after = last_examined
+                                .as_deref()
+                                .and_then(|k| self.keys.store(k))
+                                .map(str::to_string);
+                            if filter.is_none() {
+                                result.remaining = Some(count.saturating_sub(taken) as u64);
+                            }
+                            full = true;
+                            return false;
+                        }
+                        result.examined += 1;
+                        last_examined = Some(item.key().to_vec());
+                        if let Some(value) = self.decode(item)
+                            && filter.is_none_or(|f| f(&value))
+                        {
+                            result.items.push(value);
+                        }
+                    }
+                    true
+                })
             })
             .await
             .map_err(|e| compacted_as_too_old(e, revision))?;
-            if at == 0 {
-                at = revision_of(response.header())? as i64;
-            }
-            result.revision = at as Revision;
-            // Keys from `start` to the end of the range, at that revision.
-            let count = usize::try_from(response.count()).unwrap_or(0);
-            for (taken, item) in response.kvs().iter().enumerate() {
-                if limit.is_some_and(|l| result.items.len() >= l) {
-                    // This key shows more remain.
-                    result.continue_after = last_examined
-                        .as_deref()
-                        .and_then(|k| self.keys.store(k))
-                        .map(str::to_string);
-                    if filter.is_none() {
-                        result.remaining = Some(count.saturating_sub(taken) as u64);
-                    }
-                    return Ok(result);
-                }
-                result.examined += 1;
-                last_examined = Some(item.key().to_vec());
-                if let Some(value) = self.decode(item)
-                    && filter.is_none_or(|f| f(&value))
-                {
-                    result.items.push(value);
-                }
-            }
-            match &last_examined {
-                Some(last) if response.more() => {
-                    start = last.clone();
-                    start.push(0);
-                }
-                _ => {
-                    if filter.is_none() {
-                        result.remaining = Some(0);
-                    }
-                    return Ok(result);
-                }
-            }
+        result.revision = at;
+        if !full && filter.is_none() {
+            result.remaining = Some(0);
         }
+        Ok(result)
     }
 
     /// A transaction: retried only when it cannot have reached etcd.
