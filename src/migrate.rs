@@ -97,5 +97,8 @@ pub async fn run(options: MigrateOptions) -> Result<Report> {
             Err(e) => return Err(e).with_context(|| format!("cannot copy {}", kv.key)),
         }
     }
+    // Closed cleanly, the sled store keeps its quick-start snapshot (opening it used it up).
+    sled.close().await;
+    target.close().await;
     Ok(report)
 }

@@ -215,7 +215,9 @@ impl WatchCache {
         let (tx, rx) = mpsc::channel(self.queue);
         // Replay what the window holds after the start; a watcher too far behind to take
         // the replay is refused like one whose revision left the window.
-        for event in inner.history.iter().filter(|e| e.event.revision > after) {
+        // The history is in revision order: skip to the first event after the start.
+        let first = inner.history.partition_point(|e| e.event.revision <= after);
+        for event in inner.history.range(first..) {
             if !event.event.key.starts_with(prefix) {
                 continue;
             }

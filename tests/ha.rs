@@ -719,6 +719,18 @@ async fn quorum_loss_fails_readiness_and_writes_then_recovers() {
     )
     .await;
     assert_eq!(code, 200, "{one}");
+    // So do watches from a known resourceVersion: this one gets its bookmark before it ends.
+    let rv = list["metadata"]["resourceVersion"].as_str().unwrap();
+    let mut w = s
+        .watch(
+            &format!("{ns}?watch=1&resourceVersion={rv}&allowWatchBookmarks=true&timeoutSeconds=3"),
+            &[],
+            true,
+        )
+        .await;
+    assert_eq!(w.status, 200);
+    let bookmark = w.next(Duration::from_secs(5)).await.expect("a bookmark");
+    assert_eq!(bookmark["type"], "BOOKMARK", "{bookmark}");
     // Quorum returns: ready again and writes go through, without a restart.
     ha.etcd.restart(1);
     wait_ready(s).await;

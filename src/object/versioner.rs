@@ -10,7 +10,8 @@
 use super::skim::{Skim, Step};
 use bytes::{BufMut, Bytes, BytesMut};
 
-/// The server's [`storage::Versioner`].
+/// A [`storage::Versioner`] that stamps the resourceVersion alone (the server's, `StorageCodec`,
+/// also applies defaults); tests use it.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ResourceVersioner;
 

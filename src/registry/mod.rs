@@ -22,7 +22,7 @@ use crate::object::meta;
 use bytes::Bytes;
 use serde_json::Value;
 use std::sync::Arc;
-use storage::{Filter, KeyValue, ListOptions, ReadAt, Revision, Store, WatchStart};
+use storage::{Filter, KeyValue, ListOptions, ReadAt, Revision, Store};
 
 /// How unknown fields in a request body are treated (`fieldValidation`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -178,16 +178,6 @@ impl Registry {
             remaining: result.remaining,
             examined: result.examined,
         })
-    }
-
-    /// A watch on a collection.
-    pub async fn watch(
-        &self,
-        resource: &Resource,
-        namespace: &str,
-        start: WatchStart,
-    ) -> Result<storage::Watch, storage::Error> {
-        self.store.watch(&prefix(resource, namespace), start).await
     }
 
     /// How many objects a collection holds now, if the store knows.

@@ -8,7 +8,7 @@
 //! Locking: one `RwLock` guards the state, and nothing holds it for longer than a constant
 //! amount of work. A read takes a snapshot of the map (O(1)) and the events it needs from the
 //! history (bounded by the history window, not by the collection), then builds its answer
-//! without the lock. A writer applies at most [`APPLY_CHUNK`] changes per acquisition.
+//! without the lock. A writer applies at most `APPLY_CHUNK` (64) changes per acquisition.
 
 use crate::tree::Map;
 use crate::watch::Signal;

@@ -13,9 +13,8 @@
 //!   [`tree::Map`]), the newest revision, a bounded history of events, the live event fan-out.
 //! - [`memory::MemoryStore`]: the reference backend; nothing survives the process.
 //! - [`sled_store::SledStore`]: the default durable backend. One writer thread applies queued
-//!   writes in groups with one `fsync` per group and only then makes them visible.
-
-//!   and watches come from a watch cache per resource fed by one etcd watch each.
+//!   writes in groups with one `fsync` per group and only then makes them visible; a clean
+//!   close leaves a snapshot file the next open reads instead of scanning sled.
 //! - [`etcd::EtcdStore`]: the backend for several replicas: writes are etcd transactions, reads
 //!   and watches come from a watch cache per resource fed by one etcd watch each.
 //! - [`watch::Watch`]: a watcher's ordered stream of events and progress notifications.
@@ -27,8 +26,8 @@
 //! - A write is acknowledged only once it is durable (fsync'd, or committed by an etcd quorum).
 //!   On the embedded backends it is visible to reads and watches when acknowledged; on etcd a
 //!   consistent read ([`ReadAt::Latest`]) waits until the cache has caught up with it.
-//! - No backend runs blocking I/O on the caller's async worker thread, and no read holds a lock
-//!   across work proportional to the collection or the page.
+//! - No backend runs blocking I/O, or work proportional to the collection, on the caller's
+//!   async worker thread ([`long_running`]), and no read holds a lock across such work.
 
 pub mod error;
 pub mod etcd;

@@ -79,7 +79,7 @@ pub struct EtcdOptions {
     /// How often an idle watch cache asks etcd for a progress notification, so its revision
     /// (and the bookmarks of watches) keeps up with writes elsewhere.
     pub progress_interval: Duration,
-    /// Keys per range request when a list reads etcd ([`LIST_PAGE`]).
+    /// Keys per range request when a list reads etcd (5,000 by default).
     pub list_page: usize,
 }
 
@@ -730,10 +730,15 @@ impl Store for EtcdStore {
     async fn watch(&self, prefix: &str, start: WatchStart) -> Result<Watch> {
         match self.ready_cache(prefix).await? {
             Some(cache) => {
-                // A watch starts from a state that has every write acknowledged before it. When
-                // the cache cannot be shown current (older etcd), it starts from what the cache
-                // has: it still misses nothing after that.
-                if !self.catch_up(cache).await? && self.progress_safe.load(Ordering::Acquire) {
+                // A snapshot is a consistent read: it has every write acknowledged before it.
+                // When the cache cannot be shown current (older etcd), it starts from what the
+                // cache has: it still misses nothing after that. Other watches start from the
+                // cache as it is, without asking etcd, as kube's cacher serves them (so they
+                // keep working while etcd has no quorum).
+                if start == WatchStart::Snapshot
+                    && !self.catch_up(cache).await?
+                    && self.progress_safe.load(Ordering::Acquire)
+                {
                     return Err(Error::Timeout(format!(
                         "the watch cache of {} did not catch up with etcd",
                         cache.prefix()
