@@ -157,6 +157,8 @@ struct Row {
     rss_loaded: f64,
     restart: Duration,
     rss_restarted: f64,
+    /// Where the restarted sled store loaded from (`snapshot`, `scan`).
+    loaded_from: Option<String>,
 }
 
 fn rate(s: &Samples, d: Duration) -> f64 {
@@ -267,6 +269,7 @@ pub async fn run(args: Args) -> Result<()> {
         setup.replicas.insert(0, first);
         client = setup.client(args.http2)?;
         let rss_restarted = setup.replicas[0].rss_mib();
+        let loaded_from = setup.replicas[0].loaded_from();
         rows.push(Row {
             size,
             creates,
@@ -276,6 +279,7 @@ pub async fn run(args: Args) -> Result<()> {
             rss_loaded,
             restart,
             rss_restarted,
+            loaded_from,
         });
     }
     println!(
@@ -283,7 +287,7 @@ pub async fn run(args: Args) -> Result<()> {
     );
     for r in &rows {
         println!(
-            "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} MiB | {:.0} ms | {:.1} MiB |",
+            "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} MiB | {:.0} ms{} | {:.1} MiB |",
             r.size,
             r.creates,
             r.gets,
@@ -291,6 +295,10 @@ pub async fn run(args: Args) -> Result<()> {
             r.lists_10,
             r.rss_loaded,
             r.restart.as_secs_f64() * 1000.0,
+            r.loaded_from
+                .as_deref()
+                .map(|f| format!(" (from {f})"))
+                .unwrap_or_default(),
             r.rss_restarted
         );
     }

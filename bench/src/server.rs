@@ -106,6 +106,18 @@ impl Server {
         }
     }
 
+    /// Where the sled store came from at the last start, as the server logged it
+    /// (`snapshot` or `scan`); `None` on etcd or when it is not in the log.
+    pub fn loaded_from(&self) -> Option<String> {
+        let log = std::fs::read_to_string(self.dir.join("server.log")).ok()?;
+        let at = log.rfind("from=")? + "from=".len();
+        let rest = log[at..].trim_start_matches('"');
+        let end = rest
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(rest.len());
+        Some(rest[..end].to_string())
+    }
+
     fn spawn(binary: PathBuf, dir: PathBuf, extra: Vec<String>) -> Result<Server> {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -115,7 +127,7 @@ impl Server {
             .args(["serve", "--secure-port", "0", "--data-dir"])
             .arg(&dir)
             .args(&extra)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "warn,storage=info")
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
