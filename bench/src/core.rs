@@ -2,7 +2,9 @@
 //! up to each size (1k, 10k, 100k, 1M by default); at each size it measures durable creates,
 //! gets, lists of 500 and of 10 (first pages), the server's RSS, and the restart time to a
 //! passing `/readyz` (with RSS after the restart). At 100k it also measures p99 create latency
-//! alone and with 4 concurrent full lists of the 100k objects running.
+//! alone and with 4 concurrent full lists of the 100k objects running (read by a child process
+//! at the lowest CPU priority, so that the load generator's own list work does not take the
+//! creates' CPU on a shared machine).
 //!
 //! `--etcd` runs the server on etcd instead of sled: the benchmark starts etcd members on
 //! loopback (`ETCD_BIN`, else `etcd` on the PATH) and `--replicas` servers sharing them, and
@@ -10,7 +12,9 @@
 
 use crate::client::Client;
 use crate::fleet::{Fleet, FleetArgs};
+use crate::lister::Listers;
 use crate::report::{HEADER, Samples};
+use crate::server::Server;
 use anyhow::Result;
 use bytes::Bytes;
 use rand::Rng;
@@ -104,7 +108,7 @@ async fn create(
 }
 
 /// Runs requests made by `path_of` until `deadline` with `concurrency` workers.
-async fn read_phase(
+pub(crate) async fn read_phase(
     client: &Client,
     concurrency: usize,
     deadline: Instant,
@@ -166,21 +170,31 @@ fn rate(s: &Samples, d: Duration) -> f64 {
 }
 
 /// p99 of creates (8 in flight) for a while, with `lists` full lists of `NAMESPACE` running
-/// meanwhile; returns the creates' samples and the full lists' rate.
+/// meanwhile on `server` (read by a child process at the lowest CPU priority, see
+/// [`crate::lister`]); returns the creates' samples and the full lists' rate.
 async fn creates_beside_full_lists(
     client: &Client,
+    server: &Server,
     seconds: u64,
     lists: usize,
     offset: usize,
-) -> (Samples, f64) {
+) -> Result<(Samples, f64)> {
+    let listing = if lists > 0 {
+        let listers = Listers::start(
+            &server.base,
+            &server.token,
+            &server.ca_pem,
+            &collection(NAMESPACE),
+            lists,
+            seconds as f64 + 2.0,
+        )?;
+        // The readers have connected and their lists are under way.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        Some(listers)
+    } else {
+        None
+    };
     let deadline = Instant::now() + Duration::from_secs(seconds);
-    let listing = (lists > 0).then(|| {
-        let client = client.clone();
-        tokio::spawn(async move {
-            let full = Arc::new(|| collection(NAMESPACE)) as Arc<dyn Fn() -> String + Send + Sync>;
-            read_phase(&client, lists, deadline, full).await
-        })
-    });
     let next = Arc::new(AtomicUsize::new(offset));
     let mut tasks = Vec::new();
     for _ in 0..8 {
@@ -213,13 +227,10 @@ async fn creates_beside_full_lists(
         }
     }
     let list_rate = match listing {
-        Some(l) => match l.await {
-            Ok((s, d)) => rate(&s, d),
-            Err(_) => 0.0,
-        },
+        Some(l) => l.rate().await?,
         None => 0.0,
     };
-    (all, list_rate)
+    Ok((all, list_rate))
 }
 
 /// Runs the core benchmark and prints a Markdown report.
@@ -257,12 +268,6 @@ pub async fn run(args: Args) -> Result<()> {
             measured.push(rate(&s, d));
             println!("{}", s.line(&name, d));
         }
-        if size == 100_000 {
-            let (mut alone, _) = creates_beside_full_lists(&client, args.seconds, 0, 0).await;
-            let (mut beside, lists) =
-                creates_beside_full_lists(&client, args.seconds, args.full_lists, 1_000_000).await;
-            contention = Some((alone.percentile(99.0), beside.percentile(99.0), lists));
-        }
         // Restart the first replica and time it to ready.
         let first = setup.replicas.remove(0);
         let (first, restart) = first.restart().await?;
@@ -270,6 +275,21 @@ pub async fn run(args: Args) -> Result<()> {
         client = setup.client(args.http2)?;
         let rss_restarted = setup.replicas[0].rss_mib();
         let loaded_from = setup.replicas[0].loaded_from();
+        // After the restart, which thus loads exactly `size` Apps (these creates add more).
+        if size == 100_000 {
+            let server = &setup.replicas[0];
+            let (mut alone, _) =
+                creates_beside_full_lists(&client, server, args.seconds, 0, 0).await?;
+            let (mut beside, lists) = creates_beside_full_lists(
+                &client,
+                server,
+                args.seconds,
+                args.full_lists,
+                1_000_000,
+            )
+            .await?;
+            contention = Some((alone.percentile(99.0), beside.percentile(99.0), lists));
+        }
         rows.push(Row {
             size,
             creates,

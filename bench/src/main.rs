@@ -10,6 +10,7 @@ mod admission;
 mod client;
 mod core;
 mod fleet;
+mod lister;
 mod overload;
 mod peer;
 mod report;
@@ -35,6 +36,9 @@ enum Command {
     Admission(admission::Args),
     /// Creates from 10x the in-flight limit of connections, as a non-master user.
     Overload(overload::Args),
+    /// The full-list readers of `core`'s contention phase (run by `core` itself).
+    #[command(hide = true)]
+    FullLists(lister::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,6 +52,7 @@ fn main() -> anyhow::Result<()> {
             Command::Watch(a) => watch::run(a).await,
             Command::Admission(a) => admission::run(a).await,
             Command::Overload(a) => overload::run(a).await,
+            Command::FullLists(a) => lister::run(a).await,
         }
     })
 }

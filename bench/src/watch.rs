@@ -108,6 +108,7 @@ pub async fn run(args: Args) -> Result<()> {
             .collect::<Result<_>>()?
     };
     let opening = Instant::now();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
     for i in 0..args.watchers {
         let client = if http2 {
@@ -122,6 +123,7 @@ pub async fn run(args: Args) -> Result<()> {
             delivered.clone(),
             last_delivery.clone(),
         );
+        let mut stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
             let mut seen = Seen::default();
             let mut last: Option<u64> = None;
@@ -137,7 +139,15 @@ pub async fn run(args: Args) -> Result<()> {
             let version = memchr::memmem::Finder::new(b"\"resourceVersion\":\"");
             // Bytes of a line split across frames.
             let mut partial: Vec<u8> = Vec::new();
-            while let Some(Ok(frame)) = body.frame().await {
+            loop {
+                // Until the stream ends, or the benchmark is over.
+                let frame = tokio::select! {
+                    frame = body.frame() => frame,
+                    _ = stop.wait_for(|s| *s) => return seen,
+                };
+                let Some(Ok(frame)) = frame else {
+                    break;
+                };
                 let Ok(data) = frame.into_data() else {
                     continue;
                 };
@@ -179,7 +189,9 @@ pub async fn run(args: Args) -> Result<()> {
                         last = Some(rv);
                         last_delivery.fetch_max(now, Ordering::Relaxed);
                         delivered.fetch_add(1, Ordering::Relaxed);
-                        if n + 1 == sent_at.len() {
+                        // Creates run concurrently, so names need not arrive in order: done
+                        // once every one has come.
+                        if seen.latencies_us.len() == sent_at.len() {
                             return seen;
                         }
                     }
@@ -252,8 +264,8 @@ pub async fn run(args: Args) -> Result<()> {
     );
     let (mut closed, mut disorder, mut lost_open) = (0u64, 0u64, 0u64);
     let mut latencies: Vec<u32> = Vec::new();
+    let _ = stop_tx.send(true);
     for t in tasks {
-        t.abort();
         if let Ok(seen) = t.await {
             disorder += seen.disorder;
             if seen.closed_early {
