@@ -174,6 +174,13 @@ impl Limiter {
         }
     }
 
+    /// Mutating requests being served now (those that took a slot).
+    pub fn mutating_in_flight(&self) -> usize {
+        self.mutating
+            .as_ref()
+            .map_or(0, |p| p.used.load(Ordering::Acquire))
+    }
+
     /// Publishes the watermarks every second, as kube's `startWatermarkMaintenance` does.
     pub async fn maintain_watermarks(self: Arc<Self>, gauge: Family<InflightLabels, Gauge>) {
         if self.read_only.is_none() && self.mutating.is_none() {

@@ -253,6 +253,10 @@ pub async fn list(state: &AppState, call: &Call) -> ApiResult<Response> {
             page.items,
             meta,
             move |stored| codec::serve(&resource, version, stored),
+            {
+                let limiter = state.limiter.clone();
+                move || limiter.mutating_in_flight() > 0
+            },
         );
         let chunks = futures_util::StreamExt::map(chunks, move |c| {
             let _held_until_the_last_chunk = &seat;
