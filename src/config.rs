@@ -34,8 +34,8 @@ pub enum Command {
 /// The etcd flags, named as k8s.io/apiserver names them.
 #[derive(Debug, Clone, Args)]
 pub struct EtcdFlags {
-    /// Store objects in etcd instead of sled, so that several replicas can serve one API:
-    /// the members' client URLs (comma-separated, `https://host:2379`).
+    /// The etcd members' client URLs (comma-separated, `https://host:2379`). `serve` stores
+    /// objects there instead of in sled, so that several replicas can serve one API.
     #[arg(long, value_delimiter = ',')]
     pub etcd_servers: Option<Vec<String>>,
     /// Prefix of every key this server writes in etcd.
@@ -50,8 +50,8 @@ pub struct EtcdFlags {
     /// Key of --etcd-certfile (PEM).
     #[arg(long)]
     pub etcd_keyfile: Option<PathBuf>,
-    /// How often etcd's history is compacted (Go duration, 0 disables); replicas coordinate so
-    /// that one compacts per interval.
+    /// How often `serve` compacts etcd's history (Go duration, 0 disables); replicas coordinate
+    /// so that one compacts per interval. `migrate` does not compact.
     #[arg(long, default_value = "5m0s", value_parser = crate::server::deadline::duration_flag)]
     pub etcd_compaction_interval: Duration,
 }

@@ -175,6 +175,16 @@ fn reaches_the_server(dir: &str) {
         "in a pod, the service account is used"
     );
 
+    // SIGTERM to SIGKILL covers the shutdown delay and a drain of requests in flight.
+    let grace = pod["spec"]["terminationGracePeriodSeconds"]
+        .as_u64()
+        .unwrap();
+    let shutdown = options.shutdown_delay_duration + options.request_timeout;
+    assert!(
+        grace > shutdown.as_secs(),
+        "grace {grace}s covers the delay and a drain ({shutdown:?})"
+    );
+
     // Probes use paths the server always allows, on the serving port, over HTTPS.
     for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
         let get = &container[probe]["httpGet"];
@@ -568,14 +578,6 @@ fn the_replicated_install_runs_replicas_on_etcd() {
         .unwrap();
     assert_eq!(liveness, "/livez?exclude=etcd");
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
-    let grace = pod["spec"]["terminationGracePeriodSeconds"]
-        .as_u64()
-        .unwrap();
-    let delay = options.shutdown_delay_duration.as_secs();
-    assert!(
-        grace > delay + 60,
-        "grace {grace}s covers the delay and a drain"
-    );
 }
 
 /// The example etcd is what the replicated install points at: three members reachable at the

@@ -230,7 +230,9 @@ fn restamp(
     batch.insert(META_FINGERPRINT, fingerprint.as_bytes());
     db.apply_batch(batch)?;
     db.flush()?;
-    tracing::info!(changed, "stored values stamped again under a new versioner");
+    if changed > 0 {
+        tracing::info!(changed, "stored values stamped again under a new versioner");
+    }
     Ok(())
 }
 

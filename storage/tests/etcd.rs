@@ -170,6 +170,54 @@ async fn consistent_reads_catch_up_through_progress_notifications() {
     }
 }
 
+/// A member that stops answering for longer than a watch stream may stay silent (a frozen
+/// machine), with reads waiting on the caches meanwhile: once it answers again, the caches
+/// serve consistent reads from memory again and a write reaches a watch, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caches_recover_from_a_frozen_member() {
+    let cluster = EtcdCluster::start(1).await;
+    let s = store_waiting(&cluster, 100, Duration::from_secs(2)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !s.serves_consistent_reads_from_cache() {
+        assert!(Instant::now() < deadline, "etcd 3.5.13+ detected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.create("a/before", v("1")).await.unwrap();
+    cluster.freeze(0, true);
+    // Readers wait on the cache and then on etcd, which answers nothing: each is bounded.
+    let started = Instant::now();
+    let frozen = s.list(list("a/", ReadAt::Latest), None).await;
+    assert!(frozen.is_err(), "{frozen:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    cluster.freeze(0, false);
+
+    let mut watch = s.watch("a/", WatchStart::Now).await.unwrap();
+    let written = s.create("a/after", v("2")).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match tokio::time::timeout_at(deadline.into(), watch.next()).await {
+            Ok(Some(Ok(Update::Event(e)))) => {
+                assert_eq!(&*e.key, "a/after");
+                break;
+            }
+            Ok(Some(Ok(Update::Progress(_)))) => {}
+            other => panic!("the write reaches the watch: {other:?}"),
+        }
+    }
+    let from_etcd = s.consistent_reads_from_etcd();
+    for _ in 0..5 {
+        let page = s.list(list("a/", ReadAt::Latest), None).await.unwrap();
+        assert!(page.revision >= written.revision);
+        assert_eq!(page.items.len(), 2);
+    }
+    assert_eq!(
+        s.consistent_reads_from_etcd(),
+        from_etcd,
+        "served from the caches again"
+    );
+}
+
 /// Compaction removes history: a list at a revision older than both the cache window and the
 /// compaction is 410 (too old); before compaction etcd still serves it. One replica compacts
 /// per round.

@@ -25,6 +25,10 @@ use tokio::time::Instant;
 
 /// While a reader waits for a revision, a progress notification is requested this often.
 const PROGRESS_RETRY: Duration = Duration::from_millis(100);
+/// A watch stream that takes no progress request for this long, or answers none for this long
+/// after one was sent, is stuck (etcd answers them at once while the watch is in sync): the
+/// cache watches again from its revision, losing nothing.
+const STUCK_STREAM: Duration = Duration::from_secs(10);
 /// Largest etcd response accepted (a list page or a batch of watch events).
 pub(crate) const MAX_MESSAGE: usize = 256 * 1024 * 1024;
 
@@ -254,9 +258,18 @@ async fn watch_from(
         .with_prev_key()
         .with_progress_notify();
     let mut watcher = client.watch_client().max_decoding_message_size(MAX_MESSAGE);
-    let stream = match watcher.watch(keys.etcd(&cache.prefix), Some(options)).await {
-        Ok(s) => s,
-        Err(e) => {
+    let started = tokio::time::timeout(
+        STUCK_STREAM,
+        watcher.watch(keys.etcd(&cache.prefix), Some(options)),
+    )
+    .await;
+    let stream = match started {
+        Ok(Ok(s)) => s,
+        Err(_) => {
+            tracing::warn!(resource = %cache.prefix, "etcd did not start a watch; retrying");
+            return Ended::Resume;
+        }
+        Ok(Err(e)) => {
             tracing::warn!(resource = %cache.prefix, error = %e, "cannot watch etcd; retrying");
             return Ended::Resume;
         }
@@ -264,9 +277,18 @@ async fn watch_from(
     let (mut requests, mut responses) = stream.split();
     let mut ticker = tokio::time::interval(progress_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // When the oldest progress request not answered yet (by any message) was sent.
+    let mut unanswered: Option<Instant> = None;
+    let ask = async |requests: &mut etcd_client::WatchRequestSender,
+                     unanswered: &mut Option<Instant>| {
+        let sent = tokio::time::timeout(STUCK_STREAM, requests.request_progress()).await;
+        unanswered.get_or_insert_with(Instant::now);
+        matches!(sent, Ok(Ok(())))
+    };
     loop {
         tokio::select! {
             message = responses.message() => {
+                unanswered = None;
                 let response = match message {
                     Ok(Some(r)) => r,
                     Ok(None) => {
@@ -302,10 +324,20 @@ async fn watch_from(
                 }
             }
             () = cache.progress.notified(), if cache.progress_safe.load(Ordering::Acquire) => {
-                let _retried_by_the_waiter = requests.request_progress().await;
+                if !ask(&mut requests, &mut unanswered).await {
+                    tracing::warn!(resource = %cache.prefix, "etcd watch takes no progress request; watching again");
+                    return Ended::Resume;
+                }
             }
             _ = ticker.tick(), if cache.progress_safe.load(Ordering::Acquire) => {
-                let _retried_next_tick = requests.request_progress().await;
+                if !ask(&mut requests, &mut unanswered).await {
+                    tracing::warn!(resource = %cache.prefix, "etcd watch takes no progress request; watching again");
+                    return Ended::Resume;
+                }
+            }
+            () = tokio::time::sleep_until(unanswered.map_or_else(Instant::now, |t| t + STUCK_STREAM)), if unanswered.is_some() => {
+                tracing::warn!(resource = %cache.prefix, "etcd watch answers no progress request; watching again");
+                return Ended::Resume;
             }
         }
     }

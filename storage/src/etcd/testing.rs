@@ -142,6 +142,17 @@ impl EtcdCluster {
         }
     }
 
+    /// Freezes (`SIGSTOP`) or thaws (`SIGCONT`) a running member: its connections stay open
+    /// and it answers nothing meanwhile, as in a long pause of its machine.
+    pub fn freeze(&self, i: usize, frozen: bool) {
+        if let Some(child) = &self.members[i].child {
+            let signal = if frozen { "-STOP" } else { "-CONT" };
+            let _ = std::process::Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status();
+        }
+    }
+
     /// Starts a killed member again on its data.
     pub fn restart(&mut self, i: usize) {
         self.kill(i);
