@@ -10,7 +10,7 @@ pub mod rules;
 
 use crate::field_error::FieldError;
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 /// JSON types a schema node can require.
@@ -557,23 +557,22 @@ fn validate_list_uniqueness(
     match &node.list_type {
         ListType::Atomic => {}
         ListType::Set => {
+            let mut seen = HashSet::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
-                if items[..i].contains(item) {
+                if !seen.insert(canonical(item)) {
                     errors.push(FieldError::duplicate(format!("{path}[{i}]"), item));
                 }
             }
         }
         ListType::Map(keys) => {
-            let key_of = |item: &Value| -> Vec<Option<Value>> {
-                keys.iter().map(|k| item.get(k).cloned()).collect()
-            };
+            let mut seen = HashSet::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
-                let k = key_of(item);
-                if items[..i].iter().any(|other| key_of(other) == k) {
+                if !seen.insert(map_key(keys, item)) {
+                    let k = keys.iter().map(|k| item.get(k));
                     let shown: Map<String, Value> = keys
                         .iter()
                         .zip(k)
-                        .filter_map(|(name, v)| v.map(|v| (name.clone(), v)))
+                        .filter_map(|(name, v)| v.map(|v| (name.clone(), v.clone())))
                         .collect();
                     errors.push(FieldError::duplicate(
                         format!("{path}[{i}]"),
@@ -583,6 +582,19 @@ fn validate_list_uniqueness(
             }
         }
     }
+}
+
+/// A value's JSON text, which is the same for equal values (objects keep their keys sorted):
+/// what duplicates are found by, in one pass over a list however long.
+fn canonical<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// The key of a map list's item (`x-kubernetes-list-map-keys`) as text: equal for items whose
+/// key fields are equal, a missing field distinct from a `null` one.
+fn map_key(keys: &[String], item: &Value) -> String {
+    let values: Vec<Option<[&Value; 1]>> = keys.iter().map(|k| item.get(k).map(|v| [v])).collect();
+    canonical(&values)
 }
 
 #[cfg(test)]

@@ -234,6 +234,21 @@ async fn identity_headers_need_the_front_proxy_certificate() {
     let review = c.reviews().pop().unwrap();
     assert_eq!(review["user"], "jane");
     assert_eq!(review["groups"], json!(["dev", "system:authenticated"]));
+    // An X.509 v1 certificate of the client CA (no extensions): the handshake succeeds, as
+    // with Go's RequestClientCert; the chain checker takes only v3 certificates, so the request
+    // is a 401 Status rather than a failed handshake.
+    let (cert, key) = c.client_ca.client_v1("jane", &["dev"]);
+    let r = c
+        .server
+        .send(Some((&cert, &key)), None, "GET", &reservations, &admin, "")
+        .await;
+    assert_eq!(r.status, 401, "{}", support::text(&r.body));
+    assert_eq!(r.json()["reason"], "Unauthorized");
+    let r = c
+        .server
+        .send(Some((&cert, &key)), None, "GET", "/healthz", &[], "")
+        .await;
+    assert_eq!(r.status, 200);
     let (cert, key) = c.client_ca.client("ops", &["system:masters"]);
     assert_eq!(
         c.server

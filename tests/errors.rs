@@ -304,6 +304,78 @@ async fn a_future_resource_version_is_a_504_with_the_too_large_cause() {
     }
 }
 
+/// A DeleteOptions body that Go cannot decode (a field of the wrong type, another kind) is a
+/// 400 with the decoder's words, and nothing is deleted: no dry run or precondition is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ill_typed_delete_options_delete_nothing() {
+    let s = Server::start();
+    s.create_app("keep", json!({})).await;
+    let cases = [
+        (
+            json!({"kind": "DeleteOptions", "apiVersion": "meta.k8s.io/v1", "dryRun": "All"}),
+            "json: cannot unmarshal string into Go struct field DeleteOptions.dryRun of type []string",
+        ),
+        (
+            json!({"dryRun": true}),
+            "json: cannot unmarshal bool into Go struct field DeleteOptions.dryRun of type []string",
+        ),
+        (
+            json!({"dryRun": ["All", 1]}),
+            "json: cannot unmarshal number into Go struct field DeleteOptions.dryRun of type string",
+        ),
+        (
+            json!({"preconditions": {"resourceVersion": 1}}),
+            "json: cannot unmarshal number into Go struct field Preconditions.preconditions.resourceVersion of type string",
+        ),
+        (
+            json!({"preconditions": {"uid": ["nope"]}}),
+            "json: cannot unmarshal array into Go struct field Preconditions.preconditions.uid of type types.UID",
+        ),
+        (
+            json!({"preconditions": "x"}),
+            "json: cannot unmarshal string into Go struct field DeleteOptions.preconditions of type v1.Preconditions",
+        ),
+        (
+            json!({"gracePeriodSeconds": 1.5}),
+            "json: cannot unmarshal number 1.5 into Go struct field DeleteOptions.gracePeriodSeconds of type int64",
+        ),
+        (
+            json!({"propagationPolicy": {}}),
+            "json: cannot unmarshal object into Go struct field DeleteOptions.propagationPolicy of type v1.DeletionPropagation",
+        ),
+        (
+            json!({"kind": "Pod", "apiVersion": "v1"}),
+            "no kind \"Pod\" is registered for version \"v1\" in scheme \"k8s.io/apimachinery/pkg/apis/meta/internalversion/scheme/register.go:27\"",
+        ),
+    ];
+    for http2 in [false, true] {
+        for (body, message) in &cases {
+            for path in [
+                format!("{APPS}/keep"),
+                format!("{APPS}?fieldSelector=metadata.name%3Dkeep"),
+            ] {
+                let r = s
+                    .send_on(
+                        http2,
+                        Some(&s.token),
+                        "DELETE",
+                        &path,
+                        &[JSON],
+                        body.to_string(),
+                    )
+                    .await;
+                assert_eq!(
+                    r.json(),
+                    status(400, Some("BadRequest"), message, None),
+                    "{path} {body}"
+                );
+            }
+        }
+    }
+    let r = s.request("GET", &format!("{APPS}/keep"), &[], "").await;
+    assert_eq!(r.status, 200, "still there");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn precondition_failures_are_worded_as_kube_words_them() {
     let s = Server::start();

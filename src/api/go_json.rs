@@ -346,6 +346,76 @@ pub fn kind_probe_error(value: &Value) -> Option<String> {
     }
 }
 
+/// Go's type of a JSON value's destination, for [`struct_type_error`].
+#[derive(Clone, Copy)]
+pub enum GoType {
+    /// A string type, named as Go prints it (`string`, `types.UID`).
+    Str(&'static str),
+    /// `bool`.
+    Bool,
+    /// `int64`.
+    Int64,
+    /// `[]string`.
+    Strings,
+    /// A nested struct (Go's type name, e.g. `v1.Preconditions`; its own name, e.g.
+    /// `Preconditions`) with its fields.
+    Struct(
+        &'static str,
+        &'static str,
+        &'static [(&'static str, GoType)],
+    ),
+}
+
+/// The first error of decoding `value` (an object) into a Go struct named `name` with `fields`,
+/// as encoding/json words it (`json: cannot unmarshal string into Go struct field
+/// DeleteOptions.dryRun of type []string`); unknown fields and `null`s are ignored, as in Go.
+pub fn struct_type_error(
+    name: &str,
+    fields: &[(&'static str, GoType)],
+    value: &Value,
+    stack: &mut Vec<&'static str>,
+) -> Option<String> {
+    let map = value.as_object()?;
+    for (field, go) in fields {
+        let Some(v) = map.get(*field).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        stack.push(field);
+        let error = |kind: String, ty: &str, stack: &[&str]| {
+            Some(format!(
+                "json: cannot unmarshal {kind} into Go struct field {name}.{} of type {ty}",
+                stack.join(".")
+            ))
+        };
+        let found = match (go, v) {
+            (GoType::Str(_), Value::String(_)) | (GoType::Bool, Value::Bool(_)) => None,
+            (GoType::Int64, Value::Number(n)) if n.is_i64() => None,
+            (GoType::Int64, Value::Number(n)) => error(format!("number {n}"), "int64", stack),
+            (GoType::Strings, Value::Array(items)) => items
+                .iter()
+                .find(|i| !i.is_null() && !i.is_string())
+                .and_then(|i| error(json_kind(i).to_string(), "string", stack)),
+            (GoType::Struct(_, inner, inner_fields), Value::Object(_)) => {
+                struct_type_error(inner, inner_fields, v, stack)
+            }
+            (go, other) => {
+                let ty = match go {
+                    GoType::Str(t) | GoType::Struct(t, _, _) => t,
+                    GoType::Bool => "bool",
+                    GoType::Int64 => "int64",
+                    GoType::Strings => "[]string",
+                };
+                error(json_kind(other).to_string(), ty, stack)
+            }
+        };
+        stack.pop();
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

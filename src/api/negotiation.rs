@@ -166,14 +166,76 @@ pub enum BodyFormat {
     Protobuf,
 }
 
+/// The media type of a `Content-Type` (lower case; `""` when there is none, which means JSON),
+/// or `"invalid"` when Go's `mime.ParseMediaType` rejects it (so it matches no served type and
+/// is a `415`, as in kube-apiserver).
 fn mime_of(content_type: Option<&str>) -> String {
-    content_type
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
+    match content_type {
+        None | Some("") => String::new(),
+        Some(v) => parse_media_type(v).unwrap_or_else(|| "invalid".into()),
+    }
+}
+
+/// Go's `mime.ParseMediaType`, for validity only: `type[/subtype]` of tokens, then
+/// `; name=value` parameters (value a token or a quoted string; trailing `;` allowed, names
+/// not repeated). The lower-cased media type, or `None`.
+fn parse_media_type(v: &str) -> Option<String> {
+    let (base, mut rest) = v.split_once(';').map_or((v, None), |(b, r)| (b, Some(r)));
+    let media = base.trim().to_ascii_lowercase();
+    let (kind, sub) = media
+        .split_once('/')
+        .map_or((media.as_str(), None), |(k, s)| (k, Some(s)));
+    if kind.is_empty() || !kind.chars().all(is_token_char) {
+        return None;
+    }
+    if let Some(sub) = sub
+        && (sub.is_empty() || !sub.chars().all(is_token_char))
+    {
+        return None;
+    }
+    let mut names = std::collections::HashSet::new();
+    while let Some(params) = rest {
+        let param = params.trim_start();
+        if param.is_empty() {
+            break;
+        }
+        let key_len = param.find(|c| !is_token_char(c)).unwrap_or(param.len());
+        let (key, after) = param.split_at(key_len);
+        if key.is_empty() {
+            return None;
+        }
+        let value = after.trim_start().strip_prefix('=')?.trim_start();
+        let remainder = if let Some(quoted) = value.strip_prefix('"') {
+            let mut escaped = false;
+            let end = quoted.char_indices().find_map(|(i, c)| {
+                let closes = c == '"' && !escaped;
+                escaped = c == '\\' && !escaped;
+                closes.then_some(i)
+            })?;
+            &quoted[end + 1..]
+        } else {
+            let len = value.find(|c| !is_token_char(c)).unwrap_or(value.len());
+            if len == 0 {
+                return None;
+            }
+            &value[len..]
+        };
+        if !names.insert(key.to_ascii_lowercase()) {
+            return None;
+        }
+        let remainder = remainder.trim_start();
+        rest = match remainder.strip_prefix(';') {
+            Some(next) => Some(next),
+            None if remainder.is_empty() => None,
+            None => return None,
+        };
+    }
+    Some(media)
+}
+
+/// RFC 2045 token characters: printable ASCII but space and `()<>@,;:\"/[]?=`.
+fn is_token_char(c: char) -> bool {
+    c.is_ascii_graphic() && !"()<>@,;:\\\"/[]?=".contains(c)
 }
 
 /// The decoder for the body of a create or update.
@@ -214,6 +276,36 @@ pub fn patch_type(content_type: Option<&str>) -> ApiResult<PatchType> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn media_types_are_parsed_as_go_parses_them() {
+        for ok in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "application/json;",
+            "application/json; ",
+            "application/json; a=\"x;y\"; b=c",
+            "text",
+        ] {
+            assert!(parse_media_type(ok).is_some(), "{ok}");
+        }
+        for bad in [
+            ";;;/",
+            "/json",
+            "application/",
+            "application/json/x",
+            "application/json;;",
+            "application/json; a",
+            "application/json; a=",
+            "application/json; a=b; a=c",
+            "application/json; a=\"unterminated",
+            "appli cation/json",
+        ] {
+            assert!(parse_media_type(bad).is_none(), "{bad}");
+        }
+        assert!(body_format(Some(";;;/")).is_err());
+        assert!(matches!(body_format(None), Ok(BodyFormat::Json)));
+    }
 
     #[test]
     fn kubectl_table_accept_header_picks_v1_table() {

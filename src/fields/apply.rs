@@ -10,6 +10,7 @@ use super::walk::{compare, item_element, to_field_set};
 use crate::object::meta;
 use crate::schema::{ListType, Node};
 use serde_json::{Map, Value};
+use std::collections::{HashMap, HashSet};
 
 /// The annotation kubectl's client-side apply keeps its last applied configuration in.
 pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -128,13 +129,21 @@ fn merge_list(node: &Node, live: &[Value], config: &[Value]) -> Vec<Value> {
     let key = |v: &Value| item_element(&node.list_type, v);
     let lpes: Vec<Option<String>> = live.iter().map(key).collect();
     let rpes: Vec<Option<String>> = config.iter().map(key).collect();
-    let in_r = |pe: &Option<String>| rpes.contains(pe);
-    let in_l = |pe: &Option<String>| lpes.contains(pe);
-    let find_l = |pe: &Option<String>| lpes.iter().position(|p| p == pe).map(|i| &live[i]);
-    let mut shared: std::collections::VecDeque<Option<String>> =
-        rpes.iter().filter(|p| in_l(p)).cloned().collect();
+    // Membership and first positions in hash tables: a long list merges in linear time.
+    let r_set: HashSet<&Option<String>> = rpes.iter().collect();
+    let mut l_first: HashMap<&Option<String>, usize> = HashMap::with_capacity(lpes.len());
+    for (i, pe) in lpes.iter().enumerate() {
+        l_first.entry(pe).or_insert(i);
+    }
+    let in_r = |pe: &Option<String>| r_set.contains(pe);
+    let find_l = |pe: &Option<String>| l_first.get(pe).map(|i| &live[*i]);
+    let mut shared: std::collections::VecDeque<Option<String>> = rpes
+        .iter()
+        .filter(|p| l_first.contains_key(p))
+        .cloned()
+        .collect();
     let mut next_shared = shared.pop_front();
-    let mut merged_r: Vec<Option<String>> = Vec::new();
+    let mut merged_r: HashSet<Option<String>> = HashSet::new();
     let mut out = Vec::new();
     let items = node.items.as_deref();
     let (mut li, mut ri) = (0, 0);
@@ -142,7 +151,7 @@ fn merge_list(node: &Node, live: &[Value], config: &[Value]) -> Vec<Value> {
         if li < live.len() && ri < config.len() {
             let pe = &lpes[li];
             if *pe == rpes[ri] {
-                merged_r.push(pe.clone());
+                merged_r.insert(pe.clone());
                 if let Some(m) = merge(items, Some(&live[li]), Some(&config[ri])) {
                     out.push(m);
                 }
@@ -168,7 +177,7 @@ fn merge_list(node: &Node, live: &[Value], config: &[Value]) -> Vec<Value> {
         }
         if ri < config.len() {
             let pe = &rpes[ri];
-            merged_r.push(pe.clone());
+            merged_r.insert(pe.clone());
             if let Some(m) = merge(items, find_l(pe), Some(&config[ri])) {
                 out.push(m);
             }
@@ -192,39 +201,111 @@ fn owned_at_or_below(set: &FieldSet, path: &[String]) -> bool {
     set.child(first).is_some_and(|c| owned_at_or_below(c, rest))
 }
 
-/// Removes the value at a field path from an object.
-pub fn remove_path(value: &mut Value, path: &[String]) {
-    let Some((first, rest)) = path.split_first() else {
-        return;
-    };
-    if let Some(name) = first.strip_prefix("f:") {
-        let Value::Object(m) = value else { return };
-        if rest.is_empty() {
-            m.remove(name);
-        } else if let Some(child) = m.get_mut(name) {
-            remove_path(child, rest);
+/// Field paths to remove, as a tree of path elements; `whole` when the value at the path goes
+/// (and what is below it with it).
+#[derive(Default)]
+struct Removal {
+    whole: bool,
+    below: HashMap<String, Removal>,
+}
+
+impl Removal {
+    fn add(&mut self, path: &[String]) {
+        match path.split_first() {
+            None => self.whole = true,
+            Some((first, rest)) => self.below.entry(first.clone()).or_default().add(rest),
         }
-        return;
     }
-    let Value::Array(items) = value else { return };
-    let position = if let Some(i) = first.strip_prefix("i:") {
-        i.parse::<usize>().ok().filter(|i| *i < items.len())
-    } else if let Some(v) = first.strip_prefix("v:") {
-        let target: Value = serde_json::from_str(v).unwrap_or(Value::Null);
-        items.iter().position(|x| *x == target)
-    } else if let Some(k) = first.strip_prefix("k:") {
-        let keys: Map<String, Value> = serde_json::from_str(k).unwrap_or_default();
-        items
-            .iter()
-            .position(|x| keys.iter().all(|(name, v)| x.get(name) == Some(v)))
-    } else {
-        None
-    };
-    let Some(i) = position else { return };
-    if rest.is_empty() {
-        items.remove(i);
-    } else {
-        remove_path(&mut items[i], rest);
+}
+
+/// Removes every path of `removal` from a value in one walk. List items are matched (by key,
+/// value or index) against the list as it was before anything was removed from it, so removing
+/// an item's fields does not keep the item from being found, and a long list costs linear time.
+fn remove_paths(value: &mut Value, removal: &Removal) {
+    match value {
+        Value::Object(m) => {
+            for (pe, below) in &removal.below {
+                let Some(name) = pe.strip_prefix("f:") else {
+                    continue;
+                };
+                if below.whole {
+                    m.remove(name);
+                } else if let Some(child) = m.get_mut(name) {
+                    remove_paths(child, below);
+                }
+            }
+        }
+        Value::Array(items) => {
+            let mut finder = ItemFinder::default();
+            let mut gone = vec![false; items.len()];
+            let mut inside: Vec<(usize, &Removal)> = Vec::new();
+            for (pe, below) in &removal.below {
+                let Some(i) = finder.position(items, pe) else {
+                    continue;
+                };
+                if below.whole {
+                    gone[i] = true;
+                } else {
+                    inside.push((i, below));
+                }
+            }
+            for (i, below) in inside {
+                if !gone[i] {
+                    remove_paths(&mut items[i], below);
+                }
+            }
+            let mut i = 0;
+            items.retain(|_| {
+                i += 1;
+                !gone[i - 1]
+            });
+        }
+        _ => {}
+    }
+}
+
+/// Finds list items by path element (`k:{..}`, `v:..`, `i:N`): the first item that matches,
+/// through indexes built once per list.
+#[derive(Default)]
+struct ItemFinder {
+    /// Per set of key names: the first item for each text of those keys' values.
+    by_keys: HashMap<Vec<String>, HashMap<String, usize>>,
+    /// The first item for each value's text.
+    by_value: Option<HashMap<String, usize>>,
+}
+
+impl ItemFinder {
+    fn position(&mut self, items: &[Value], pe: &str) -> Option<usize> {
+        if let Some(i) = pe.strip_prefix("i:") {
+            return i.parse::<usize>().ok().filter(|i| *i < items.len());
+        }
+        if let Some(v) = pe.strip_prefix("v:") {
+            let target: Value = serde_json::from_str(v).ok()?;
+            let index = self.by_value.get_or_insert_with(|| {
+                let mut index = HashMap::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    index.entry(item.to_string()).or_insert(i);
+                }
+                index
+            });
+            return index.get(&target.to_string()).copied();
+        }
+        let keys: Map<String, Value> = serde_json::from_str(pe.strip_prefix("k:")?).ok()?;
+        let names: Vec<String> = keys.keys().cloned().collect();
+        let index = self.by_keys.entry(names).or_insert_with_key(|names| {
+            let mut index = HashMap::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let values: Option<Map<String, Value>> = names
+                    .iter()
+                    .map(|n| item.get(n).map(|v| (n.clone(), v.clone())))
+                    .collect();
+                if let Some(values) = values {
+                    index.entry(Value::Object(values).to_string()).or_insert(i);
+                }
+            }
+            index
+        });
+        index.get(&Value::Object(keys).to_string()).copied()
     }
 }
 
@@ -289,13 +370,13 @@ pub fn apply(
         owned_now = owned_now.union(&managed.entries[*i].fields);
     }
     let mut pruned = merged;
-    let mut dropped = last_set.difference(&applied_set).paths();
-    dropped.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    for path in dropped {
+    let mut removal = Removal::default();
+    for path in last_set.difference(&applied_set).paths() {
         if !owned_at_or_below(&owned_now, &path) {
-            remove_path(&mut pruned, &path);
+            removal.add(&path);
         }
     }
+    remove_paths(&mut pruned, &removal);
 
     let mut cmp = compare(schema, &live_bare, &pruned);
     cmp.added = cmp.added.difference(&strip);
@@ -434,6 +515,23 @@ mod tests {
         }
     }
 
+    fn apply_status_ok(live: &Value, config: Value, manager: &str) -> Value {
+        match apply(
+            &schema(),
+            live,
+            &config,
+            manager,
+            Scope::Status,
+            "admission.example.com/v1",
+            false,
+        )
+        .unwrap()
+        {
+            Applied::Object(o) => o,
+            Applied::Conflicts(c) => panic!("conflicts: {c:?}"),
+        }
+    }
+
     fn base() -> Value {
         json!({"apiVersion": "admission.example.com/v1", "kind": "App"})
     }
@@ -535,6 +633,30 @@ mod tests {
             false,
         );
         assert_eq!(after["spec"]["version"], "v1.0.0");
+    }
+
+    #[test]
+    fn map_list_items_no_longer_applied_are_removed_whole() {
+        let conditions: Vec<Value> = (0..3)
+            .map(|i| json!({"type": format!("T{i}"), "status": "True"}))
+            .collect();
+        let mut live = base();
+        live["metadata"] = json!({"name": "a", "uid": "u"});
+        let live = apply_status_ok(
+            &live,
+            json!({"metadata": {"name": "a"}, "status": {"conditions": conditions}}),
+            "alice",
+        );
+        let next = apply_status_ok(
+            &live,
+            json!({"metadata": {"name": "a"}, "status": {"conditions": [{"type": "T1", "status": "False"}]}}),
+            "alice",
+        );
+        assert_eq!(
+            next["status"]["conditions"],
+            json!([{"type": "T1", "status": "False"}]),
+            "the dropped items go with their fields, not as empty objects"
+        );
     }
 
     #[test]

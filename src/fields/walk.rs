@@ -5,6 +5,7 @@
 use super::set::{FieldSet, field};
 use crate::schema::{ListType, Node};
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 
 /// What changed between two versions of an object.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -163,39 +164,40 @@ fn walk_compare(
             }
         }
         Shape::List(n, list_type) => {
-            let items = |v: Option<&Value>| -> Vec<(String, Value)> {
-                let mut out: Vec<(String, Value)> = Vec::new();
-                for item in v
-                    .and_then(Value::as_array)
-                    .map(Vec::as_slice)
-                    .unwrap_or(&[])
-                {
-                    if let Some(pe) = item_element(list_type, item)
-                        && !out.iter().any(|(k, _)| *k == pe)
-                    {
-                        out.push((pe, item.clone()));
-                    }
-                }
-                out
-            };
-            let (o, w) = (items(old), items(new));
-            let find = |list: &[(String, Value)], k: &str| {
-                list.iter().find(|(pe, _)| pe == k).map(|(_, v)| v.clone())
-            };
-            let mut keys: Vec<String> = o.iter().map(|(k, _)| k.clone()).collect();
-            for (k, _) in &w {
-                if !keys.contains(k) {
-                    keys.push(k.clone());
-                }
-            }
-            for k in keys {
-                let (a, b) = (find(&o, &k), find(&w, &k));
+            let ((old_order, o), (new_order, w)) =
+                (list_items(list_type, old), list_items(list_type, new));
+            let added = new_order.into_iter().filter(|k| !o.contains_key(k));
+            for k in old_order.into_iter().chain(added) {
+                let (a, b) = (o.get(&k).copied(), w.get(&k).copied());
                 path.push(k);
-                walk_compare(n.items.as_deref(), a.as_ref(), b.as_ref(), path, cmp);
+                walk_compare(n.items.as_deref(), a, b, path, cmp);
                 path.pop();
             }
         }
     }
+}
+
+/// A list's items by path element (the first item of each element only) and the elements in
+/// order: one pass, so comparing long lists takes linear time.
+fn list_items<'a>(
+    list_type: &ListType,
+    list: Option<&'a Value>,
+) -> (Vec<String>, HashMap<String, &'a Value>) {
+    let mut order: Vec<String> = Vec::new();
+    let mut by_element: HashMap<String, &'a Value> = HashMap::new();
+    for item in list
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+    {
+        if let Some(pe) = item_element(list_type, item)
+            && !by_element.contains_key(&pe)
+        {
+            by_element.insert(pe.clone(), item);
+            order.push(pe);
+        }
+    }
+    (order, by_element)
 }
 
 #[cfg(test)]

@@ -309,7 +309,7 @@ pub fn validate_create(obj: &Value, namespaced: bool, rule: NameRule) -> Vec<Fie
 pub fn validate_update(new: &Value, old: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     if is_deleting(old) {
-        let old_f = finalizers(old);
+        let old_f: std::collections::HashSet<String> = finalizers(old).into_iter().collect();
         let mut extra: Vec<String> = finalizers(new)
             .into_iter()
             .filter(|f| !old_f.contains(f))

@@ -12,11 +12,11 @@
 //! - Evaluation stops once an expression passes [`cel::PER_CALL_LIMIT`] or the object's rules
 //!   together pass [`cel::RUNTIME_COST_BUDGET`].
 
-use super::{JsonType, ListType, Node};
+use super::{JsonType, ListType, Node, map_key};
 use crate::cel::{self, EvalError, Expression};
 use crate::field_error::{FieldError, go_quote};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Reasons a rule may give its failures (`FieldValueErrorReason`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -306,15 +306,24 @@ impl Validator {
                     return;
                 };
                 let old_items = old.and_then(Value::as_array);
+                // Map lists correlate items with the old ones by key (the first old item with
+                // a key, as kube's correlation), found in one pass over each list.
+                let old_by_key: HashMap<String, &Value> = match (&node.list_type, old_items) {
+                    (ListType::Map(keys), Some(olds)) => {
+                        let mut by_key = HashMap::with_capacity(olds.len());
+                        for o in olds.iter().rev() {
+                            by_key.insert(map_key(keys, o), o);
+                        }
+                        by_key
+                    }
+                    _ => HashMap::new(),
+                };
                 for (i, item) in items.iter().enumerate() {
                     // Only map lists correlate items with the old ones (by key); in other lists
                     // an item is unchanged when its whole list is.
                     let (old_item, item_unchanged) = match &node.list_type {
                         ListType::Map(keys) => {
-                            let found = old_items.and_then(|olds| {
-                                olds.iter()
-                                    .find(|o| keys.iter().all(|k| o.get(k) == item.get(k)))
-                            });
+                            let found = old_by_key.get(&map_key(keys, item)).copied();
                             (found, unchanged.map(|_| found == Some(item)))
                         }
                         _ => (None, unchanged),

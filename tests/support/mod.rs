@@ -407,7 +407,12 @@ pub fn https_client(
                 .collect::<Result<Vec<_>, _>>()
                 .unwrap();
             let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
-            config.with_client_auth_cert(certs, key).unwrap()
+            // Presented as given, without rustls checking that it can parse the certificate
+            // (it cannot parse X.509 v1 ones, which Go clients present).
+            let key = rustls::crypto::ring::sign::any_supported_type(&key).unwrap();
+            config.with_client_cert_resolver(Arc::new(Present(Arc::new(
+                rustls::sign::CertifiedKey::new(certs, key),
+            ))))
         }
     };
     let builder = hyper_rustls::HttpsConnectorBuilder::new()
@@ -748,5 +753,23 @@ impl Curl {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&self.body)))
+    }
+}
+
+/// Presents one client certificate whatever the server asks for.
+#[derive(Debug)]
+struct Present(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for Present {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
     }
 }

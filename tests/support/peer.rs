@@ -23,6 +23,8 @@ pub struct Ca {
     /// PEM of the CA certificate.
     pub pem: String,
     issuer: Issuer<'static, KeyPair>,
+    /// The CA's key again, to sign what rcgen does not make (X.509 v1).
+    key_pem: String,
 }
 
 impl Ca {
@@ -39,8 +41,46 @@ impl Ca {
         let cert = params.self_signed(&key).unwrap();
         Ca {
             pem: cert.pem(),
+            key_pem: key.serialize_pem(),
             issuer: Issuer::new(params, key),
         }
+    }
+
+    /// An X.509 v1 client certificate (no version field, no extensions), as `openssl x509 -req`
+    /// makes without an extensions file: (PEM cert, PEM key).
+    pub fn client_v1(&self, cn: &str, orgs: &[&str]) -> (String, String) {
+        use rcgen::SigningKey;
+        use rustls_pki_types::pem::PemObject;
+        let (v3, key) = self.client(cn, orgs);
+        let der = rustls_pki_types::CertificateDer::from_pem_slice(v3.as_bytes()).unwrap();
+        let certificate = der_elements(der_elements(der.as_ref())[0].1);
+        let (tbs, algorithm) = (certificate[0].1, certificate[1].0);
+        let tbs_v1: Vec<u8> = der_elements(tbs)
+            .into_iter()
+            .filter(|(whole, _)| whole[0] != 0xa0 && whole[0] != 0xa3)
+            .flat_map(|(whole, _)| whole.to_vec())
+            .collect();
+        let tbs_v1 = der_tlv(0x30, &tbs_v1);
+        let ca_key = KeyPair::from_pem(&self.key_pem).unwrap();
+        let mut signature = vec![0u8];
+        signature.extend(ca_key.sign(&tbs_v1).unwrap());
+        let mut body = tbs_v1;
+        body.extend_from_slice(algorithm);
+        body.extend(der_tlv(0x03, &signature));
+        let cert = der_tlv(0x30, &body);
+        let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &cert);
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        (
+            format!(
+                "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+                lines.join("\n")
+            ),
+            key,
+        )
     }
 
     /// A client certificate (PEM cert, PEM key) for CN and organizations.
@@ -584,4 +624,44 @@ impl Cluster {
             .await;
         assert_eq!(r.status, 201, "{}", crate::support::text(&r.body));
     }
+}
+
+/// The DER elements inside a constructed value's contents: (whole element, its contents).
+fn der_elements(mut contents: &[u8]) -> Vec<(&[u8], &[u8])> {
+    let mut out = Vec::new();
+    while !contents.is_empty() {
+        let (header, len) = match contents[1] {
+            n if n < 0x80 => (2, n as usize),
+            n => {
+                let bytes = (n & 0x7f) as usize;
+                let len = contents[2..2 + bytes]
+                    .iter()
+                    .fold(0usize, |l, b| (l << 8) | *b as usize);
+                (2 + bytes, len)
+            }
+        };
+        let (whole, rest) = contents.split_at(header + len);
+        out.push((whole, &whole[header..]));
+        contents = rest;
+    }
+    out
+}
+
+/// A DER element of `tag` around `contents`.
+fn der_tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = contents.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes: Vec<u8> = len
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out.extend_from_slice(contents);
+    out
 }

@@ -3,10 +3,12 @@
 use super::{Call, patch as patching, read, respond};
 use crate::api::decode::decode_object;
 use crate::api::error::{ApiError, ApiResult};
+use crate::api::go_json::{GoType, struct_type_error};
 use crate::api::negotiation::{BodyFormat, PatchType, Target, body_format, negotiate, patch_type};
 use crate::api::query::{ListOptions, Query};
 use crate::api::render::{self, Body, IncludeObject};
 use crate::field_error::FieldError;
+use crate::field_error::go_quote;
 use crate::kinds::Resource;
 use crate::registry::codec;
 use crate::registry::write::{DeleteOptions, Deleted, Subresource, Written};
@@ -172,11 +174,58 @@ fn decode_delete_options(body: &[u8], content_type: Option<&str>) -> ApiResult<V
     if let Some(why) = crate::api::go_json::kind_probe_error(&parsed) {
         return Err(parse_error(why));
     }
-    Ok(match parsed {
+    let parsed = match parsed {
         Value::Null => json!({}),
         other => other,
-    })
+    };
+    // The codec makes the kind it reads: DeleteOptions (in any version) or nothing.
+    if let Some(kind) = parsed.get("kind").and_then(Value::as_str)
+        && !kind.is_empty()
+        && kind != "DeleteOptions"
+    {
+        let version = parsed
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        return Err(ApiError::bad_request(format!(
+            "no kind {} is registered for version {} in scheme {}",
+            go_quote(kind),
+            go_quote(version),
+            go_quote(META_SCHEME)
+        )));
+    }
+    let mut stack = Vec::new();
+    if let Some(why) = struct_type_error("DeleteOptions", DELETE_OPTIONS, &parsed, &mut stack) {
+        return Err(ApiError::bad_request(why));
+    }
+    Ok(parsed)
 }
+
+/// The scheme kube-apiserver decodes DeleteOptions with, as its errors name it.
+const META_SCHEME: &str = "k8s.io/apimachinery/pkg/apis/meta/internalversion/scheme/register.go:27";
+
+/// `metav1.DeleteOptions` as Go decodes it: its fields' JSON names and Go types.
+const DELETE_OPTIONS: &[(&str, GoType)] = &[
+    ("gracePeriodSeconds", GoType::Int64),
+    (
+        "preconditions",
+        GoType::Struct(
+            "v1.Preconditions",
+            "Preconditions",
+            &[
+                ("uid", GoType::Str("types.UID")),
+                ("resourceVersion", GoType::Str("string")),
+            ],
+        ),
+    ),
+    ("orphanDependents", GoType::Bool),
+    ("propagationPolicy", GoType::Str("v1.DeletionPropagation")),
+    ("dryRun", GoType::Strings),
+    (
+        "ignoreStoreReadErrorWithClusterBreakingPotential",
+        GoType::Bool,
+    ),
+];
 
 /// `DeleteOptions` from the body or, when there is none, the query (kube-apiserver reads one
 /// or the other), validated.
