@@ -158,10 +158,11 @@ fn with_detail(head: &str, detail: &str) -> String {
 /// Joins field errors like `utilerrors.NewAggregate(...).Error()`: one error alone, several in
 /// brackets, duplicates once.
 pub fn aggregate(errors: &[FieldError]) -> String {
+    let mut unique = std::collections::HashSet::new();
     let mut seen: Vec<String> = Vec::new();
     for e in errors {
         let m = e.message();
-        if !seen.contains(&m) {
+        if unique.insert(m.clone()) {
             seen.push(m);
         }
     }

@@ -89,14 +89,13 @@ fn decode_config(call: &Call) -> ApiResult<Value> {
 /// the first unknown key of each map), `.path: field not declared in schema`, several listed
 /// under `errors:`.
 fn typed_errors(unknown: &[String]) -> String {
-    let mut seen_parents: Vec<&str> = Vec::new();
+    let mut seen_parents = std::collections::HashSet::new();
     let mut lines = Vec::new();
     for path in unknown {
         let parent = path.rsplit_once('.').map_or("", |(p, _)| p);
-        if seen_parents.contains(&parent) {
+        if !seen_parents.insert(parent) {
             continue;
         }
-        seen_parents.push(parent);
         lines.push(format!(".{path}: field not declared in schema"));
     }
     if lines.len() == 1 {
