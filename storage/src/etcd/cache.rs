@@ -279,11 +279,16 @@ async fn watch_from(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // When the oldest progress request not answered yet (by any message) was sent.
     let mut unanswered: Option<Instant> = None;
+    // Asks for a progress notification; `false` (logged) when the stream takes no request.
     let ask = async |requests: &mut etcd_client::WatchRequestSender,
                      unanswered: &mut Option<Instant>| {
         let sent = tokio::time::timeout(STUCK_STREAM, requests.request_progress()).await;
         unanswered.get_or_insert_with(Instant::now);
-        matches!(sent, Ok(Ok(())))
+        let taken = matches!(sent, Ok(Ok(())));
+        if !taken {
+            tracing::warn!(resource = %cache.prefix, "etcd watch takes no progress request; watching again");
+        }
+        taken
     };
     loop {
         tokio::select! {
@@ -325,13 +330,11 @@ async fn watch_from(
             }
             () = cache.progress.notified(), if cache.progress_safe.load(Ordering::Acquire) => {
                 if !ask(&mut requests, &mut unanswered).await {
-                    tracing::warn!(resource = %cache.prefix, "etcd watch takes no progress request; watching again");
                     return Ended::Resume;
                 }
             }
             _ = ticker.tick(), if cache.progress_safe.load(Ordering::Acquire) => {
                 if !ask(&mut requests, &mut unanswered).await {
-                    tracing::warn!(resource = %cache.prefix, "etcd watch takes no progress request; watching again");
                     return Ended::Resume;
                 }
             }
