@@ -497,6 +497,45 @@ async fn json_patch_failures_are_the_generic_422() {
             }
         }
     }
+    // Copies add up to at most 3 MiB per patch (kube's JSONPatchMaxCopyBytes): 20 doublings of
+    // a 100-byte value would be 100 MiB, each further one twice that. A patch within the limit
+    // applies.
+    let mut ops =
+        vec![json!({"op": "add", "path": "/spec/scratch", "value": {"a": "x".repeat(100)}})];
+    for i in 0..20 {
+        ops.push(
+            json!({"op": "copy", "from": "/spec/scratch", "path": format!("/spec/scratch/b{i}")}),
+        );
+    }
+    for http2 in [false, true] {
+        let r = s
+            .send_on(
+                http2,
+                Some(&s.token),
+                "PATCH",
+                &format!("{APPS}/jp"),
+                &[patch],
+                json!(ops).to_string(),
+            )
+            .await;
+        assert_eq!(r.json(), generic, "copies past the limit");
+    }
+    let r = s
+        .request(
+            "PATCH",
+            &format!("{APPS}/jp"),
+            &[patch],
+            &json!(
+                [
+                    &ops[..4],
+                    &[json!({"op": "remove", "path": "/spec/scratch"})]
+                ]
+                .concat()
+            )
+            .to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", support::text(&r.body));
     // What is not a JSON patch at all, before the object is looked up.
     let r = s
         .request("PATCH", &format!("{APPS}/missing"), &[patch], "not json")

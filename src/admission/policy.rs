@@ -77,10 +77,13 @@ impl Reservation {
 
     /// Whether the user (or one of its groups) is an owner.
     pub fn owns(&self, user: &str, groups: &[impl AsRef<str>]) -> bool {
-        self.users.iter().any(|u| u == user)
-            || groups
-                .iter()
-                .any(|g| self.groups.iter().any(|o| o == g.as_ref()))
+        if self.users.iter().any(|u| u == user) {
+            return true;
+        }
+        // The owners' groups in a hash set: linear in both lists, however long either is.
+        let owners: std::collections::HashSet<&str> =
+            self.groups.iter().map(String::as_str).collect();
+        groups.iter().any(|g| owners.contains(g.as_ref()))
     }
 
     /// `users alice, bob and groups team-a` (only the parts that are set).

@@ -227,7 +227,7 @@ fn refuse_early(op: Operation, info: &RequestInfo, headers: &HeaderMap) -> ApiRe
 /// Routes a resource request of this server's group to its handler. Every answer about a kind
 /// in a deprecated version, errors included, carries the deprecation `Warning`.
 pub async fn dispatch(
-    state: &AppState,
+    state: &Arc<AppState>,
     info: RequestInfo,
     query: Query,
     headers: HeaderMap,
@@ -247,7 +247,7 @@ pub async fn dispatch(
 
 #[allow(clippy::too_many_arguments)]
 async fn route(
-    state: &AppState,
+    state: &Arc<AppState>,
     info: RequestInfo,
     query: Query,
     headers: HeaderMap,
@@ -297,18 +297,42 @@ async fn route(
         resource,
         version,
     };
+    if call.body.len() > OFFLOADED_BODY_BYTES {
+        // Decoding, validating and encoding a large body takes CPU in proportion to it: it runs
+        // on a thread of its own, as kube-apiserver gives every request a goroutine, so that the
+        // async workers keep answering everyone else meanwhile.
+        let (state, runtime) = (state.clone(), tokio::runtime::Handle::current());
+        return match tokio::task::spawn_blocking(move || {
+            runtime.block_on(handle(&state, op, &call))
+        })
+        .await
+        {
+            Ok(answer) => answer,
+            // A panic goes on to the pipeline's recovery, as it would have here.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(ApiError::unavailable("the server is shutting down")),
+        };
+    }
+    handle(state, op, &call).await
+}
+
+/// Bodies larger than this (bytes) are handled off the async workers.
+const OFFLOADED_BODY_BYTES: usize = 64 * 1024;
+
+/// Runs the handler of an operation.
+async fn handle(state: &AppState, op: Operation, call: &Call) -> ApiResult<Response> {
     match (op, call.info.subresource.as_str()) {
-        (Operation::Get, "scale") => scale::get(state, &call).await,
-        (Operation::Get, _) => read::get(state, &call).await,
-        (Operation::List, _) => read::list(state, &call).await,
-        (Operation::Watch, _) => watch::watch(state, &call).await,
-        (Operation::Create, _) => write::create(state, &call).await,
-        (Operation::Update, "scale") => scale::update(state, &call).await,
-        (Operation::Update, "status") => write::update_status(state, &call).await,
-        (Operation::Update, _) => write::update(state, &call).await,
-        (Operation::Patch, "scale") => scale::patch(state, &call).await,
-        (Operation::Patch, _) => write::patch(state, &call).await,
-        (Operation::Delete, _) => write::delete(state, &call).await,
-        (Operation::DeleteCollection, _) => write::delete_collection(state, &call).await,
+        (Operation::Get, "scale") => scale::get(state, call).await,
+        (Operation::Get, _) => read::get(state, call).await,
+        (Operation::List, _) => read::list(state, call).await,
+        (Operation::Watch, _) => watch::watch(state, call).await,
+        (Operation::Create, _) => write::create(state, call).await,
+        (Operation::Update, "scale") => scale::update(state, call).await,
+        (Operation::Update, "status") => write::update_status(state, call).await,
+        (Operation::Update, _) => write::update(state, call).await,
+        (Operation::Patch, "scale") => scale::patch(state, call).await,
+        (Operation::Patch, _) => write::patch(state, call).await,
+        (Operation::Delete, _) => write::delete(state, call).await,
+        (Operation::DeleteCollection, _) => write::delete_collection(state, call).await,
     }
 }

@@ -13,6 +13,27 @@ use serde_json::Value;
 /// More operations than this in one JSON patch is refused (413), as kube-apiserver does.
 const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
 
+/// The most bytes (of compact JSON) the `copy` operations of one JSON patch may copy in all:
+/// kube-apiserver's `JSONPatchMaxCopyBytes` default. Beyond it the patch fails (422).
+const MAX_JSON_PATCH_COPY_BYTES: usize = 3 * 1024 * 1024;
+
+/// The length of a value as compact JSON, counted without building the text.
+fn json_size(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _infallible = serde_json::to_writer(&mut count, value);
+    count.0
+}
+
 /// The checks kube-apiserver makes of a patch body before it looks the object up
 /// (`validateAndTranscodePatch`): JSON patches must be JSON, apply patches YAML.
 pub fn check_body(kind: PatchType, body: &[u8]) -> ApiResult<()> {
@@ -166,7 +187,21 @@ pub fn apply(
             // json-patch's own undo can fail (a `move` to the root, then a failing op) and
             // panics when it does.
             let mut doc = target.clone();
-            json_patch::patch_unsafe(&mut doc, &patch).map_err(|_| ApiError::invalid_generic())?;
+            let mut copied = 0usize;
+            for op in &patch.0 {
+                // As kube-apiserver (`JSONPatchMaxCopyBytes`): what `copy` ops add up to is
+                // bounded, or a few doublings would take all memory and CPU.
+                if let json_patch::PatchOperation::Copy(copy) = op
+                    && let Some(value) = doc.pointer(copy.from.as_str())
+                {
+                    copied = copied.saturating_add(json_size(value));
+                    if copied > MAX_JSON_PATCH_COPY_BYTES {
+                        return Err(ApiError::invalid_generic());
+                    }
+                }
+                json_patch::patch_unsafe(&mut doc, std::slice::from_ref(op))
+                    .map_err(|_| ApiError::invalid_generic())?;
+            }
             doc
         }
         PatchType::Merge => {
