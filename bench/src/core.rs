@@ -68,17 +68,44 @@ async fn create(
     to: usize,
     concurrency: usize,
 ) -> (Samples, Duration) {
-    let next = Arc::new(AtomicUsize::new(from));
     let started = Instant::now();
+    let s = creates(client, namespace, from, concurrency, Until::Index(to)).await;
+    (s, started.elapsed())
+}
+
+/// Where a create loop stops: at an App's number, or at a moment.
+#[derive(Clone, Copy)]
+enum Until {
+    Index(usize),
+    Time(Instant),
+}
+
+/// Creates Apps numbered from `from` in `namespace` with `workers` requests in flight until
+/// `until`.
+async fn creates(
+    client: &Client,
+    namespace: &'static str,
+    from: usize,
+    workers: usize,
+    until: Until,
+) -> Samples {
+    let next = Arc::new(AtomicUsize::new(from));
     let mut tasks = Vec::new();
-    for _ in 0..concurrency {
+    for _ in 0..workers {
         let (client, next) = (client.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             let mut s = Samples::default();
             let path = collection(namespace);
             loop {
+                if let Until::Time(deadline) = until
+                    && Instant::now() >= deadline
+                {
+                    break;
+                }
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= to {
+                if let Until::Index(to) = until
+                    && i >= to
+                {
                     break;
                 }
                 let t = Instant::now();
@@ -98,13 +125,18 @@ async fn create(
             s
         }));
     }
+    merged(tasks).await
+}
+
+/// The samples of every worker that finished.
+async fn merged(tasks: Vec<tokio::task::JoinHandle<Samples>>) -> Samples {
     let mut all = Samples::default();
     for t in tasks {
         if let Ok(s) = t.await {
             all.merge(s);
         }
     }
-    (all, started.elapsed())
+    all
 }
 
 /// Runs requests made by `path_of` until `deadline` with `concurrency` workers.
@@ -131,13 +163,7 @@ pub(crate) async fn read_phase(
             s
         }));
     }
-    let mut all = Samples::default();
-    for t in tasks {
-        if let Ok(s) = t.await {
-            all.merge(s);
-        }
-    }
-    (all, started.elapsed())
+    (merged(tasks).await, started.elapsed())
 }
 
 fn get_paths(objects: usize) -> Arc<dyn Fn() -> String + Send + Sync> {
@@ -195,37 +221,7 @@ async fn creates_beside_full_lists(
         None
     };
     let deadline = Instant::now() + Duration::from_secs(seconds);
-    let next = Arc::new(AtomicUsize::new(offset));
-    let mut tasks = Vec::new();
-    for _ in 0..8 {
-        let (client, next) = (client.clone(), next.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut s = Samples::default();
-            while Instant::now() < deadline {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let t = Instant::now();
-                match client
-                    .send(
-                        "POST",
-                        &collection("contention"),
-                        Some("application/json"),
-                        app_body(i, "contention"),
-                    )
-                    .await
-                {
-                    Ok((201, _)) => s.add(t.elapsed()),
-                    _ => s.errors += 1,
-                }
-            }
-            s
-        }));
-    }
-    let mut all = Samples::default();
-    for t in tasks {
-        if let Ok(s) = t.await {
-            all.merge(s);
-        }
-    }
+    let all = creates(client, "contention", offset, 8, Until::Time(deadline)).await;
     let list_rate = match listing {
         Some(l) => l.rate().await?,
         None => 0.0,

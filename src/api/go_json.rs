@@ -311,7 +311,7 @@ pub fn syntax_error(data: &[u8]) -> Option<String> {
 }
 
 /// How Go's `UnmarshalTypeError` names a JSON value's kind.
-fn json_kind(value: &Value) -> &'static str {
+pub fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "bool",

@@ -43,58 +43,47 @@ pub fn stamp(value: &[u8], revision: u64) -> Option<Bytes> {
 fn plan(value: &[u8], version: &str) -> Option<Edit> {
     let mut s = Skim::new(value);
     s.expect(b'{')?;
-    let metadata = |version: &str| format!("\"metadata\":{{\"resourceVersion\":{version}}}");
-    let mut edit = None;
-    let (close, count) = s.members(|s, key, key_start| {
-        if key == "metadata" {
-            s.expect(b'{')?;
-            edit = Some(plan_in_metadata(s, version)?);
-            return Some(Step::Stop);
-        }
-        if key.as_ref() > "metadata" {
-            // No metadata: one goes here, in key order.
-            edit = Some(Edit {
-                start: key_start,
-                end: key_start,
-                insert: format!("{},", metadata(version)).into_bytes(),
-            });
-            return Some(Step::Stop);
-        }
-        s.skip_value()?;
-        Some(Step::Next)
-    })?;
-    if edit.is_some() {
-        return edit;
-    }
-    let comma = if count > 0 { "," } else { "" };
-    Some(Edit {
-        start: close,
-        end: close,
-        insert: format!("{comma}{}", metadata(version)).into_bytes(),
+    let metadata = || format!("{{\"resourceVersion\":{version}}}");
+    set_member(&mut s, "metadata", metadata, |s| {
+        s.expect(b'{')?;
+        set_member(
+            s,
+            "resourceVersion",
+            || version.to_string(),
+            |s| {
+                s.ws();
+                let start = s.at;
+                s.skip_value()?;
+                Some(Edit {
+                    start,
+                    end: s.at,
+                    insert: version.as_bytes().to_vec(),
+                })
+            },
+        )
     })
 }
 
-/// Inside `metadata` (just after its `{`): replace `resourceVersion` or insert it in key order.
-fn plan_in_metadata(s: &mut Skim<'_>, version: &str) -> Option<Edit> {
-    let member = |version: &str| format!("\"resourceVersion\":{version}");
+/// Inside an object (just after its `{`): the edit that sets member `name`. When present,
+/// `found` plans it (at the member's value); otherwise `"name":value()` goes in key order.
+fn set_member(
+    s: &mut Skim<'_>,
+    name: &str,
+    value: impl Fn() -> String,
+    found: impl FnOnce(&mut Skim<'_>) -> Option<Edit>,
+) -> Option<Edit> {
+    let mut found = Some(found);
     let mut edit = None;
     let (close, count) = s.members(|s, key, key_start| {
-        if key == "resourceVersion" {
-            s.ws();
-            let start = s.at;
-            s.skip_value()?;
-            edit = Some(Edit {
-                start,
-                end: s.at,
-                insert: version.as_bytes().to_vec(),
-            });
+        if key.as_ref() == name {
+            edit = Some(found.take()?(s)?);
             return Some(Step::Stop);
         }
-        if key.as_ref() > "resourceVersion" {
+        if key.as_ref() > name {
             edit = Some(Edit {
                 start: key_start,
                 end: key_start,
-                insert: format!("{},", member(version)).into_bytes(),
+                insert: format!("\"{name}\":{},", value()).into_bytes(),
             });
             return Some(Step::Stop);
         }
@@ -109,7 +98,7 @@ fn plan_in_metadata(s: &mut Skim<'_>, version: &str) -> Option<Edit> {
     Some(Edit {
         start: close,
         end: close,
-        insert: format!("{comma}{}", member(version)).into_bytes(),
+        insert: format!("{comma}\"{name}\":{}", value()).into_bytes(),
     })
 }
 

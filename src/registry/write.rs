@@ -211,14 +211,10 @@ impl Registry {
         // since a stale view could explain it (origStateIsCurrent).
         let mut at = ReadAt::Any;
         loop {
+            let kv = self
+                .read_for_write(resource, namespace, name, &mut at)
+                .await?;
             let fresh = at != ReadAt::Any;
-            let kv = match self.get(resource, namespace, name, at).await {
-                Err(e) if e.code() == 404 && !fresh => {
-                    at = ReadAt::Latest;
-                    continue;
-                }
-                other => other?,
-            };
             let planned = plan_update(
                 resource,
                 namespace,
@@ -295,6 +291,25 @@ impl Registry {
         }
     }
 
+    /// The object a write starts from: as this replica sees it (`at` is [`ReadAt::Any`]) or,
+    /// when it sees none, as the store has it now (`at` becomes [`ReadAt::Latest`]): a stale
+    /// view never answers 404.
+    async fn read_for_write(
+        &self,
+        resource: &Resource,
+        namespace: &str,
+        name: &str,
+        at: &mut ReadAt,
+    ) -> ApiResult<storage::KeyValue> {
+        match self.get(resource, namespace, name, *at).await {
+            Err(e) if e.code() == 404 && *at == ReadAt::Any => {
+                *at = ReadAt::Latest;
+                self.get(resource, namespace, name, *at).await
+            }
+            other => other,
+        }
+    }
+
     /// Deletes an object, or marks it for deletion while finalizers hold it.
     pub async fn delete(
         &self,
@@ -307,14 +322,10 @@ impl Registry {
         // Start from this replica's view; read afresh before a 404 or a failed precondition.
         let mut at = ReadAt::Any;
         loop {
+            let kv = self
+                .read_for_write(resource, namespace, name, &mut at)
+                .await?;
             let fresh = at != ReadAt::Any;
-            let kv = match self.get(resource, namespace, name, at).await {
-                Err(e) if e.code() == 404 && !fresh => {
-                    at = ReadAt::Latest;
-                    continue;
-                }
-                other => other?,
-            };
             let existing = decode_stored(&kv)?;
             let uid = meta::uid(&existing).to_string();
             // `rest.BeforeDelete` checks the preconditions early, worded about the Kind.

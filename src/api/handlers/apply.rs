@@ -3,6 +3,7 @@
 
 use super::Call;
 use crate::api::error::{ApiError, ApiResult};
+use crate::api::go_json::json_kind;
 use crate::fields::apply::{Applied, Scope, apply as apply_config, conflict_message};
 use crate::kinds::Resource;
 use crate::object::meta;
@@ -24,21 +25,13 @@ fn decode_config(call: &Call) -> ApiResult<Value> {
         serde_yaml_ng::from_slice(&call.body)
             .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
     };
-    let kind_of = |v: &Value| match v {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    };
     if config.is_null() {
         config = Value::Object(Default::default());
     }
     if !config.is_object() {
         return Err(ApiError::bad_request(format!(
             "error decoding patch: error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
-            kind_of(&config)
+            json_kind(&config)
         )));
     }
     let api_version = config

@@ -4,7 +4,7 @@
 
 use crate::api::decode::parse_json;
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::go_json;
+use crate::api::go_json::{self, json_kind};
 use crate::api::negotiation::PatchType;
 use crate::field_error::{FieldError, go_quote};
 use crate::registry::FieldValidation;
@@ -62,18 +62,6 @@ pub struct Patched {
     pub object: Value,
     /// Findings to send as `Warning`s (`fieldValidation=Warn`).
     pub warnings: Vec<String>,
-}
-
-/// How Go names a JSON value's kind in an `UnmarshalTypeError`.
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
 }
 
 /// The strict decoding of a JSON patch into kube-apiserver's `[]jsonPatchOp`: the error that

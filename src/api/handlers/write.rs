@@ -1,7 +1,7 @@
 //! create, update, patch, delete and deletecollection.
 
 use super::{Call, patch as patching, read, respond};
-use crate::api::decode::decode_object;
+use crate::api::decode::{Decoded, decode_object};
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::go_json::{GoType, struct_type_error};
 use crate::api::negotiation::{BodyFormat, PatchType, Target, body_format, negotiate, patch_type};
@@ -33,9 +33,9 @@ fn respond_written(call: &Call, written: Written, created_code: StatusCode) -> A
     ))
 }
 
-/// POST to a collection.
-pub async fn create(state: &AppState, call: &Call) -> ApiResult<Response> {
-    let options = call.write_options("CreateOptions", false)?;
+/// The body of a create or update, decoded in the version asked and converted to the storage
+/// version.
+fn decode_to_storage(call: &Call, options: &crate::registry::WriteOptions) -> ApiResult<Decoded> {
     let mut decoded = decode_object(
         &call.resource,
         call.version,
@@ -44,6 +44,13 @@ pub async fn create(state: &AppState, call: &Call) -> ApiResult<Response> {
         options.field_validation,
     )?;
     codec::to_storage(call.version, &mut decoded.object);
+    Ok(decoded)
+}
+
+/// POST to a collection.
+pub async fn create(state: &AppState, call: &Call) -> ApiResult<Response> {
+    let options = call.write_options("CreateOptions", false)?;
+    let decoded = decode_to_storage(call, &options)?;
     let mut written = state
         .registry
         .create(
@@ -63,14 +70,7 @@ async fn update_sub(
     subresource: Subresource,
 ) -> ApiResult<Response> {
     let options = call.write_options("UpdateOptions", false)?;
-    let mut decoded = decode_object(
-        &call.resource,
-        call.version,
-        call.header("content-type"),
-        &call.body,
-        options.field_validation,
-    )?;
-    codec::to_storage(call.version, &mut decoded.object);
+    let decoded = decode_to_storage(call, &options)?;
     let obj = decoded.object;
     let uid = crate::object::meta::uid(&obj).to_string();
     let mut written = state
