@@ -386,51 +386,38 @@ async fn precondition_failures_are_worded_as_kube_words_them() {
         .unwrap()
         .to_string();
     let delete_details = json!({"name": "p1", "group": "admission.example.com", "kind": "App"});
+    let cases = [
+        (
+            json!({"uid": "not-it"}),
+            format!(
+                "Operation cannot be fulfilled on App.admission.example.com \"p1\": the UID in the precondition (not-it) does not match the UID in record ({uid}). The object might have been deleted and then recreated"
+            ),
+        ),
+        (
+            json!({"resourceVersion": "1"}),
+            format!(
+                "Operation cannot be fulfilled on App.admission.example.com \"p1\": the ResourceVersion in the precondition (1) does not match the ResourceVersion in record ({rv}). The object might have been modified"
+            ),
+        ),
+    ];
     for http2 in [false, true] {
-        let body = json!({"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": "not-it"}});
-        let r = s
-            .send_on(
-                http2,
-                Some(&s.token),
-                "DELETE",
-                &format!("{APPS}/p1"),
-                &[JSON],
-                body.to_string(),
-            )
-            .await;
-        assert_eq!(
-            r.json(),
-            status(
-                409,
-                Some("Conflict"),
-                &format!(
-                    "Operation cannot be fulfilled on App.admission.example.com \"p1\": the UID in the precondition (not-it) does not match the UID in record ({uid}). The object might have been deleted and then recreated"
-                ),
-                Some(delete_details.clone())
-            )
-        );
-        let body = json!({"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"resourceVersion": "1"}});
-        let r = s
-            .send_on(
-                http2,
-                Some(&s.token),
-                "DELETE",
-                &format!("{APPS}/p1"),
-                &[JSON],
-                body.to_string(),
-            )
-            .await;
-        assert_eq!(
-            r.json(),
-            status(
-                409,
-                Some("Conflict"),
-                &format!(
-                    "Operation cannot be fulfilled on App.admission.example.com \"p1\": the ResourceVersion in the precondition (1) does not match the ResourceVersion in record ({rv}). The object might have been modified"
-                ),
-                Some(delete_details.clone())
-            )
-        );
+        for (preconditions, message) in &cases {
+            let body = json!({"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": preconditions});
+            let r = s
+                .send_on(
+                    http2,
+                    Some(&s.token),
+                    "DELETE",
+                    &format!("{APPS}/p1"),
+                    &[JSON],
+                    body.to_string(),
+                )
+                .await;
+            assert_eq!(
+                r.json(),
+                status(409, Some("Conflict"), message, Some(delete_details.clone()))
+            );
+        }
     }
     // A PUT naming another uid fails the storage layer's precondition (before the
     // resourceVersion is compared), worded as the storage error it is.

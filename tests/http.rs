@@ -356,6 +356,11 @@ async fn bad_requests_get_clear_statuses() {
         ("POST", APPS.to_string(), vec![("content-type", "application/json")], json!({"apiVersion": "admission.example.com/v1", "metadata": {"name": "x"}}).to_string(), 400, "BadRequest"),
         ("POST", APPS.to_string(), vec![("content-type", "application/json")], json!({"apiVersion": "admission.example.com/v1", "kind": "Other", "metadata": {"name": "x"}}).to_string(), 422, "Invalid"),
         ("POST", APPS.to_string(), vec![("content-type", "text/plain")], "x".into(), 415, "UnsupportedMediaType"),
+        // What Go's mime.ParseMediaType refuses is no media type at all, not JSON.
+        ("POST", APPS.to_string(), vec![("content-type", ";;;/")], app("ct1", "default", 1, &[]), 415, "UnsupportedMediaType"),
+        ("POST", APPS.to_string(), vec![("content-type", "application/json;;")], app("ct2", "default", 1, &[]), 415, "UnsupportedMediaType"),
+        ("POST", APPS.to_string(), vec![("content-type", "application/json; charset")], app("ct3", "default", 1, &[]), 415, "UnsupportedMediaType"),
+        ("PATCH", format!("{APPS}/x"), vec![("content-type", "/merge-patch+json")], "{}".into(), 415, "UnsupportedMediaType"),
         ("POST", APPS.to_string(), vec![("content-type", "application/json")], json!({"apiVersion": "admission.example.com/v1", "kind": "App", "metadata": {"name": "x", "namespace": "elsewhere"}}).to_string(), 400, "BadRequest"),
         ("PUT", APPS.to_string(), vec![], "{}".into(), 400, "BadRequest"),
         ("GET", "/apis/admission.example.com/v1/namespaces/default/apps/x/bogus".to_string(), vec![], String::new(), 404, "NotFound"),
@@ -367,17 +372,21 @@ async fn bad_requests_get_clear_statuses() {
         ("DELETE", format!("{APPS}/nope"), vec![], String::new(), 404, "NotFound"),
         ("DELETE", format!("{APPS}?propagationPolicy=Sideways"), vec![], String::new(), 422, "Invalid"),
     ];
-    for (method, path, headers, body, code, reason) in cases {
-        let r = s.request(method, &path, &headers, &body).await;
-        assert_eq!(
-            r.status,
-            code,
-            "{method} {path} {body}: {}",
-            String::from_utf8_lossy(&r.body)
-        );
-        let status = r.json();
-        assert_eq!(status["kind"], "Status", "{method} {path}");
-        assert_eq!(status["reason"], reason, "{method} {path}: {status}");
+    for http2 in [false, true] {
+        for (method, path, headers, body, code, reason) in &cases {
+            let r = s
+                .send_on(http2, Some(&s.token), method, path, headers, body.clone())
+                .await;
+            assert_eq!(
+                r.status,
+                *code,
+                "{method} {path} {body}: {}",
+                String::from_utf8_lossy(&r.body)
+            );
+            let status = r.json();
+            assert_eq!(status["kind"], "Status", "{method} {path}");
+            assert_eq!(status["reason"], *reason, "{method} {path}: {status}");
+        }
     }
     let huge = format!("{{\"x\":\"{}\"}}", "a".repeat(4 * 1024 * 1024));
     let r = s
@@ -514,5 +523,110 @@ async fn large_lists_stream_whole() {
         assert_eq!(list["metadata"]["continue"], "");
         assert!(list["metadata"]["resourceVersion"].is_string());
         assert_eq!(list["items"][0]["spec"]["replicas"], 1);
+    }
+}
+
+/// Writes whose bodies are large (handled off the async workers) are answered like any other,
+/// over both transports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_are_written() {
+    let s = Server::start();
+    for (http2, name) in [(false, "big1"), (true, "big2")] {
+        let note = "n".repeat(100 * 1024);
+        let body = json!({"apiVersion": "admission.example.com/v1", "kind": "App",
+            "metadata": {"name": name, "annotations": {"note": note}}, "spec": {"version": "v1.0.0"}});
+        let json = [("content-type", "application/json")];
+        let r = s
+            .send_on(http2, Some(&s.token), "POST", APPS, &json, body.to_string())
+            .await;
+        assert_eq!(r.status, 201, "{}", support::text(&r.body));
+        let mut created = r.json();
+        assert_eq!(created["metadata"]["annotations"]["note"], note);
+        let longer = "m".repeat(200 * 1024);
+        created["metadata"]["annotations"]["note"] = json!(longer);
+        let path = format!("{APPS}/{name}");
+        let r = s
+            .send_on(
+                http2,
+                Some(&s.token),
+                "PUT",
+                &path,
+                &json,
+                created.to_string(),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", support::text(&r.body));
+        let merge = [("content-type", "application/merge-patch+json")];
+        // Annotations take 256 KiB in all: this one body replaces one and adds another.
+        let shorter = "s".repeat(150 * 1024);
+        let patch =
+            json!({"metadata": {"annotations": {"note": shorter, "other": "o".repeat(50 * 1024)}}});
+        let r = s
+            .send_on(
+                http2,
+                Some(&s.token),
+                "PATCH",
+                &path,
+                &merge,
+                patch.to_string(),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", support::text(&r.body));
+        let r = s
+            .send_on(http2, Some(&s.token), "GET", &path, &[], "")
+            .await;
+        let stored = r.json();
+        assert_eq!(stored["metadata"]["annotations"]["note"], shorter);
+        assert_eq!(
+            stored["metadata"]["annotations"]["other"]
+                .as_str()
+                .map(str::len),
+            Some(50 * 1024)
+        );
+    }
+}
+
+/// Map-list items an applier stops applying go away whole (not as `{}`), as with
+/// structured-merge-diff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applied_map_list_items_dropped_go_whole() {
+    let s = Server::start();
+    let apply = [("content-type", "application/apply-patch+yaml")];
+    for (http2, name) in [(false, "ml1"), (true, "ml2")] {
+        s.create(&app(name, "default", 1, &[]));
+        let status = format!("{APPS}/{name}/status?fieldManager=ctl");
+        let conditions: Vec<_> = (0..3)
+            .map(|i| json!({"type": format!("T{i}"), "status": "True"}))
+            .collect();
+        let first = json!({"apiVersion": "admission.example.com/v1", "kind": "App",
+            "metadata": {"name": name}, "status": {"conditions": conditions}});
+        let r = s
+            .send_on(
+                http2,
+                Some(&s.token),
+                "PATCH",
+                &status,
+                &apply,
+                first.to_string(),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", support::text(&r.body));
+        let second = json!({"apiVersion": "admission.example.com/v1", "kind": "App",
+            "metadata": {"name": name}, "status": {"conditions": [{"type": "T1", "status": "False"}]}});
+        let r = s
+            .send_on(
+                http2,
+                Some(&s.token),
+                "PATCH",
+                &status,
+                &apply,
+                second.to_string(),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", support::text(&r.body));
+        assert_eq!(
+            r.json()["status"]["conditions"],
+            json!([{"type": "T1", "status": "False"}])
+        );
     }
 }

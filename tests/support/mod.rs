@@ -318,31 +318,10 @@ impl Server {
         headers: &[(&str, &str)],
         body: &str,
     ) -> Response {
-        let mut req = http::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
-        }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let req = req.body(Full::new(Bytes::from(body.to_string()))).unwrap();
-        let resp = self
-            .client_with(identity, http2)
-            .request(req)
+        let client = self.client_with(identity, http2);
+        let body = Bytes::from(body.to_string());
+        self.exchange(client, token, method, path, headers, body)
             .await
-            .expect("the request is answered");
-        let status = resp.status().as_u16();
-        let version = resp.version();
-        let headers = resp.headers().clone();
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
-        Response {
-            status,
-            headers,
-            body,
-            version,
-        }
     }
 }
 
@@ -642,6 +621,24 @@ impl Server {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Response {
+        let client = self.client(http2);
+        self.exchange(client, token, method, path, headers, body.into())
+            .await
+    }
+
+    /// Sends one request on `client` and reads the whole answer.
+    async fn exchange(
+        &self,
+        client: Client<
+            hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+            Full<Bytes>,
+        >,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Response {
         let mut req = http::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base));
@@ -651,9 +648,8 @@ impl Server {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let req = req.body(Full::new(body.into())).unwrap();
-        let resp = self
-            .client(http2)
+        let req = req.body(Full::new(body)).unwrap();
+        let resp = client
             .request(req)
             .await
             .unwrap_or_else(|e| panic!("{method} {path} is answered: {e:?}"));

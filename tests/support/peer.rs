@@ -460,25 +460,7 @@ impl Peer {
 
 /// GETs `url` trusting only `ca_pem`; the status code, or why the connection failed.
 pub async fn get_trusting(ca_pem: &str, url: &str) -> Result<u16, String> {
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(config)
-        .https_only()
-        .enable_http1()
-        .build();
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build(connector);
+    let client = crate::support::https_client(ca_pem, None, false);
     let req = http::Request::get(url)
         .body(Full::new(Bytes::new()))
         .unwrap();
