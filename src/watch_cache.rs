@@ -147,6 +147,8 @@ pub struct WatchCache {
     history: usize,
     queue: usize,
     inner: Mutex<Inner>,
+    /// Mirrors `Inner::ready` for those waiting on it.
+    ready: tokio::sync::watch::Sender<bool>,
 }
 
 /// Why a watcher could not be registered.
@@ -187,6 +189,7 @@ impl WatchCache {
                 stopped: false,
                 ready: false,
             }),
+            ready: tokio::sync::watch::Sender::new(false),
         });
         tokio::spawn(dispatch(cache.clone(), store));
         cache
@@ -245,9 +248,12 @@ impl WatchCache {
         })
     }
 
-    /// Whether watchers can register (the storage subscription is in place).
-    pub fn is_ready(&self) -> bool {
-        self.inner.lock().ready
+    /// Returns once watchers can register, i.e. the storage subscription is in place (at once if
+    /// it is now).
+    pub async fn wait_ready(&self) {
+        let mut ready = self.ready.subscribe();
+        // The sender lives as long as `self`, so this cannot fail.
+        let _ = ready.wait_for(|r| *r).await;
     }
 
     /// The newest revision dispatched.
@@ -306,6 +312,7 @@ impl WatchCache {
         inner.revision = at;
         inner.oldest = at;
         inner.ready = true;
+        self.ready.send_replace(true);
     }
 
     /// The subscription is gone; watchers are closed until it is back.
@@ -313,6 +320,7 @@ impl WatchCache {
         let mut inner = self.inner.lock();
         inner.watchers.clear();
         inner.ready = false;
+        self.ready.send_replace(false);
     }
 }
 
@@ -377,9 +385,7 @@ mod tests {
 
     async fn started(store: Arc<MemoryStore>, history: usize, queue: usize) -> Arc<WatchCache> {
         let cache = WatchCache::start(store, &app(), history, queue);
-        while !cache.is_ready() {
-            tokio::task::yield_now().await;
-        }
+        cache.wait_ready().await;
         cache
     }
 

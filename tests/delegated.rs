@@ -305,12 +305,16 @@ async fn without_anonymous_auth_headers_without_a_certificate_are_401() {
             .status,
         200
     );
+    let ready = c
+        .server
+        .send(None, None, "GET", "/readyz?verbose", &[], "")
+        .await;
     assert_eq!(
-        c.server
-            .send(None, None, "GET", "/readyz", &[], "")
-            .await
-            .status,
-        200
+        ready.status,
+        200,
+        "{}\n{}",
+        support::text(&ready.body),
+        c.server.log()
     );
 }
 

@@ -61,7 +61,7 @@ impl Ha {
             ha.add_replica(&[]);
         }
         for r in &ha.replicas {
-            wait_ready(r).await;
+            r.wait_ready().await;
         }
         ha
     }
@@ -83,29 +83,8 @@ impl Ha {
         let mut flags = self.flags();
         flags.extend(extra.iter().map(|s| s.to_string()));
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-        self.replicas.push(Server::start_with(dir, &flags));
+        self.replicas.push(Server::start_unready(dir, 0, &flags));
         self.replicas.last().unwrap()
-    }
-}
-
-async fn wait_ready(s: &Server) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(r) = try_request(
-            &s.endpoint(),
-            false,
-            "GET",
-            "/readyz",
-            "",
-            Duration::from_secs(3),
-        )
-        .await
-            && r.0 == 200
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "replica not ready:\n{}", s.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -733,7 +712,7 @@ async fn quorum_loss_fails_readiness_and_writes_then_recovers() {
     assert_eq!(bookmark["type"], "BOOKMARK", "{bookmark}");
     // Quorum returns: ready again and writes go through, without a restart.
     ha.etcd.restart(1);
-    wait_ready(s).await;
+    s.wait_ready().await;
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let (code, body) = request(s, false, "POST", &ns, &app("after", json!({}))).await;
@@ -851,7 +830,7 @@ async fn etcd_unreachable_at_start_is_retried() {
         .port();
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let servers = format!("http://127.0.0.1:{port}");
-    let mut s = Server::start_with(dir, &["--etcd-servers", &servers]);
+    let mut s = Server::start_unready(dir, 0, &["--etcd-servers", &servers]);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
         !s.wait_exit(Duration::from_millis(10)),
@@ -874,7 +853,7 @@ async fn etcd_unreachable_at_start_is_retried() {
     );
     // etcd comes up on that port.
     let etcd = EtcdCluster::start_on(&[port]).await;
-    wait_ready(&s).await;
+    s.wait_ready().await;
     let (code, body) = request(
         &s,
         false,

@@ -84,8 +84,8 @@ pub async fn build_state(
     readiness.push(("watch-caches-synced", synced.clone()));
     let caches: Vec<Arc<WatchCache>> = watch_caches.iter().map(|(_, c)| c.clone()).collect();
     tokio::spawn(async move {
-        while !caches.iter().all(|c| c.is_ready()) {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        for cache in &caches {
+            cache.wait_ready().await;
         }
         synced.store(true, Ordering::Release);
     });

@@ -49,8 +49,33 @@ impl Server {
         self.base.rsplit(':').next().unwrap().parse().unwrap()
     }
 
-    /// Starts a server on a data directory and port (0: any), with extra flags.
+    /// Starts a server on a data directory and port (0: any), with extra flags, and waits until
+    /// it is ready (`/readyz` 200), as a kubelet's readiness probe holds traffic back.
     pub fn start_on(dir: Arc<tempfile::TempDir>, port: u16, extra: &[&str]) -> Server {
+        let server = Server::start_unready(dir, port, extra);
+        let endpoint = server.endpoint();
+        let ready = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(endpoint.ready_within(Duration::from_secs(30)))
+        })
+        .join()
+        .unwrap();
+        assert!(ready, "the server did not become ready:\n{}", server.log());
+        server
+    }
+
+    /// Waits (up to 30 s) until `/readyz` answers 200.
+    pub async fn wait_ready(&self) {
+        let ready = self.endpoint().ready_within(Duration::from_secs(30)).await;
+        assert!(ready, "the server is not ready:\n{}", self.log());
+    }
+
+    /// Starts a server on a data directory and port (0: any), with extra flags; returns once it
+    /// listens, ready or not.
+    pub fn start_unready(dir: Arc<tempfile::TempDir>, port: u16, extra: &[&str]) -> Server {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -355,6 +380,37 @@ impl Endpoint {
         Full<Bytes>,
     > {
         https_client(&self.ca_pem, None, http2)
+    }
+
+    /// Whether `/readyz` answers 200 within `limit`, probed every 50 ms as a kubelet probes: no
+    /// credentials, and the serving certificate is not checked (it may be one given by flags).
+    pub async fn ready_within(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyServerCert(provider)))
+            .with_no_client_auth();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_only()
+            .enable_http1()
+            .build();
+        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(connector);
+        while Instant::now() < deadline {
+            let req = http::Request::builder()
+                .uri(format!("{}/readyz", self.base))
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            let answer = tokio::time::timeout(Duration::from_secs(3), client.request(req)).await;
+            if matches!(answer, Ok(Ok(ref r)) if r.status() == 200) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
     }
 }
 
@@ -755,6 +811,56 @@ impl Curl {
 /// Presents one client certificate whatever the server asks for.
 #[derive(Debug)]
 struct Present(Arc<rustls::sign::CertifiedKey>);
+
+/// Accepts any server certificate (a kubelet probe's `InsecureSkipVerify`); handshake
+/// signatures are still checked.
+#[derive(Debug)]
+struct AnyServerCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyServerCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls_pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
 
 impl rustls::client::ResolvesClientCert for Present {
     fn resolve(

@@ -607,9 +607,7 @@ mod tests {
             100,
             64,
         );
-        while !cache.is_ready() {
-            tokio::task::yield_now().await;
-        }
+        cache.wait_ready().await;
         let start = cache.revision();
         let mut ns_a = stream_for(&cache, "apps/a/", start);
         let mut all = stream_for(&cache, "apps/", start);
