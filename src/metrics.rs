@@ -3,7 +3,9 @@
 //! `apiserver_current_inflight_requests`, `apiserver_registered_watchers`, ...), served at
 //! `/metrics`.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -97,6 +99,53 @@ pub fn verb_label(method: &str, request_verb: &str, apply: bool) -> String {
     }
 }
 
+/// `apiserver_watch_cache_consistent_read_total{group,resource,success,fallback}`, read off the
+/// etcd store's watch caches at each scrape: consistent reads (no resourceVersion) served from
+/// a cache once it had caught up (`fallback="false"`) or from etcd (`fallback="true"`), as
+/// k8s.io/apiserver's cacher counts its consistent lists. Gets are counted too, since they are
+/// served from the cache the same way here.
+pub struct ConsistentReads {
+    /// The store whose caches count.
+    pub store: std::sync::Arc<storage::etcd::EtcdStore>,
+    /// The `group` label.
+    pub group: &'static str,
+}
+
+impl std::fmt::Debug for ConsistentReads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsistentReads")
+            .field("group", &self.group)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Collector for ConsistentReads {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let counter = ConstCounter::new(0u64);
+        let mut family = encoder.encode_descriptor(
+            "apiserver_watch_cache_consistent_read",
+            "Counter for consistent reads from cache.",
+            None,
+            counter.metric_type(),
+        )?;
+        for (prefix, reads) in self.store.consistent_reads() {
+            for fallback in [false, true] {
+                for success in [false, true] {
+                    let labels = [
+                        ("group", self.group),
+                        ("resource", prefix.trim_end_matches('/')),
+                        ("success", if success { "true" } else { "false" }),
+                        ("fallback", if fallback { "true" } else { "false" }),
+                    ];
+                    ConstCounter::new(reads.count(fallback, success))
+                        .encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Metrics {
     /// Registers every metric.
     pub fn new() -> Metrics {
@@ -182,6 +231,11 @@ impl Metrics {
             token_reviews,
             access_reviews,
         }
+    }
+
+    /// Adds metrics read at each scrape (e.g. [`ConsistentReads`]).
+    pub fn register_collector(&mut self, collector: Box<dyn Collector>) {
+        self.registry.register_collector(collector);
     }
 
     /// The text exposition (OpenMetrics), with process metrics appended.

@@ -217,6 +217,22 @@ async fn replicas_behave_as_one_api() {
             expected.push(("ADDED".to_string(), format!("a{i}")));
         }
     }
+    // Those consistent reads are counted as kube-apiserver's cacher counts them: served from
+    // the cache once current, or (while member versions are still being checked) from etcd.
+    let (code, text) = request(b, false, "GET", "/metrics", "").await;
+    assert_eq!(code, 200);
+    let text = text.as_str().unwrap();
+    let served: u64 = ["false", "true"]
+        .iter()
+        .filter_map(|fallback| {
+            let series = format!(
+                "apiserver_watch_cache_consistent_read_total{{group=\"admission.example.com\",resource=\"apps\",success=\"true\",fallback=\"{fallback}\"}} "
+            );
+            text.lines().find_map(|l| l.strip_prefix(series.as_str()))
+        })
+        .map(|n| n.parse::<u64>().unwrap())
+        .sum();
+    assert!(served >= 6, "{text}");
     let (code, moved) = request(
         a,
         false,

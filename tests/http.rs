@@ -181,6 +181,31 @@ async fn openapi_documents_are_hashed_and_cached() {
             .status,
         304
     );
+    // kube-openapi also serves protobuf, which this server does not: an `Accept` that takes
+    // only that is a bare 406 (kubectl then reports it rather than misreading JSON as
+    // protobuf); the v3 index is JSON whatever the `Accept`.
+    const PROTO_V2: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+    const PROTO_V3: &str = "application/com.github.proto-openapi.spec.v3@v1.0+protobuf";
+    for http2 in [false, true] {
+        for (path, accept, code) in [
+            ("/openapi/v2", PROTO_V2, 406),
+            ("/openapi/v2", "text/html", 406),
+            ("/openapi/v2", &format!("{PROTO_V2}, application/json"), 200),
+            ("/openapi/v2", "application/*;q=0.5", 200),
+            ("/openapi/v2", "*/*", 200),
+            (path, PROTO_V3, 406),
+            (path, &format!("{PROTO_V3},application/json;q=0.9"), 200),
+            ("/openapi/v3", PROTO_V3, 200),
+        ] {
+            let r = s
+                .request_over(http2, "GET", path, &[("accept", accept)], "")
+                .await;
+            assert_eq!(r.status, code, "{path} {accept} over h2={http2}");
+            if code == 406 {
+                assert!(r.body.is_empty());
+            }
+        }
+    }
 }
 
 #[tokio::test]

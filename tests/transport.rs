@@ -548,3 +548,48 @@ async fn a_403_reaches_http2_clients_intact() {
         assert_eq!(r.json()["reason"], "Forbidden");
     }
 }
+
+/// An early answer over HTTP/2 waits a bounded time for the rest of the body (so that clients
+/// finish uploading first), not for ever: a body that never comes still gets its answer, and
+/// the connection goes on serving other streams.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_body_that_never_comes_does_not_hold_its_answer() {
+    use http_body_util::BodyExt;
+    type Frames =
+        futures::channel::mpsc::Receiver<Result<hyper::body::Frame<bytes::Bytes>, std::io::Error>>;
+    let s = Server::start();
+    let client = support::https_client_of::<
+        http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, std::io::Error>,
+    >(&s.ca_pem, None, true);
+    let (tx, rx): (_, Frames) = futures::channel::mpsc::channel(1);
+    let req = http::Request::builder()
+        .method("POST")
+        .uri(format!("{}{APPS}", s.base))
+        .header("content-type", "application/json")
+        .header("content-length", "1000")
+        .body(http_body_util::StreamBody::new(rx).boxed_unsync())
+        .unwrap();
+    let client_for_get = client.clone();
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(20), client.request(req))
+        .await
+        .expect("the answer comes without the body")
+        .unwrap();
+    assert_eq!(answer.status(), 401);
+    let body = answer.into_body().collect().await.unwrap().to_bytes();
+    assert!(
+        text(&body).contains(r#""reason":"Unauthorized""#),
+        "{}",
+        text(&body)
+    );
+    drop(tx);
+    let get = http::Request::builder()
+        .uri(format!("{}{APPS}", s.base))
+        .header("authorization", format!("Bearer {}", s.token))
+        .body(
+            http_body_util::Empty::<bytes::Bytes>::new()
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        )
+        .unwrap();
+    assert_eq!(client_for_get.request(get).await.unwrap().status(), 200);
+}

@@ -72,6 +72,31 @@ fn discovery_root(
     }
 }
 
+/// Whether a client takes the JSON form of an OpenAPI document: no `Accept`, or one naming
+/// `application/json`, `application/*` or `*/*`. kube-openapi's handlers also serve a protobuf
+/// form, which this server does not; any other `Accept` gets their bare 406.
+fn accepts_json(headers: &HeaderMap) -> bool {
+    let Some(accept) = headers.get(header::ACCEPT) else {
+        return true;
+    };
+    let accept = String::from_utf8_lossy(accept.as_bytes());
+    accept.trim().is_empty()
+        || accept.split(',').any(|clause| {
+            let media = clause.split(';').next().unwrap_or("").trim();
+            ["application/json", "application/*", "*/*"]
+                .iter()
+                .any(|m| media.eq_ignore_ascii_case(m))
+        })
+}
+
+/// kube-openapi's answer to an `Accept` it cannot serve: a bare 406.
+fn openapi_not_acceptable() -> Response {
+    let mut r = StatusCode::NOT_ACCEPTABLE.into_response();
+    r.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Accept"));
+    r
+}
+
 fn openapi(headers: &HeaderMap, bytes: &[u8], hash: &str, immutable: bool) -> Response {
     let etag = format!("\"{hash}\"");
     if matches_etag(headers, &etag) {
@@ -278,9 +303,14 @@ pub fn serve(
             Ok(json(list.to_vec(), "no-cache, private"))
         }
         "/version" => Ok(json(version(), "no-cache, private")),
+        "/openapi/v2" if !accepts_json(headers) => Ok(openapi_not_acceptable()),
         "/openapi/v2" => Ok(openapi(headers, &o.v2, &o.v2_hash, false)),
+        // The v3 index is JSON whatever the `Accept`, as kube-openapi serves it.
         "/openapi/v3" => Ok(openapi(headers, &o.v3_root, &o.v3_root_hash, false)),
         p if let Some(doc) = version_of(&v3_prefix, p).and_then(|v| o.v3_group(v)) => {
+            if !accepts_json(headers) {
+                return openapi_not_acceptable();
+            }
             match query.first("hash") {
                 Some(h) if h != doc.hash => {
                     let mut r = StatusCode::MOVED_PERMANENTLY.into_response();

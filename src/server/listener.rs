@@ -6,7 +6,7 @@
 //! HTTP/2 `SETTINGS_MAX_HEADER_LIST_SIZE`, 100 concurrent HTTP/2 streams per connection (or
 //! `--http2-max-streams-per-connection`), 256 KiB HTTP/2 stream windows, and 32 s
 //! to send a TLS handshake and request headers. Request bodies an early answer leaves unread are
-//! drained after the response ([`super::unread_body`]).
+//! read and discarded, within bounds ([`super::unread_body`]).
 
 use super::unread_body;
 use crate::auth::trust::ClientChain;
@@ -187,14 +187,16 @@ pub async fn serve(
                     let info = ConnInfo { remote, client_chain };
                     let service = hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                         req.extensions_mut().insert(info.clone());
+                        let http2 = req.version() == http::Version::HTTP_2;
                         let (parts, body) = req.into_parts();
                         let (body, unread) = unread_body::split(body);
                         let req = http::Request::from_parts(parts, axum::body::Body::new(body));
                         let answered = app.clone().oneshot(req);
                         async move {
                             let response = answered.await?;
+                            let unread = if http2 { unread_body::settle(unread).await } else { unread };
                             Ok::<_, std::convert::Infallible>(
-                                response.map(|b| unread_body::ResponseBody::new(b, unread)),
+                                response.map(|b| unread_body::ResponseBody::new(b, unread, http2)),
                             )
                         }
                     });

@@ -157,7 +157,10 @@ fn resource_prefixes() -> Vec<String> {
 
 /// Opens the configured store, with the health checks it brings (for healthz, livez and
 /// readyz): sled under the data directory, or etcd with its `etcd` check.
-async fn open_store(config: &Config) -> Result<(Arc<dyn storage::Store>, Readiness)> {
+async fn open_store(
+    config: &Config,
+    metrics: &mut Metrics,
+) -> Result<(Arc<dyn storage::Store>, Readiness)> {
     let resources = crate::kinds::load().map_err(|e| anyhow!(e))?;
     let versioner = Arc::new(crate::registry::codec::StorageCodec::new(resources));
     let index = IndexOptions {
@@ -197,7 +200,12 @@ async fn open_store(config: &Config) -> Result<(Arc<dyn storage::Store>, Readine
             )
             .await
             .context("cannot set up the etcd client")?;
-            let store: Arc<dyn storage::Store> = Arc::new(store);
+            let store = Arc::new(store);
+            metrics.register_collector(Box::new(crate::metrics::ConsistentReads {
+                store: store.clone(),
+                group: crate::kinds::GROUP,
+            }));
+            let store: Arc<dyn storage::Store> = store;
             let healthy = follow_health(store.clone());
             Ok((store, vec![("etcd", healthy)]))
         }
@@ -336,7 +344,7 @@ pub async fn run(config: Config) -> Result<()> {
         ),
     };
     let cert = tls::ReloadingCert::load(&cert_file, &key_file)?;
-    let metrics = Metrics::new();
+    let mut metrics = Metrics::new();
     let (auth, client_verifier, mut readiness) = match &config.delegation {
         None => (
             Auth::standalone(Some(credentials.admin_token.clone())),
@@ -356,7 +364,7 @@ pub async fn run(config: Config) -> Result<()> {
         });
     }
 
-    let (store, health_checks) = open_store(&config).await?;
+    let (store, health_checks) = open_store(&config, &mut metrics).await?;
     let closing = store.clone();
     // kube-apiserver's readyz has `etcd-readiness` beside the `etcd` check all three share.
     readiness.extend(

@@ -58,6 +58,34 @@ pub struct Cache {
     progress: Notify,
     /// Whether requested progress notifications can be trusted (else none is requested).
     progress_safe: Arc<AtomicBool>,
+    /// The consistent reads of this resource, by how they were served.
+    reads: ConsistentReads,
+}
+
+/// Counts of a resource's consistent reads (no resourceVersion), by whether they fell back to
+/// etcd and whether they succeeded: the labels `fallback` and `success` of kube-apiserver's
+/// `apiserver_watch_cache_consistent_read_total` (k8s.io/apiserver `pkg/storage/cacher`).
+#[derive(Debug, Default)]
+pub struct ConsistentReads {
+    /// Indexed by `2 * fallback + success`.
+    counts: [std::sync::atomic::AtomicU64; 4],
+}
+
+impl ConsistentReads {
+    fn slot(fallback: bool, success: bool) -> usize {
+        2 * usize::from(fallback) + usize::from(success)
+    }
+
+    /// Counts one read.
+    pub fn record(&self, fallback: bool, success: bool) {
+        self.counts[Self::slot(fallback, success)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Reads counted so far that did (`fallback`) or did not go to etcd and did (`success`) or
+    /// did not succeed.
+    pub fn count(&self, fallback: bool, success: bool) -> u64 {
+        self.counts[Self::slot(fallback, success)].load(Ordering::Relaxed)
+    }
 }
 
 impl Cache {
@@ -76,6 +104,7 @@ impl Cache {
             ready,
             progress: Notify::new(),
             progress_safe: settings.progress_safe.clone(),
+            reads: ConsistentReads::default(),
         });
         let task = tokio::spawn(reflect(cache.clone(), client, keys, settings.clone()));
         (cache, task)
@@ -84,6 +113,11 @@ impl Cache {
     /// The resource's key prefix.
     pub fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// The consistent reads of this resource so far.
+    pub fn consistent_reads(&self) -> &ConsistentReads {
+        &self.reads
     }
 
     /// What reads and watches are served from.

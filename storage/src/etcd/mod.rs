@@ -33,7 +33,7 @@ use crate::{
 };
 use async_trait::async_trait;
 use bytes::Bytes;
-use cache::Cache;
+use cache::{Cache, ConsistentReads};
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, TxnOp, TxnOpResponse,
 };
@@ -105,8 +105,6 @@ pub struct EtcdStore {
     keys: Keys,
     /// Whether every member's progress notifications can be trusted ([`features`]).
     progress_safe: Arc<AtomicBool>,
-    /// Consistent reads that went to etcd because a cache could not be shown current.
-    fallbacks: std::sync::atomic::AtomicU64,
     caches: Vec<Arc<Cache>>,
     prober: prober::Prober,
     versioner: Arc<dyn Versioner>,
@@ -395,7 +393,6 @@ impl EtcdStore {
             client,
             keys,
             progress_safe,
-            fallbacks: Default::default(),
             caches,
             prober,
             versioner,
@@ -419,9 +416,18 @@ impl EtcdStore {
         self.progress_safe.load(Ordering::Acquire)
     }
 
+    /// Each cached resource's key prefix (`apps/`) and its consistent reads so far.
+    pub fn consistent_reads(&self) -> impl Iterator<Item = (&str, &ConsistentReads)> {
+        self.caches
+            .iter()
+            .map(|c| (c.prefix(), c.consistent_reads()))
+    }
+
     /// How many consistent reads went to etcd because a cache could not be shown current.
     pub fn consistent_reads_from_etcd(&self) -> u64 {
-        self.fallbacks.load(Ordering::Relaxed)
+        self.consistent_reads()
+            .map(|(_, r)| r.count(true, true) + r.count(true, false))
+            .sum()
     }
 
     /// The watch cache that holds a key or a prefix, if any (the longest matching resource).
@@ -631,12 +637,13 @@ impl Store for EtcdStore {
         match at {
             ReadAt::Any => Ok(cache.index().get(key)),
             ReadAt::Latest => {
-                if self.catch_up(cache).await? {
-                    Ok(cache.index().get(key))
-                } else {
-                    self.fallbacks.fetch_add(1, Ordering::Relaxed);
-                    self.get_from_etcd(key, None).await
-                }
+                let (read, fallback) = match self.catch_up(cache).await {
+                    Ok(true) => (Ok(cache.index().get(key)), false),
+                    Ok(false) => (self.get_from_etcd(key, None).await, true),
+                    Err(e) => (Err(e), false),
+                };
+                cache.consistent_reads().record(fallback, read.is_ok());
+                read
             }
             ReadAt::NotOlderThan(r) | ReadAt::Exact(r) => {
                 cache.require(r, self.options.index.freshness_wait).await?;
@@ -705,12 +712,13 @@ impl Store for EtcdStore {
         match options.at {
             ReadAt::Any => from_cache(&options),
             ReadAt::Latest => {
-                if self.catch_up(cache).await? {
-                    from_cache(&options)
-                } else {
-                    self.fallbacks.fetch_add(1, Ordering::Relaxed);
-                    self.list_from_etcd(&options, None, filter).await
-                }
+                let (read, fallback) = match self.catch_up(cache).await {
+                    Ok(true) => (from_cache(&options), false),
+                    Ok(false) => (self.list_from_etcd(&options, None, filter).await, true),
+                    Err(e) => (Err(e), false),
+                };
+                cache.consistent_reads().record(fallback, read.is_ok());
+                read
             }
             ReadAt::NotOlderThan(r) => {
                 cache.require(r, self.options.index.freshness_wait).await?;
