@@ -655,3 +655,171 @@ async fn applied_map_list_items_dropped_go_whole() {
         );
     }
 }
+
+/// Server-side apply of a `Scale` to `/scale`: the applier owns the replica field through the
+/// `scale` subresource, conflicts with its other owners unless forced, and is itself an owner
+/// the main resource's appliers conflict with; a `Scale` body is checked as the field manager
+/// checks an applied configuration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_apply_of_a_scale() {
+    let s = Server::start();
+    let apply = [("content-type", "application/apply-patch+yaml")];
+    let scale = |name: &str, replicas: u32| {
+        json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
+            "metadata": {"name": name}, "spec": {"replicas": replicas}})
+        .to_string()
+    };
+    for (http2, name) in [(false, "sc1"), (true, "sc2")] {
+        let send = |method: &'static str, path: String, body: String| {
+            let s = &s;
+            async move {
+                s.send_on(http2, Some(&s.token), method, &path, &apply, body)
+                    .await
+            }
+        };
+        let main = format!("{APPS}/{name}?fieldManager=alice");
+        let at_scale = |manager: &str, force: bool| {
+            format!("{APPS}/{name}/scale?fieldManager={manager}&force={force}")
+        };
+        let app = |replicas: u32| {
+            json!({"apiVersion": "admission.example.com/v1", "kind": "App",
+                "metadata": {"name": name}, "spec": {"replicas": replicas, "version": "v1.0.0"}})
+            .to_string()
+        };
+        let r = send("PATCH", main.clone(), app(2)).await;
+        assert_eq!(r.status, 201, "{}", support::text(&r.body));
+
+        // alice owns the replicas: an autoscaler applying a Scale conflicts, as kube words it.
+        let r = send("PATCH", at_scale("hpa", false), scale(name, 3)).await;
+        assert_eq!(r.status, 409, "{}", support::text(&r.body));
+        assert_eq!(
+            r.json(),
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": "Apply failed with 1 conflict: conflict with \"alice\": .spec.replicas",
+                "reason": "Conflict",
+                "details": {"causes": [{"reason": "FieldManagerConflict",
+                    "message": "conflict with \"alice\"", "field": ".spec.replicas"}]},
+                "code": 409})
+        );
+        // Forced: the Scale comes back; the replicas move to hpa's `scale` entry.
+        let r = send("PATCH", at_scale("hpa", true), scale(name, 3)).await;
+        assert_eq!(r.status, 200, "{}", support::text(&r.body));
+        assert_eq!(r.json()["kind"], "Scale");
+        assert_eq!(r.json()["spec"]["replicas"], 3);
+        let got = s
+            .send_on(
+                http2,
+                Some(&s.token),
+                "GET",
+                &format!("{APPS}/{name}"),
+                &[],
+                String::new(),
+            )
+            .await
+            .json();
+        assert_eq!(got["spec"]["replicas"], 3);
+        let entries = got["metadata"]["managedFields"].as_array().unwrap().clone();
+        let hpa = entries.iter().find(|e| e["manager"] == "hpa").unwrap();
+        assert_eq!(hpa["operation"], "Apply");
+        assert_eq!(hpa["subresource"], "scale");
+        assert_eq!(hpa["apiVersion"], "admission.example.com/v1");
+        assert_eq!(hpa["fieldsV1"], json!({"f:spec": {"f:replicas": {}}}));
+        let alice = entries.iter().find(|e| e["manager"] == "alice").unwrap();
+        assert_eq!(alice["fieldsV1"], json!({"f:spec": {"f:version": {}}}));
+        // hpa applies again without force: it owns the field now.
+        let r = send("PATCH", at_scale("hpa", false), scale(name, 4)).await;
+        assert_eq!(r.status, 200, "{}", support::text(&r.body));
+        assert_eq!(r.json()["spec"]["replicas"], 4);
+        // And alice, applying replicas to the App again, conflicts with hpa's `scale` entry.
+        let r = send("PATCH", main.clone(), app(5)).await;
+        assert_eq!(r.status, 409, "{}", support::text(&r.body));
+        assert_eq!(
+            r.json()["message"],
+            "Apply failed with 1 conflict: conflict with \"hpa\" with subresource \"scale\": .spec.replicas"
+        );
+        // Replica counts the schema refuses are refused through the Scale too.
+        let r = send("PATCH", at_scale("hpa", false), scale(name, 11)).await;
+        assert_eq!(r.status, 422, "{}", support::text(&r.body));
+        assert!(
+            r.json()["message"]
+                .as_str()
+                .unwrap()
+                .contains("spec.replicas: Invalid value: 11"),
+            "{}",
+            support::text(&r.body)
+        );
+
+        // A Scale body checked as the field manager checks an applied configuration.
+        for (path, body, code, message) in [
+            (
+                at_scale("hpa", false),
+                app(1),
+                400,
+                "invalid object type: admission.example.com/v1, Kind=App".to_string(),
+            ),
+            (
+                at_scale("hpa", false),
+                json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": name},
+                    "spec": {"replicas": 1, "paused": true}})
+                .to_string(),
+                500,
+                format!("failed to create typed patch object (/{name}; autoscaling/v1, Kind=Scale): .spec.paused: field not declared in schema"),
+            ),
+            (
+                at_scale("hpa", false),
+                json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
+                    "metadata": {"name": name, "managedFields": []}})
+                .to_string(),
+                400,
+                "metadata.managedFields must be nil".to_string(),
+            ),
+            (
+                at_scale("hpa", false),
+                scale("other", 1),
+                400,
+                format!("the name of the object (other) does not match the name on the URL ({name})"),
+            ),
+            (
+                format!("{APPS}/{name}/scale"),
+                scale(name, 1),
+                422,
+                "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch".to_string(),
+            ),
+        ] {
+            let r = send("PATCH", path.clone(), body).await;
+            assert_eq!((r.status, r.json()["message"].as_str().unwrap_or("")), (code, message.as_str()), "{path}: {}", support::text(&r.body));
+        }
+        // An updater's ownership: conflicts name it with its version (never its time).
+        let made = format!("made-{name}");
+        let r = s
+            .send_on(
+                http2,
+                Some(&s.token),
+                "POST",
+                &format!("{APPS}?fieldManager=maker"),
+                &[("content-type", "application/yaml")],
+                support::app(&made, "default", 2, &[]),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", support::text(&r.body));
+        let r = send(
+            "PATCH",
+            format!("{APPS}/{made}/scale?fieldManager=hpa"),
+            scale(&made, 3),
+        )
+        .await;
+        assert_eq!(r.status, 409, "{}", support::text(&r.body));
+        assert_eq!(
+            r.json()["message"],
+            "Apply failed with 1 conflict: conflict with \"maker\" using admission.example.com/v1: .spec.replicas"
+        );
+        // A Scale of an App that does not exist is not created.
+        let r = send(
+            "PATCH",
+            format!("{APPS}/missing-{name}/scale?fieldManager=hpa"),
+            scale(&format!("missing-{name}"), 1),
+        )
+        .await;
+        assert_eq!(r.status, 404, "{}", support::text(&r.body));
+    }
+}

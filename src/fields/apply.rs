@@ -12,13 +12,16 @@ use crate::schema::{ListType, Node};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 
+/// The version of the `Scale` a `/scale` apply is expressed in.
+const SCALE_API_VERSION: &str = "autoscaling/v1";
+
 /// The annotation kubectl's client-side apply keeps its last applied configuration in.
 pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// One field another manager owns that the apply would change.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Conflict {
-    /// The manager as kube-apiserver prints it (`"alice"`, `"bob" using v1 at <time>`).
+    /// The manager as kube-apiserver prints it (`"alice"`, `"bob" using v1`).
     pub manager: String,
     /// The field path (`.spec.replicas`).
     pub path: String,
@@ -49,6 +52,8 @@ pub fn conflict_message(conflicts: &[Conflict]) -> String {
     )
 }
 
+/// A manager as kube-apiserver's conflict errors print it (`printManager`): from the manager's
+/// identifier, which never holds the entry's time, so an updater reads `"bob" using v1`.
 fn display_manager(e: &Entry) -> String {
     let mut s = crate::field_error::go_quote(&e.manager);
     if !e.subresource.is_empty() {
@@ -58,10 +63,7 @@ fn display_manager(e: &Entry) -> String {
         );
     }
     if e.operation == UPDATE {
-        match &e.time {
-            Some(t) => s = format!("{s} using {} at {t}", e.api_version),
-            None => s = format!("{s} using {}", e.api_version),
-        }
+        s = format!("{s} using {}", e.api_version);
     }
     s
 }
@@ -75,6 +77,11 @@ pub enum Scope {
     Main,
     /// `/status`: only `status`.
     Status,
+    /// `/scale`: only the desired replica count, at this path of the kind (`spec.replicas`).
+    /// kube-apiserver applies a `Scale` with the owners of that field as its managers
+    /// (`managedfields.ScaleHandler`); applying to the kind with only that field in scope gives
+    /// the same owners, conflicts and entries.
+    Scale(&'static [&'static str]),
 }
 
 impl Scope {
@@ -85,12 +92,18 @@ impl Scope {
             Scope::MainWithStatus => set.remove_subtrees(&status),
             Scope::Main => set.clone(),
             Scope::Status => set.keep_subtrees(&status),
+            Scope::Scale(path) => {
+                let mut replicas = FieldSet::new();
+                replicas.insert(&path.iter().map(|p| field(p)).collect::<Vec<_>>());
+                set.keep_subtrees(&replicas)
+            }
         }
     }
 
     fn subresource(&self) -> &'static str {
         match self {
             Scope::Status => "status",
+            Scope::Scale(_) => "scale",
             _ => "",
         }
     }
@@ -332,17 +345,30 @@ pub fn apply(
     let mut managed = Managed::decode(live)?;
     let mut live_bare = live.clone();
     meta::set(&mut live_bare, "managedFields", None);
-    if managed.entries.is_empty() && !meta::uid(live).is_empty() {
-        // An object no one manages yet: its current fields belong to `before-first-apply`, so
-        // the first apply conflicts with what was there rather than silently taking it.
-        let owned = to_field_set(schema, &live_bare).difference(&strip);
+    // The managers in scope: on `/scale`, the owners of the replica field.
+    let unmanaged = match scope {
+        Scope::Scale(_) => managed
+            .entries
+            .iter()
+            .all(|e| scope.restrict(&e.fields).is_empty()),
+        _ => managed.entries.is_empty(),
+    };
+    if unmanaged && !meta::uid(live).is_empty() {
+        // An object no one manages yet: its current fields (those the operation may change)
+        // belong to `before-first-apply`, an update through the same subresource, so the first
+        // apply conflicts with what was there rather than silently taking it. On `/scale` that
+        // update is of a `Scale`, in autoscaling/v1 until it is carried back to the kind.
+        let owned = scope.restrict(&to_field_set(schema, &live_bare).difference(&strip));
         if !owned.is_empty() {
             managed.entries.push(Entry {
                 manager: "before-first-apply".into(),
                 operation: UPDATE.into(),
-                api_version: api_version.into(),
+                api_version: match scope {
+                    Scope::Scale(_) => SCALE_API_VERSION.into(),
+                    _ => api_version.into(),
+                },
                 time: Some(meta::now()),
-                subresource: String::new(),
+                subresource: subresource.into(),
                 fields: owned,
             });
         }
@@ -393,7 +419,9 @@ pub fn apply(
         }
     }
     if !conflicts.is_empty() && !force {
-        let allowed = if manager == "kubectl" {
+        // kubectl's client-side-apply upgrade reads the kind's last-applied annotation, which a
+        // `Scale` does not carry.
+        let allowed = if manager == "kubectl" && !matches!(scope, Scope::Scale(_)) {
             client_side_apply_fields(schema, live)
         } else {
             None
@@ -437,8 +465,14 @@ pub fn apply(
             fields: applied_set,
         }),
     }
+    // Entries of a `Scale` carried back to the kind speak the kind's version (`ToParent`).
+    for e in &mut managed.entries {
+        if e.api_version == SCALE_API_VERSION {
+            e.api_version = api_version.to_string();
+        }
+    }
     let mut out = pruned;
-    if manager == "kubectl" && has_last_applied(live) {
+    if manager == "kubectl" && has_last_applied(live) && !matches!(scope, Scope::Scale(_)) {
         let mut annotation_source = config.clone();
         if let Some(a) = meta::meta(&annotation_source)
             .and_then(|m| m.get("annotations"))

@@ -19,10 +19,36 @@ use serde_json::Value;
 /// `fieldValidation` says), then that it names this object.
 fn decode_config(call: &Call) -> ApiResult<Value> {
     let resource = &call.resource;
-    let mut config: Value = if call.body.iter().all(u8::is_ascii_whitespace) {
+    let mut config = decode_typed(
+        &call.body,
+        &call.version.group_version(),
+        resource.kind.kind,
+        &mut |pruned| resource.schema.prune(pruned),
+    )?;
+    codec::to_storage(call.version, &mut config);
+    check_identity(
+        resource,
+        &mut config,
+        &call.info.namespace,
+        Some(&call.info.name),
+    )?;
+    Ok(config)
+}
+
+/// Decodes an applied configuration (YAML or JSON; empty is `{}`) that must be of
+/// `api_version` and `kind`, checking it in the field manager's order: the type (400),
+/// `metadata.managedFields` (400), then fields its schema (`prune`, which returns their paths)
+/// does not declare (500, from the structured-merge typed conversion).
+fn decode_typed(
+    body: &[u8],
+    api_version: &str,
+    kind: &str,
+    prune: &mut dyn FnMut(&mut Value) -> Vec<String>,
+) -> ApiResult<Value> {
+    let mut config: Value = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Default::default())
     } else {
-        serde_yaml_ng::from_slice(&call.body)
+        serde_yaml_ng::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
     };
     if config.is_null() {
@@ -34,20 +60,20 @@ fn decode_config(call: &Call) -> ApiResult<Value> {
             json_kind(&config)
         )));
     }
-    let api_version = config
+    let sent_version = config
         .get("apiVersion")
         .and_then(Value::as_str)
         .unwrap_or("");
-    let kind = config.get("kind").and_then(Value::as_str).unwrap_or("");
+    let sent_kind = config.get("kind").and_then(Value::as_str).unwrap_or("");
     let gvk = format!(
-        "{}, Kind={kind}",
-        if api_version.contains('/') {
-            api_version.to_string()
+        "{}, Kind={sent_kind}",
+        if sent_version.contains('/') {
+            sent_version.to_string()
         } else {
-            format!("/{api_version}")
+            format!("/{sent_version}")
         }
     );
-    if api_version != call.version.group_version() || kind != resource.kind.kind {
+    if sent_version != api_version || sent_kind != kind {
         return Err(ApiError::bad_request(format!("invalid object type: {gvk}")));
     }
     if meta::meta(&config)
@@ -56,25 +82,15 @@ fn decode_config(call: &Call) -> ApiResult<Value> {
     {
         return Err(ApiError::bad_request("metadata.managedFields must be nil"));
     }
-    let (namespace, name) = (
-        meta::namespace(&config).to_string(),
-        meta::name(&config).to_string(),
-    );
+    let (namespace, name) = (meta::namespace(&config), meta::name(&config));
     let mut pruned = config.clone();
-    let unknown = resource.schema.prune(&mut pruned);
+    let unknown = prune(&mut pruned);
     if !unknown.is_empty() {
         return Err(ApiError::unknown(format!(
             "failed to create typed patch object ({namespace}/{name}; {gvk}): {}",
             typed_errors(&unknown)
         )));
     }
-    codec::to_storage(call.version, &mut config);
-    check_identity(
-        resource,
-        &mut config,
-        &call.info.namespace,
-        Some(&call.info.name),
-    )?;
     Ok(config)
 }
 
@@ -118,10 +134,16 @@ fn applied(
     subresource: Subresource,
     force: bool,
 ) -> ApiResult<Value> {
-    let scope = match (subresource, resource.kind.status_subresource) {
-        (Subresource::Status, _) => Scope::Status,
-        (_, true) => Scope::MainWithStatus,
-        (_, false) => Scope::Main,
+    let scope = match (
+        subresource,
+        resource.kind.status_subresource,
+        &resource.kind.scale,
+    ) {
+        (Subresource::Status, _, _) => Scope::Status,
+        (Subresource::Scale, _, Some(scale)) => Scope::Scale(scale.spec_replicas),
+        (Subresource::Scale, _, None) => return Err(ApiError::path_not_found()),
+        (_, true, _) => Scope::MainWithStatus,
+        (_, false, _) => Scope::Main,
     };
     match apply_config(
         &resource.schema.root,
@@ -218,4 +240,73 @@ pub async fn apply(
             }
         }
     }
+}
+
+/// Server-side apply of an `autoscaling/v1` `Scale` to `/scale` (the object must exist): the
+/// applier owns the kind's replica field through the `scale` subresource, conflicting with its
+/// other owners unless `force`, as kube-apiserver's scale handler applies.
+pub async fn apply_scale(
+    state: &AppState,
+    call: &Call,
+    options: &WriteOptions,
+    force: bool,
+) -> ApiResult<Written> {
+    let resource = &call.resource;
+    let replicas = resource
+        .kind
+        .scale
+        .as_ref()
+        .ok_or_else(ApiError::path_not_found)?
+        .spec_replicas;
+    let mut scale = decode_typed(
+        &call.body,
+        "autoscaling/v1",
+        "Scale",
+        &mut super::scale::prune_scale,
+    )?;
+    check_identity(
+        resource,
+        &mut scale,
+        &call.info.namespace,
+        Some(&call.info.name),
+    )?;
+    // The same configuration of the kind: its identity and, if applied, the replica count.
+    let mut config = serde_json::json!({
+        "apiVersion": resource.kind.api_version(),
+        "kind": resource.kind.kind,
+        "metadata": {"name": meta::name(&scale), "namespace": meta::namespace(&scale)},
+    });
+    if let Some(n) = scale.pointer("/spec/replicas") {
+        super::scale::set_path(&mut config, replicas, Some(n.clone()));
+    }
+    let options = WriteOptions {
+        ownership: Ownership::Applied,
+        ..options.clone()
+    };
+    state
+        .registry
+        .update_with(
+            resource,
+            &call.info.namespace,
+            &call.info.name,
+            Subresource::Scale,
+            &options,
+            None,
+            &mut |existing, _| {
+                let mut obj = applied(
+                    resource,
+                    existing,
+                    &config,
+                    &options,
+                    Subresource::Scale,
+                    force,
+                )?;
+                // A replica count no one applies any more is a Scale's zero, as in Go.
+                if super::scale::lookup(&obj, replicas).is_none() {
+                    super::scale::set_path(&mut obj, replicas, Some(Value::from(0)));
+                }
+                Ok(obj)
+            },
+        )
+        .await
 }

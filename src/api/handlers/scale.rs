@@ -27,11 +27,13 @@ fn mapping(resource: &Resource) -> ApiResult<&ScaleMapping> {
         .ok_or_else(ApiError::path_not_found)
 }
 
-fn lookup<'a>(obj: &'a Value, path: &[&str]) -> Option<&'a Value> {
+/// The value at a path of an object, if any.
+pub(super) fn lookup<'a>(obj: &'a Value, path: &[&str]) -> Option<&'a Value> {
     path.iter().try_fold(obj, |v, p| v.get(*p))
 }
 
-fn set_path(obj: &mut Value, path: &[&str], value: Option<Value>) {
+/// Sets (or, with `None`, removes) the value at a path of an object, making parent objects.
+pub(super) fn set_path(obj: &mut Value, path: &[&str], value: Option<Value>) {
     let Some((last, parents)) = path.split_last() else {
         return;
     };
@@ -206,7 +208,7 @@ const SCALE_FIELDS: &[(&str, &[&str])] = &[
 ];
 
 /// Drops the fields a `Scale` does not have; returns their paths.
-fn prune_scale(scale: &mut Value) -> Vec<String> {
+pub(super) fn prune_scale(scale: &mut Value) -> Vec<String> {
     let mut unknown = Vec::new();
     let Value::Object(root) = scale else {
         return unknown;
@@ -366,17 +368,22 @@ pub async fn update(state: &AppState, call: &Call) -> ApiResult<Response> {
     .await
 }
 
-/// PATCH `/scale` (JSON or merge patch of the Scale).
+/// PATCH `/scale`: a JSON or merge patch of the Scale, or a server-side apply of one.
 pub async fn patch(state: &AppState, call: &Call) -> ApiResult<Response> {
     let kind = patch_type(call.header("content-type"))?;
-    if kind == crate::api::negotiation::PatchType::Apply {
-        return Err(ApiError::unsupported_media_type(&[
-            "application/json-patch+json",
-            "application/merge-patch+json",
-        ]));
-    }
-    let options = call.write_options("PatchOptions", false)?;
+    let apply = kind == crate::api::negotiation::PatchType::Apply;
+    let options = call.write_options("PatchOptions", apply)?;
     patching::check_body(kind, &call.body)?;
+    if apply {
+        let output = negotiate_scale(call)?;
+        let force = call.query.flag("force").unwrap_or(false);
+        let written = super::apply::apply_scale(state, call, &options, force).await?;
+        return Ok(respond(
+            StatusCode::OK,
+            scale_body(&call.resource, &written.body, output)?,
+            &written.warnings,
+        ));
+    }
     let body = call.body.clone();
     let validation = options.field_validation;
     write(state, call, &options, None, &mut |current, warnings| {

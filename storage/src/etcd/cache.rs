@@ -362,13 +362,21 @@ async fn watch_from(
                     return Ended::Relist;
                 }
             }
-            () = cache.progress.notified(), if cache.progress_safe.load(Ordering::Acquire) => {
-                if !ask(&mut requests, &mut unanswered).await {
+            // Whether progress may be asked for is read when the branch fires, not as a
+            // precondition: a precondition is read only when the `select!` starts, and a
+            // resource nobody writes would then wait on its stream for ever, never asking
+            // once member versions have been found trustworthy.
+            () = cache.progress.notified() => {
+                if cache.progress_safe.load(Ordering::Acquire)
+                    && !ask(&mut requests, &mut unanswered).await
+                {
                     return Ended::Resume;
                 }
             }
-            _ = ticker.tick(), if cache.progress_safe.load(Ordering::Acquire) => {
-                if !ask(&mut requests, &mut unanswered).await {
+            _ = ticker.tick() => {
+                if cache.progress_safe.load(Ordering::Acquire)
+                    && !ask(&mut requests, &mut unanswered).await
+                {
                     return Ended::Resume;
                 }
             }
@@ -424,4 +432,53 @@ fn apply(cache: &Cache, keys: &Keys, events: &[etcd_client::Event]) -> bool {
     }
     cache.index.apply_committed(changes);
     true
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use super::*;
+    use crate::etcd::testing::EtcdCluster;
+    use crate::versioner::Unversioned;
+
+    /// A cache whose watch was already waiting when progress notifications were found
+    /// trustworthy asks for them from then on: a resource nobody writes still catches up with
+    /// writes elsewhere. (It used to wait on its stream for ever, which under load made
+    /// consistent reads of such a resource wait their full time and then go to etcd.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_quiet_resource_asks_for_progress_once_it_may() {
+        let cluster = EtcdCluster::start(1).await;
+        let client = Client::connect(cluster.endpoints(), None).await.unwrap();
+        let safe = Arc::new(AtomicBool::new(false));
+        let settings = Settings {
+            index: IndexOptions::default(),
+            request_timeout: Duration::from_secs(2),
+            progress_interval: Duration::from_secs(60),
+            list_page: 100,
+            progress_safe: safe.clone(),
+        };
+        let keys = Keys::new("/quiet");
+        let (cache, task) = Cache::start(
+            client.clone(),
+            keys.clone(),
+            "a/".into(),
+            Arc::new(Unversioned),
+            &settings,
+        );
+        cache.ready(Duration::from_secs(10)).await.unwrap();
+        // The watch is set up and waiting before progress may be asked for.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        safe.store(true, Ordering::Release);
+        let put = client
+            .kv_client()
+            .put(keys.etcd("b/elsewhere"), "1", None)
+            .await
+            .unwrap();
+        let revision = super::super::revision_of(put.header()).unwrap();
+        assert!(
+            cache.wait_for(revision, Duration::from_secs(10)).await,
+            "the cache reached etcd's revision {revision}: at {}",
+            cache.index().revision()
+        );
+        task.abort();
+    }
 }
