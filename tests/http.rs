@@ -196,6 +196,13 @@ async fn openapi_documents_are_hashed_and_cached() {
             (path, PROTO_V3, 406),
             (path, &format!("{PROTO_V3},application/json;q=0.9"), 200),
             ("/openapi/v3", PROTO_V3, 200),
+            // Read as goautoneg reads it: a lone `*`, wildcard types, case-sensitive names.
+            ("/openapi/v2", "*", 200),
+            ("/openapi/v2", "*/json", 200),
+            ("/openapi/v2", "APPLICATION/JSON", 406),
+            ("/openapi/v2", ",", 406),
+            // No readable range at all: kube-openapi's v3 handler answers an empty 200.
+            (path, ",", 200),
         ] {
             let r = s
                 .request_over(http2, "GET", path, &[("accept", accept)], "")
@@ -749,6 +756,53 @@ async fn server_side_apply_of_a_scale() {
             support::text(&r.body)
         );
 
+        // The Scale's resourceVersion is a precondition, as kube carries it over to the App.
+        let stale = format!(
+            "apiVersion: autoscaling/v1\nkind: Scale\nmetadata:\n  name: {name}\n  resourceVersion: \"1\"\nspec:\n  replicas: 4\n"
+        );
+        let r = send("PATCH", at_scale("hpa", true), stale).await;
+        assert_eq!(r.status, 409, "{}", support::text(&r.body));
+        assert_eq!(r.json()["reason"], "Conflict");
+        // Replica counts as the Go int32 they become: 3.0 is 3, null is 0 (refused by the
+        // schema); NaN is not JSON at all.
+        let r = send(
+            "PATCH",
+            at_scale("hpa", false),
+            format!("apiVersion: autoscaling/v1\nkind: Scale\nmetadata:\n  name: {name}\nspec:\n  replicas: 3.0\n"),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", support::text(&r.body));
+        assert!(
+            support::text(&r.body).contains("\"spec\":{\"replicas\":3}"),
+            "{}",
+            support::text(&r.body)
+        );
+        for (replicas, code, message) in [
+            (
+                "null",
+                422,
+                "spec.replicas: Invalid value: 0: spec.replicas in body should be greater than or equal to 1",
+            ),
+            (
+                ".nan",
+                400,
+                "error encoding patch: error converting YAML to JSON: json: unsupported value: NaN",
+            ),
+        ] {
+            let r = send(
+                "PATCH",
+                at_scale("hpa", false),
+                format!("apiVersion: autoscaling/v1\nkind: Scale\nmetadata:\n  name: {name}\nspec:\n  replicas: {replicas}\n"),
+            )
+            .await;
+            assert_eq!(r.status, code, "{replicas}: {}", support::text(&r.body));
+            assert!(
+                r.json()["message"].as_str().unwrap().contains(message),
+                "{replicas}: {}",
+                support::text(&r.body)
+            );
+        }
+
         // A Scale body checked as the field manager checks an applied configuration.
         for (path, body, code, message) in [
             (
@@ -813,13 +867,16 @@ async fn server_side_apply_of_a_scale() {
             r.json()["message"],
             "Apply failed with 1 conflict: conflict with \"maker\" using admission.example.com/v1: .spec.replicas"
         );
-        // A Scale of an App that does not exist is not created.
-        let r = send(
-            "PATCH",
-            format!("{APPS}/missing-{name}/scale?fieldManager=hpa"),
-            scale(&format!("missing-{name}"), 1),
-        )
-        .await;
-        assert_eq!(r.status, 404, "{}", support::text(&r.body));
+        // A Scale of an App that does not exist is not created; the App is looked for before
+        // the body is.
+        for body in [scale(&format!("missing-{name}"), 1), "kind: x".to_string()] {
+            let r = send(
+                "PATCH",
+                format!("{APPS}/missing-{name}/scale?fieldManager=hpa"),
+                body,
+            )
+            .await;
+            assert_eq!(r.status, 404, "{}", support::text(&r.body));
+        }
     }
 }

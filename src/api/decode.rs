@@ -210,10 +210,10 @@ pub fn decode_object(
             let value: Value = if body.iter().all(u8::is_ascii_whitespace) {
                 Value::Null
             } else {
-                serde_yaml_ng::from_slice(body).map_err(|e| {
+                crate::api::yaml::to_json(body).map_err(|e| {
                     unrecognized(
                         kind.kind,
-                        &format!("error converting YAML to JSON: yaml: {e}"),
+                        &format!("error converting YAML to JSON: {e}"),
                         body,
                     )
                 })?

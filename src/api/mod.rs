@@ -12,3 +12,4 @@ pub mod query;
 pub mod render;
 pub mod request_info;
 pub mod selectors;
+pub mod yaml;

@@ -72,21 +72,46 @@ fn discovery_root(
     }
 }
 
-/// Whether a client takes the JSON form of an OpenAPI document: no `Accept`, or one naming
-/// `application/json`, `application/*` or `*/*`. kube-openapi's handlers also serve a protobuf
-/// form, which this server does not; any other `Accept` gets their bare 406.
-fn accepts_json(headers: &HeaderMap) -> bool {
+/// What an `Accept` asks of an OpenAPI handler, read as kube-openapi reads it (goautoneg's
+/// `ParseAccept`: comma-separated ranges, `type/subtype` trimmed and compared case-sensitively,
+/// a lone `*` as `*/*`, parameters and `q` ignored for matching; no header is `*/*`).
+#[derive(Debug, PartialEq, Eq)]
+enum OpenApiAccept {
+    /// A range takes `application/json`.
+    Json,
+    /// No range could be read at all (kube-openapi's v3 handler then answers an empty 200).
+    Nothing,
+    /// Ranges, none of which takes JSON (only the protobuf form, which this server lacks).
+    Other,
+}
+
+fn openapi_accept(headers: &HeaderMap) -> OpenApiAccept {
     let Some(accept) = headers.get(header::ACCEPT) else {
-        return true;
+        return OpenApiAccept::Json;
     };
     let accept = String::from_utf8_lossy(accept.as_bytes());
-    accept.trim().is_empty()
-        || accept.split(',').any(|clause| {
-            let media = clause.split(';').next().unwrap_or("").trim();
-            ["application/json", "application/*", "*/*"]
-                .iter()
-                .any(|m| media.eq_ignore_ascii_case(m))
-        })
+    if accept.is_empty() {
+        return OpenApiAccept::Json;
+    }
+    let mut any = false;
+    for clause in accept.split(',') {
+        let range = clause.trim_matches(' ').split(';').next().unwrap_or("");
+        let parts: Vec<&str> = range.split('/').collect();
+        let (kind, subtype) = match parts.as_slice() {
+            [kind] if kind.trim_matches(' ') == "*" => ("*", "*"),
+            [kind, subtype] => (kind.trim_matches(' '), subtype.trim_matches(' ')),
+            _ => continue,
+        };
+        any = true;
+        if (kind == "application" || kind == "*") && (subtype == "json" || subtype == "*") {
+            return OpenApiAccept::Json;
+        }
+    }
+    if any {
+        OpenApiAccept::Other
+    } else {
+        OpenApiAccept::Nothing
+    }
 }
 
 /// kube-openapi's answer to an `Accept` it cannot serve: a bare 406.
@@ -303,13 +328,17 @@ pub fn serve(
             Ok(json(list.to_vec(), "no-cache, private"))
         }
         "/version" => Ok(json(version(), "no-cache, private")),
-        "/openapi/v2" if !accepts_json(headers) => Ok(openapi_not_acceptable()),
+        "/openapi/v2" if openapi_accept(headers) != OpenApiAccept::Json => {
+            Ok(openapi_not_acceptable())
+        }
         "/openapi/v2" => Ok(openapi(headers, &o.v2, &o.v2_hash, false)),
         // The v3 index is JSON whatever the `Accept`, as kube-openapi serves it.
         "/openapi/v3" => Ok(openapi(headers, &o.v3_root, &o.v3_root_hash, false)),
         p if let Some(doc) = version_of(&v3_prefix, p).and_then(|v| o.v3_group(v)) => {
-            if !accepts_json(headers) {
-                return openapi_not_acceptable();
+            match openapi_accept(headers) {
+                OpenApiAccept::Json => {}
+                OpenApiAccept::Nothing => return StatusCode::OK.into_response(),
+                OpenApiAccept::Other => return openapi_not_acceptable(),
             }
             match query.first("hash") {
                 Some(h) if h != doc.hash => {

@@ -405,7 +405,7 @@ async fn serve(state: &Arc<AppState>, call: Call, record: Option<&Arc<Record>>) 
 fn as_json(bytes: &[u8]) -> Option<serde_json::Value> {
     serde_json::from_slice(bytes)
         .ok()
-        .or_else(|| serde_yaml_ng::from_slice(bytes).ok())
+        .or_else(|| crate::api::yaml::to_json(bytes).ok())
         .filter(|v: &serde_json::Value| v.is_object())
 }
 

@@ -192,7 +192,20 @@ async fn caches_recover_from_a_frozen_member() {
     tokio::time::sleep(Duration::from_secs(11)).await;
     cluster.freeze(0, false);
 
-    let mut watch = s.watch("a/", WatchStart::Now).await.unwrap();
+    // A consistent read once etcd answers again (the cache may not have heard of `a/before`
+    // before the freeze), then a watch from what it read: the next event is the next write.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let current = loop {
+        match s.list(list("a/", ReadAt::Latest), None).await {
+            Ok(page) => break page,
+            Err(e) => assert!(Instant::now() < deadline, "etcd answers again: {e:?}"),
+        }
+    };
+    assert_eq!(current.items.len(), 1);
+    let mut watch = s
+        .watch("a/", WatchStart::After(current.revision))
+        .await
+        .unwrap();
     let written = s.create("a/after", v("2")).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

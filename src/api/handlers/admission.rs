@@ -44,9 +44,9 @@ pub async fn review(
     let body = match format {
         BodyFormat::Json => body,
         BodyFormat::Yaml => {
-            let value: serde_json::Value = serde_yaml_ng::from_slice(&body).map_err(|e| {
+            let value: serde_json::Value = crate::api::yaml::to_json(&body).map_err(|e| {
                 ApiError::bad_request(format!(
-                    "the object provided is unrecognized (must be of type AdmissionReview): error converting YAML to JSON: yaml: {e}"
+                    "the object provided is unrecognized (must be of type AdmissionReview): error converting YAML to JSON: {e}"
                 ))
             })?;
             Bytes::from(serde_json::to_vec(&value).unwrap_or_default())

@@ -48,8 +48,11 @@ fn decode_typed(
     let mut config: Value = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Default::default())
     } else {
-        serde_yaml_ng::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
+        crate::api::yaml::to_json(body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "error encoding patch: error converting YAML to JSON: {e}"
+            ))
+        })?
     };
     if config.is_null() {
         config = Value::Object(Default::default());
@@ -258,6 +261,16 @@ pub async fn apply_scale(
         .as_ref()
         .ok_or_else(ApiError::path_not_found)?
         .spec_replicas;
+    // The object is read before the body is looked at, as kube's patch handler does.
+    state
+        .registry
+        .get(
+            resource,
+            &call.info.namespace,
+            &call.info.name,
+            storage::ReadAt::Latest,
+        )
+        .await?;
     let mut scale = decode_typed(
         &call.body,
         "autoscaling/v1",
@@ -270,14 +283,32 @@ pub async fn apply_scale(
         &call.info.namespace,
         Some(&call.info.name),
     )?;
-    // The same configuration of the kind: its identity and, if applied, the replica count.
+    // The same configuration of the kind: its identity, the preconditions the Scale carries
+    // (its resourceVersion and uid become the object's, as kube carries them over) and, if
+    // applied, the replica count as the Go `int32` it becomes (`null` is 0, `3.0` is 3).
     let mut config = serde_json::json!({
         "apiVersion": resource.kind.api_version(),
         "kind": resource.kind.kind,
         "metadata": {"name": meta::name(&scale), "namespace": meta::namespace(&scale)},
     });
+    for precondition in ["resourceVersion", "uid"] {
+        if let Some(v) = meta::meta(&scale).and_then(|m| m.get(precondition)) {
+            meta::set(&mut config, precondition, Some(v.clone()));
+        }
+    }
     if let Some(n) = scale.pointer("/spec/replicas") {
-        super::scale::set_path(&mut config, replicas, Some(n.clone()));
+        let n = match n {
+            Value::Null => Value::from(0),
+            Value::Number(f)
+                if f.as_i64().is_none()
+                    && f.as_f64()
+                        .is_some_and(|f| f.fract() == 0.0 && f.abs() < 2f64.powi(31)) =>
+            {
+                Value::from(f.as_f64().map_or(0, |f| f as i64))
+            }
+            other => other.clone(),
+        };
+        super::scale::set_path(&mut config, replicas, Some(n));
     }
     let options = WriteOptions {
         ownership: Ownership::Applied,

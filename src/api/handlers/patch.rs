@@ -45,9 +45,9 @@ pub fn check_body(kind: PatchType, body: &[u8]) -> ApiResult<()> {
         }
         PatchType::Apply => {
             if !body.iter().all(u8::is_ascii_whitespace) {
-                serde_yaml_ng::from_slice::<Value>(body).map_err(|e| {
+                crate::api::yaml::to_json(body).map_err(|e| {
                     ApiError::bad_request(format!(
-                        "error encoding patch: error converting YAML to JSON: yaml: {e}"
+                        "error encoding patch: error converting YAML to JSON: {e}"
                     ))
                 })?;
             }

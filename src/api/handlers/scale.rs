@@ -244,8 +244,8 @@ fn decode_scale(call: &Call, validation: FieldValidation) -> ApiResult<(Value, V
     let json: std::borrow::Cow<[u8]> = match body_format(call.header("content-type"))? {
         BodyFormat::Json => body.as_ref().into(),
         BodyFormat::Yaml => {
-            let value: Value = serde_yaml_ng::from_slice(body)
-                .map_err(|e| unrecognized(format!("error converting YAML to JSON: yaml: {e}")))?;
+            let value: Value = crate::api::yaml::to_json(body)
+                .map_err(|e| unrecognized(format!("error converting YAML to JSON: {e}")))?;
             serde_json::to_vec(&value).unwrap_or_default().into()
         }
         BodyFormat::Protobuf => {

@@ -151,8 +151,8 @@ fn decode_delete_options(body: &[u8], content_type: Option<&str>) -> ApiResult<V
     let json: std::borrow::Cow<[u8]> = match body_format(content_type)? {
         BodyFormat::Json => body.into(),
         BodyFormat::Yaml => {
-            let value: Value = serde_yaml_ng::from_slice(body).map_err(|e| {
-                ApiError::bad_request(format!("error converting YAML to JSON: yaml: {e}"))
+            let value: Value = crate::api::yaml::to_json(body).map_err(|e| {
+                ApiError::bad_request(format!("error converting YAML to JSON: {e}"))
             })?;
             serde_json::to_vec(&value).unwrap_or_default().into()
         }
