@@ -106,6 +106,9 @@ pub struct EtcdStore {
     /// Whether every member's progress notifications can be trusted ([`features`]).
     progress_safe: Arc<AtomicBool>,
     caches: Vec<Arc<Cache>>,
+    /// The newest revision this store has written or read from etcd: a watch from "now"
+    /// starts no earlier, so that a client never hears of a write it saw acknowledged before.
+    seen: std::sync::atomic::AtomicU64,
     prober: prober::Prober,
     versioner: Arc<dyn Versioner>,
     options: EtcdOptions,
@@ -394,6 +397,7 @@ impl EtcdStore {
             keys,
             progress_safe,
             caches,
+            seen: Default::default(),
             prober,
             versioner,
             options,
@@ -445,6 +449,7 @@ impl EtcdStore {
     }
 
     fn stamp(&self, key: Arc<str>, value: &[u8], revision: Revision) -> KeyValue {
+        self.seen.fetch_max(revision, Ordering::AcqRel);
         KeyValue {
             value: self.versioner.stamp(&key, value, revision),
             key,
@@ -464,12 +469,19 @@ impl EtcdStore {
     /// briefly.
     async fn catch_up(&self, cache: &Cache) -> Result<bool> {
         let revision = self.prober.current_revision().await?;
+        Ok(self.reach(cache, revision).await)
+    }
+
+    /// Waits until `cache` has `revision`; `false` when it has not in time. Where progress
+    /// notifications cannot be trusted only events can bring the cache there, so it waits
+    /// briefly.
+    async fn reach(&self, cache: &Cache, revision: Revision) -> bool {
         let wait = if self.progress_safe.load(Ordering::Acquire) {
             self.options.index.freshness_wait
         } else {
             UNTRUSTED_PROGRESS_WAIT
         };
-        Ok(cache.wait_for(revision, wait).await)
+        cache.wait_for(revision, wait).await
     }
 
     /// One key from etcd.
@@ -688,6 +700,7 @@ impl Store for EtcdStore {
             return Err(guard_failed(key, expected, &response));
         }
         let revision = revision_of(response.header())?;
+        self.seen.fetch_max(revision, Ordering::AcqRel);
         let previous = response.op_responses().into_iter().find_map(|r| match r {
             TxnOpResponse::Delete(d) => d.prev_kvs().first().and_then(|kv| self.decode(kv)),
             _ => None,
@@ -751,6 +764,12 @@ impl Store for EtcdStore {
                         "the watch cache of {} did not catch up with etcd",
                         cache.prefix()
                     )));
+                }
+                // "Now" is no earlier than what this store has acknowledged (the cache hears
+                // of its own writes a moment later); when the cache does not get there in time,
+                // it is what the cache has.
+                if start == WatchStart::Now {
+                    self.reach(cache, self.seen.load(Ordering::Acquire)).await;
                 }
                 cache.index().watch(prefix, start)
             }
