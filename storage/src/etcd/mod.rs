@@ -754,8 +754,8 @@ impl Store for EtcdStore {
                 // A snapshot is a consistent read: it has every write acknowledged before it.
                 // When the cache cannot be shown current (older etcd), it starts from what the
                 // cache has: it still misses nothing after that. Other watches start from the
-                // cache as it is, without asking etcd, as kube's cacher serves them (so they
-                // keep working while etcd has no quorum).
+                // cache without asking etcd, as kube's cacher serves them (so they keep working
+                // while etcd has no quorum).
                 if start == WatchStart::Snapshot
                     && !self.catch_up(cache).await?
                     && self.progress_safe.load(Ordering::Acquire)
@@ -765,10 +765,11 @@ impl Store for EtcdStore {
                         cache.prefix()
                     )));
                 }
-                // "Now" is no earlier than what this store has acknowledged (the cache hears
-                // of its own writes a moment later); when the cache does not get there in time,
-                // it is what the cache has.
-                if start == WatchStart::Now {
+                // Other watches see the cache no older than what this store has acknowledged
+                // (the cache hears of its own writes a moment later): "now" is after them, and
+                // a start they pushed out of the window is too old, as on the embedded stores.
+                // When the cache does not get there in time, it is what the cache has.
+                if start != WatchStart::Snapshot {
                     self.reach(cache, self.seen.load(Ordering::Acquire)).await;
                 }
                 cache.index().watch(prefix, start)
