@@ -722,4 +722,78 @@ mod tests {
             "Apply failed with 2 conflicts: conflicts with \"a\":\n- .spec.x\n- .spec.y"
         );
     }
+
+    /// What an object no one manages holds belongs to `before-first-apply`, through the
+    /// applying operation's subresource and only for what that operation may change: on
+    /// `/scale` the replica count, in autoscaling/v1 while it conflicts, in the kind's version
+    /// once it is carried back.
+    #[test]
+    fn before_first_apply_owns_what_the_operation_may_change() {
+        let live = json!({"apiVersion": "admission.example.com/v1", "kind": "App",
+            "metadata": {"name": "u1", "uid": "u"},
+            "spec": {"version": "v1.0.0", "replicas": 2}, "status": {"replicas": 2}});
+        let replicas: &[&str] = &["spec", "replicas"];
+        let scale = |replicas_applied: u32, force: bool| {
+            apply(
+                &schema(),
+                &live,
+                &json!({"metadata": {"name": "u1"}, "spec": {"replicas": replicas_applied}}),
+                "hpa",
+                Scope::Scale(replicas),
+                "admission.example.com/v1",
+                force,
+            )
+            .unwrap()
+        };
+        let Applied::Conflicts(c) = scale(3, false) else {
+            panic!("a conflict with before-first-apply")
+        };
+        assert_eq!(
+            conflict_message(&c),
+            "Apply failed with 1 conflict: conflict with \"before-first-apply\" with subresource \"scale\" using autoscaling/v1: .spec.replicas"
+        );
+        // The same count: both own it; before-first-apply speaks the kind's version again.
+        let Applied::Object(same) = scale(2, false) else {
+            panic!("no conflict without a change")
+        };
+        let entries = same["metadata"]["managedFields"].as_array().unwrap();
+        let first = entries
+            .iter()
+            .find(|e| e["manager"] == "before-first-apply")
+            .unwrap();
+        assert_eq!(first["subresource"], "scale");
+        assert_eq!(first["apiVersion"], "admission.example.com/v1");
+        assert_eq!(first["fieldsV1"], json!({"f:spec": {"f:replicas": {}}}));
+        // An apply of the main resource: everything but status.
+        let Applied::Conflicts(c) = apply(
+            &schema(),
+            &live,
+            &json!({"metadata": {"name": "u1"}, "spec": {"version": "v1.0.1"}}),
+            "alice",
+            Scope::MainWithStatus,
+            "admission.example.com/v1",
+            false,
+        )
+        .unwrap() else {
+            panic!("a conflict with before-first-apply")
+        };
+        assert_eq!(
+            conflict_message(&c),
+            "Apply failed with 1 conflict: conflict with \"before-first-apply\" using admission.example.com/v1: .spec.version"
+        );
+        let forced = apply_ok(
+            &live,
+            json!({"metadata": {"name": "u1"}, "spec": {"version": "v1.0.1"}}),
+            "alice",
+            true,
+        );
+        let first = forced["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["manager"] == "before-first-apply")
+            .unwrap()
+            .clone();
+        assert_eq!(first["fieldsV1"], json!({"f:spec": {"f:replicas": {}}}));
+    }
 }

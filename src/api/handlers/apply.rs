@@ -172,7 +172,6 @@ pub async fn apply(
     options: &WriteOptions,
     force: bool,
 ) -> ApiResult<Written> {
-    let warnings: Vec<String> = Vec::new();
     let config = decode_config(call)?;
     let options = WriteOptions {
         ownership: Ownership::Applied,
@@ -205,10 +204,7 @@ pub async fn apply(
                     .create(resource, &call.info.namespace, obj, &options)
                     .await
                 {
-                    Ok(mut written) => {
-                        written.warnings.extend(warnings);
-                        return Ok(written);
-                    }
+                    Ok(written) => return Ok(written),
                     // Created by someone else meanwhile: apply to theirs.
                     Err(e) if e.reason() == "AlreadyExists" => continue,
                     Err(e) => return Err(e),
@@ -216,7 +212,7 @@ pub async fn apply(
             }
             Err(e) => return Err(e),
             Ok(_) => {
-                let mut written = state
+                let written = state
                     .registry
                     .update_with(
                         resource,
@@ -235,9 +231,6 @@ pub async fn apply(
                 {
                     // Deleted between the check and the write: create it.
                     continue;
-                }
-                if let Ok(w) = written.as_mut() {
-                    w.warnings.extend(warnings);
                 }
                 return written;
             }
@@ -261,16 +254,47 @@ pub async fn apply_scale(
         .as_ref()
         .ok_or_else(ApiError::path_not_found)?
         .spec_replicas;
-    // The object is read before the body is looked at, as kube's patch handler does.
+    let options = WriteOptions {
+        ownership: Ownership::Applied,
+        ..options.clone()
+    };
     state
         .registry
-        .get(
+        .update_with(
             resource,
             &call.info.namespace,
             &call.info.name,
-            storage::ReadAt::Latest,
+            Subresource::Scale,
+            &options,
+            None,
+            // Inside the write, the object has been read (404 when missing) before the body is
+            // looked at, as kube's patch handler does.
+            &mut |existing, _| {
+                let config = scale_config(call, replicas)?;
+                let mut obj = applied(
+                    resource,
+                    existing,
+                    &config,
+                    &options,
+                    Subresource::Scale,
+                    force,
+                )?;
+                // A replica count no one applies any more is a Scale's zero, as in Go.
+                if super::scale::lookup(&obj, replicas).is_none() {
+                    super::scale::set_path(&mut obj, replicas, Some(Value::from(0)));
+                }
+                Ok(obj)
+            },
         )
-        .await?;
+        .await
+}
+
+/// The configuration of the kind that an applied `Scale` (the request's body) amounts to: its
+/// identity, the preconditions the Scale carries (its resourceVersion and uid become the
+/// object's, as kube carries them over) and, if applied, the replica count at `replicas` as the
+/// Go `int32` it becomes (`null` is 0, `3.0` is 3).
+fn scale_config(call: &Call, replicas: &[&str]) -> ApiResult<Value> {
+    let resource = &call.resource;
     let mut scale = decode_typed(
         &call.body,
         "autoscaling/v1",
@@ -283,9 +307,6 @@ pub async fn apply_scale(
         &call.info.namespace,
         Some(&call.info.name),
     )?;
-    // The same configuration of the kind: its identity, the preconditions the Scale carries
-    // (its resourceVersion and uid become the object's, as kube carries them over) and, if
-    // applied, the replica count as the Go `int32` it becomes (`null` is 0, `3.0` is 3).
     let mut config = serde_json::json!({
         "apiVersion": resource.kind.api_version(),
         "kind": resource.kind.kind,
@@ -310,34 +331,5 @@ pub async fn apply_scale(
         };
         super::scale::set_path(&mut config, replicas, Some(n));
     }
-    let options = WriteOptions {
-        ownership: Ownership::Applied,
-        ..options.clone()
-    };
-    state
-        .registry
-        .update_with(
-            resource,
-            &call.info.namespace,
-            &call.info.name,
-            Subresource::Scale,
-            &options,
-            None,
-            &mut |existing, _| {
-                let mut obj = applied(
-                    resource,
-                    existing,
-                    &config,
-                    &options,
-                    Subresource::Scale,
-                    force,
-                )?;
-                // A replica count no one applies any more is a Scale's zero, as in Go.
-                if super::scale::lookup(&obj, replicas).is_none() {
-                    super::scale::set_path(&mut obj, replicas, Some(Value::from(0)));
-                }
-                Ok(obj)
-            },
-        )
-        .await
+    Ok(config)
 }
